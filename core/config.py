@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-AUGMENTATIONS = ("none", "light", "strong")
+AUGMENTATIONS = ("auto", "none", "light", "strong")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHT_CHOICES = ("default", "none")
 FREEZE_ALL = "all"
@@ -25,7 +25,7 @@ class TrainConfig:
     lr: float | None = None  # None: chosen from the freeze depth (see default_lr)
     batch_size: int = 32
     optimizer: str = "adamw"
-    augment: str = "light"
+    augment: str = "auto"  # auto: none for feature extraction (features are then cached), light otherwise
     image_size: int | None = None  # None: the backbone's own input size
     val_split: float = 0.2
     seed: int = 0
@@ -51,6 +51,11 @@ class TrainConfig:
             raise ConfigError(f"validation split must be between 0.05 and 0.5, not {self.val_split}")
         if self.lr is not None and not 0 < self.lr < 1:
             raise ConfigError(f"learning rate must be between 0 and 1, not {self.lr}")
+
+    def resolved_augment(self, frozen_stages: int, total_stages: int) -> str:
+        if self.augment != "auto":
+            return self.augment
+        return "none" if frozen_stages >= total_stages else "light"
 
     def resolved_lr(self, frozen_stages: int, total_stages: int) -> float:
         return self.lr if self.lr is not None else default_lr(frozen_stages, total_stages)

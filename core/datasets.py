@@ -1,0 +1,150 @@
+"""From a zip or folder a user gives us to labelled image records: layout, checks, the split."""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from core.archive import ArchiveLimits, Skipped, extract
+from core.preprocessing import ImageRejected, is_image_name, load_rgb
+from core.report import DataReport, ImageRecord, judge
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
+_VERIFY_SIZE = 64  # decode JPEGs at a reduced scale when only checking that they open
+
+
+def materialize(source: Path, work_dir: Path, limits: ArchiveLimits = ArchiveLimits()) -> tuple[Path, list[Skipped]]:
+    """A folder of the data: the folder itself, or the zip extracted once into work_dir (by content hash)."""
+    if source.is_dir():
+        return source, []
+    digest = _file_sha256(source)[:16]
+    target = work_dir / "datasets" / digest
+    marker = target / ".extracted"
+    if marker.exists():
+        return target, []
+    if target.exists():
+        shutil.rmtree(target)  # a half-finished earlier extraction
+    skipped = extract(source, target, limits)
+    marker.write_text("\n".join(f"{s.path}\t{s.reason}" for s in skipped), encoding="utf-8")
+    return target, skipped
+
+
+def previously_skipped(folder: Path) -> list[Skipped]:
+    marker = folder / ".extracted"
+    if not marker.exists():
+        return []
+    lines = [line.split("\t", 1) for line in marker.read_text(encoding="utf-8").splitlines() if "\t" in line]
+    return [Skipped(path, reason) for path, reason in lines]
+
+
+def inspect(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> DataReport:
+    """Everything a user needs to know about their data before training. Raises ArchiveRefused."""
+    folder, skipped = materialize(Path(source), Path(work_dir or Path(source).parent / ".transferlab"), limits)
+    report = scan(folder)
+    report.skipped = skipped + previously_skipped(folder) + report.skipped
+    return report
+
+
+def scan(folder: Path) -> DataReport:
+    root = _unwrap(folder)
+    split_dirs = _split_dirs(root)
+    candidates: list[tuple[Path, str, str | None]] = []
+    skipped: list[Skipped] = []
+    if split_dirs:
+        layout = "split_folders"
+        for split, directory in split_dirs.items():
+            _collect(directory, root, split, candidates, skipped)
+    else:
+        layout = "class_folders"
+        _collect(root, root, None, candidates, skipped)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        checked = list(pool.map(lambda c: _check(c, root), candidates))
+    images = [item for item in checked if isinstance(item, ImageRecord)]
+    skipped += [item for item in checked if isinstance(item, Skipped)]
+    return judge(DataReport(root, layout if images else "empty", images, skipped))
+
+
+def split(report: DataReport, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """Train and validation records: the given val/ folder, else a seeded split stratified per class."""
+    if report.layout == "split_folders" and any(r.split == "val" for r in report.images):
+        return ([r for r in report.images if r.split == "train"], [r for r in report.images if r.split == "val"])
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in report.labels:
+        members = sorted((r for r in report.images if r.label == label), key=lambda r: r.path)
+        rng.shuffle(members)
+        n_val = max(1, round(val_fraction * len(members))) if len(members) >= 2 else 0
+        val += members[:n_val]
+        train += members[n_val:]
+    return train, val
+
+
+def _unwrap(folder: Path) -> Path:
+    """Step into lone wrapping folders (my_photos.zip -> my_photos/ -> classes)."""
+    while True:
+        entries = [e for e in folder.iterdir() if not _is_junk(e.name)]
+        dirs = [e for e in entries if e.is_dir() and not e.is_symlink()]
+        if len(dirs) == 1 and len(entries) == 1:
+            folder = dirs[0]
+        else:
+            return folder
+
+
+def _split_dirs(root: Path) -> dict[str, Path]:
+    found = {SPLIT_NAMES[d.name.lower()]: d for d in root.iterdir()
+             if d.is_dir() and d.name.lower() in SPLIT_NAMES}
+    return found if "train" in found else {}
+
+
+def _collect(directory: Path, root: Path, split: str | None, out: list, skipped: list[Skipped]) -> None:
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        depth_parts = path.relative_to(directory).parts
+        if any(_is_junk(part) for part in path.relative_to(root).parts):
+            if path.is_file() or path.is_symlink():
+                skipped.append(Skipped(relative, "hidden or system file; ignored"))
+            continue
+        if path.is_symlink():
+            skipped.append(Skipped(relative, "symbolic link; skipped"))
+        elif path.is_dir():
+            continue
+        elif len(depth_parts) < 2:
+            skipped.append(Skipped(relative, "not inside a class folder; skipped"))
+        elif not is_image_name(path):
+            skipped.append(Skipped(relative, f"not an image file ({path.suffix or 'no extension'}); skipped"))
+        else:
+            out.append((path, depth_parts[0], split))
+
+
+def _check(candidate: tuple[Path, str, str | None], root: Path) -> ImageRecord | Skipped:
+    path, label, split_name = candidate
+    relative = path.relative_to(root).as_posix()
+    data = path.read_bytes()
+    if not data:
+        return Skipped(relative, "empty file; skipped")
+    try:
+        load_rgb(path, min_size=_VERIFY_SIZE)  # decodes fully: catches truncated and corrupt files
+    except ImageRejected as error:
+        return Skipped(relative, f"{error}; skipped")
+    with Image.open(path) as header:  # the stored size, not the reduced-scale decode's
+        width, height = header.size
+    return ImageRecord(relative, label, split_name, hashlib.sha256(data).hexdigest(), width, height)
+
+
+def _is_junk(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX" or name.lower() in SYSTEM_FILES
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

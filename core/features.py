@@ -1,0 +1,108 @@
+"""The feature cache: the frozen prefix's output per image, computed once and reused across runs.
+
+Frozen stages never change, so for an un-augmented image their output never changes either. Entries are
+keyed by everything that could change that output (backbone, weights, depth, preprocessing) and, within an
+entry, by each image file's content hash. They live in memory (bounded) and in safetensors files on disk
+(bounded, oldest evicted), so a re-run with other head settings, or after a restart, skips the pass.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from core.preprocessing import Preprocessing
+
+DEFAULT_MEMORY_BUDGET = 2 << 30
+DEFAULT_DISK_BUDGET = 8 << 30
+
+
+def cache_key(backbone: str, weights: str, seed: int, depth: int, prep: Preprocessing) -> str:
+    identity = {"backbone": backbone, "weights": weights, "depth": depth, "prep": prep.to_dict(),
+                "seed": seed if weights == "none" else None, "format": 1}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class FeatureCache:
+    def __init__(self, directory: Path | None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 disk_budget: int = DEFAULT_DISK_BUDGET) -> None:
+        self.directory = directory
+        self.memory_budget, self.disk_budget = memory_budget, disk_budget
+        self._memory: OrderedDict[str, tuple[list[str], torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def features(self, key: str, hashes: list[str], compute: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
+        """Features for each hash, in order; `compute(indices)` is called only for the missing ones."""
+        with self._lock:
+            known_hashes, known = self._lookup(key)
+        position = {h: i for i, h in enumerate(known_hashes)}
+        missing = list(dict.fromkeys(h for h in hashes if h not in position))  # duplicates computed once
+        if missing:
+            index_of = {h: i for i, h in enumerate(hashes)}
+            fresh = compute([index_of[h] for h in missing]).to("cpu", torch.float16).contiguous()
+            known_hashes = known_hashes + missing
+            known = fresh if known is None else torch.cat([known, fresh])
+            position = {h: i for i, h in enumerate(known_hashes)}
+            with self._lock:
+                self._store(key, known_hashes, known)
+        return known[[position[h] for h in hashes]]
+
+    def missing_count(self, key: str, hashes: list[str]) -> int:
+        with self._lock:
+            known_hashes, _ = self._lookup(key)
+        known = set(known_hashes)
+        return sum(h not in known for h in hashes)
+
+    def _lookup(self, key: str) -> tuple[list[str], torch.Tensor | None]:
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        path = self._path(key)
+        if path is None or not path.exists():
+            return [], None
+        try:
+            tensor = load_file(path)["features"]
+            with open(path.with_suffix(".json"), encoding="utf-8") as handle:
+                hashes = json.load(handle)
+        except (OSError, ValueError, KeyError):
+            return [], None  # a damaged entry is recomputed, never trusted
+        os.utime(path)
+        self._remember(key, hashes, tensor)
+        return hashes, tensor
+
+    def _store(self, key: str, hashes: list[str], tensor: torch.Tensor) -> None:
+        self._remember(key, hashes, tensor)
+        path = self._path(key)
+        if path is None or tensor.numel() * 2 > self.disk_budget:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({"features": tensor}, str(tmp))
+        path.with_suffix(".json").write_text(json.dumps(hashes), encoding="utf-8")
+        os.replace(tmp, path)
+        self._evict_disk()
+
+    def _remember(self, key: str, hashes: list[str], tensor: torch.Tensor) -> None:
+        self._memory[key] = (hashes, tensor)
+        self._memory.move_to_end(key)
+        while len(self._memory) > 1 and sum(t.numel() * 2 for _, t in self._memory.values()) > self.memory_budget:
+            self._memory.popitem(last=False)
+
+    def _evict_disk(self) -> None:
+        files = sorted(self.directory.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+        used = 0
+        for path in files:
+            used += path.stat().st_size
+            if used > self.disk_budget:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
+
+    def _path(self, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{key}.safetensors"

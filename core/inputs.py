@@ -1,0 +1,80 @@
+"""What each epoch trains on: cached features of the frozen prefix when possible, decoded images otherwise.
+
+Images are decoded at most once per run, and not at all when every feature they would feed is cached.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from core.backbones import StagedModel
+from core.devices import Accelerator
+from core.features import FeatureCache, cache_key
+from core.imageset import FeatureSource, ImageSource, decode_all
+from core.preprocessing import Preprocessing
+from core.report import ImageRecord
+
+EXTRACT_BATCH = 64
+
+
+@dataclass
+class Inputs:
+    root: Path
+    parts: dict[str, list[ImageRecord]]  # "train" / "val"
+    labels: list[str]
+    prep: Preprocessing
+    model: StagedModel
+    accel: Accelerator
+    cache: FeatureCache
+    identity: tuple[str, str, int]  # backbone, weights, seed: with depth and prep, what the features depend on
+    _decoded: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def targets(self, part: str) -> torch.Tensor:
+        index = {label: i for i, label in enumerate(self.labels)}
+        return torch.tensor([index[r.label] for r in self.parts[part]], dtype=torch.long)
+
+    def source(self, part: str, frozen: int, augment: Callable | None) -> FeatureSource | ImageSource:
+        if frozen > 0 and augment is None:
+            return FeatureSource(self.features(part, frozen), self.targets(part))
+        prefix = (lambda x: self.model.run_stages(x, 0, frozen)) if frozen else None
+        return ImageSource(self.images(part), self.targets(part), self.prep, augment, prefix, self.accel.channels_last)
+
+    def will_use_cache(self, part: str, frozen: int) -> bool:
+        key = cache_key(*self.identity[:2], self.identity[2], frozen, self.prep)
+        return self.cache.missing_count(key, [r.sha256 for r in self.parts[part]]) == 0
+
+    def images(self, part: str) -> torch.Tensor:
+        if part not in self._decoded:
+            self._decoded[part] = decode_all(self.root, self.parts[part], self.prep)
+        return self._decoded[part]
+
+    def features(self, part: str, frozen: int) -> torch.Tensor:
+        key = cache_key(*self.identity[:2], self.identity[2], frozen, self.prep)
+        records = self.parts[part]
+        return self.cache.features(key, [r.sha256 for r in records], lambda idx: self._extract(part, idx, frozen))
+
+    def _extract(self, part: str, indices: list[int], frozen: int) -> torch.Tensor:
+        """One eval-mode pass of the frozen prefix; decoding the next chunk overlaps the current forward."""
+        records = self.parts[part]
+        chunks = [indices[i:i + EXTRACT_BATCH] for i in range(0, len(indices), EXTRACT_BATCH)]
+        decoded = self._decoded.get(part)
+
+        def load(chunk: list[int]) -> torch.Tensor:
+            if decoded is not None:
+                return decoded[chunk]
+            return decode_all(self.root, [records[i] for i in chunk], self.prep)
+
+        for stage in self.model.stages[:frozen]:
+            stage.eval()
+        outputs = []
+        with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode(), self.accel.autocast():
+            for raw in pool.map(load, chunks):
+                x = self.prep.normalize(raw.to(self.accel.device, non_blocking=True))
+                if self.accel.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                outputs.append(self.model.run_stages(x, 0, frozen).to("cpu", torch.float16))
+        return torch.cat(outputs)

@@ -1,0 +1,137 @@
+"""The data report: what was found, what was skipped and why, and plain-language warnings."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.archive import Skipped
+
+MIN_IMAGES_PER_CLASS = 5
+MAX_IMBALANCE = 5.0
+TINY_SIDE = 32
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: str  # relative to the dataset root, '/'-separated
+    label: str
+    split: str | None  # "train" | "val" | "test" when the data came split
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass
+class DataReport:
+    root: Path
+    layout: str  # "class_folders" | "split_folders" | "empty"
+    images: list[ImageRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({r.label for r in self.images})
+
+    @property
+    def classes(self) -> dict[str, int]:
+        counts = Counter(r.label for r in self.images)
+        return {label: counts[label] for label in self.labels}
+
+    @property
+    def splits(self) -> dict[str, dict[str, int]] | None:
+        if self.layout != "split_folders":
+            return None
+        table: dict[str, dict[str, int]] = defaultdict(dict)
+        for (split, label), n in sorted(Counter((r.split, r.label) for r in self.images).items()):
+            table[str(split)][label] = n
+        return dict(table)
+
+    @property
+    def trainable(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trainable": self.trainable,
+            "error": self.error,
+            "root": str(self.root),
+            "layout": self.layout,
+            "classes": self.classes,
+            "splits": self.splits,
+            "skipped": [dataclasses.asdict(s) for s in self.skipped],
+            "warnings": self.warnings,
+        }
+
+
+def judge(report: DataReport) -> DataReport:
+    """Fill in the report's error (if it cannot train) and warnings."""
+    labels = report.labels
+    if not labels:
+        report.error = ("No images were found. Put your images in one folder per class "
+                        "(e.g. cats/, dogs/), zip them, and upload the zip.")
+    elif len(labels) == 1:
+        report.error = (f"Only one class ('{labels[0]}') was found. A model learns to tell classes apart, "
+                        "so it needs at least two folders of images.")
+    report.warnings = _size_warnings(report.classes) + _duplicate_warnings(report.images) + _tiny_warnings(report.images)
+    if report.splits and "val" in report.splits:
+        missing = [c for c in labels if c not in report.splits["val"]]
+        if missing:
+            report.warnings.append(f"No validation images for {_names(missing)}: their accuracy cannot be measured.")
+    return report
+
+
+def _size_warnings(classes: dict[str, int]) -> list[str]:
+    warnings = []
+    small = [c for c, n in classes.items() if n < MIN_IMAGES_PER_CLASS]
+    if small:
+        warnings.append(f"Very few images in {_names(small)} (fewer than {MIN_IMAGES_PER_CLASS}). "
+                        "Add more examples of these classes; 20 or more each works much better.")
+    if len(classes) >= 2 and min(classes.values()) > 0:
+        most, least = max(classes, key=classes.get), min(classes, key=classes.get)
+        if classes[most] / classes[least] > MAX_IMBALANCE:
+            warnings.append(f"The classes are unbalanced: '{most}' has {classes[most]} images but '{least}' only "
+                            f"{classes[least]}. The model may favour '{most}'; add images to the smaller classes.")
+    return warnings
+
+
+def _duplicate_warnings(images: list[ImageRecord]) -> list[str]:
+    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in images:
+        by_hash[record.sha256].append(record)
+    groups = [g for g in by_hash.values() if len(g) > 1]
+    warnings = []
+    same = [g for g in groups if len({r.label for r in g}) == 1]
+    if same:
+        warnings.append(f"{len(same)} image(s) appear more than once in the same class (e.g. {_paths(same[0])}). "
+                        "Duplicates make accuracy look better than it is; remove the copies.")
+    conflicts = [g for g in groups if len({r.label for r in g}) > 1]
+    if conflicts:
+        warnings.append(f"{len(conflicts)} identical image(s) are filed under different classes "
+                        f"(e.g. {_paths(conflicts[0])}). Check their labels: one of each pair is wrong.")
+    leaks = [g for g in groups if {"train", "val"} <= {r.split for r in g}]
+    if leaks:
+        warnings.append(f"{len(leaks)} image(s) are in both train/ and val/ (e.g. {_paths(leaks[0])}). "
+                        "Validation then measures memory, not learning; remove them from one side.")
+    return warnings
+
+
+def _tiny_warnings(images: list[ImageRecord]) -> list[str]:
+    tiny = [r for r in images if min(r.width, r.height) < TINY_SIDE]
+    if not tiny:
+        return []
+    return [f"{len(tiny)} image(s) are tiny (under {TINY_SIDE} pixels on a side, e.g. '{tiny[0].path}'); "
+            "they will be enlarged and look blurry to the model."]
+
+
+def _names(labels: list[str]) -> str:
+    shown = ", ".join(f"'{c}'" for c in labels[:5])
+    return shown + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+
+
+def _paths(group: list[ImageRecord]) -> str:
+    return " and ".join(f"'{r.path}'" for r in group[:2])

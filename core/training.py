@@ -1,0 +1,201 @@
+"""fit(): the training loop. It trains and announces events; saving, evaluation reports and status are the
+caller's (core.runner), as in minGPT's trainer."""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core import backbones, devices
+from core.config import FREEZE_ALL, TrainConfig
+from core.datasets import inspect, split
+from core.events import EventLog
+from core.features import FeatureCache
+from core.imageset import augmenter
+from core.inputs import Inputs
+from core.report import ImageRecord
+
+BATCH_EVENT_INTERVAL_S = 0.5
+# name -> (class, learning-rate scale relative to the Adam-family defaults, extra arguments)
+OPTIMIZERS = {
+    "adamw": (torch.optim.AdamW, 1.0, {}),
+    "adam": (torch.optim.Adam, 1.0, {}),
+    "sgd": (torch.optim.SGD, 10.0, {"momentum": 0.9, "nesterov": True}),
+}
+
+
+class Cancelled(Exception):
+    """The user asked the run to stop; raised within one batch of the request."""
+
+
+class DataError(ValueError):
+    """The data cannot be trained on; the message is the data report's reason."""
+
+
+@dataclass
+class FitResult:
+    model: backbones.StagedModel
+    labels: list[str]
+    preprocessing: object
+    root: Path
+    val_records: list[ImageRecord]
+    val_probabilities: torch.Tensor
+    best_epoch: int
+    frozen_stages: int
+
+
+def frozen_count(config: TrainConfig, total: int) -> int:
+    return total if config.freeze_depth == FREEZE_ALL else min(int(config.freeze_depth), total)
+
+
+def set_trainable(model: backbones.StagedModel, frozen: int) -> int:
+    """Freeze the first `frozen` stages (and keep them in eval mode so BatchNorm statistics stay put)."""
+    model.train()
+    for i, stage in enumerate(model.stages):
+        stage.requires_grad_(i >= frozen)
+        if i < frozen:
+            stage.eval()
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def plan_phases(config: TrainConfig, depth: int, total: int) -> list[tuple[int, int, bool]]:
+    """(frozen stages, epochs, discriminative lrs) per phase; two-stage trains the head alone first."""
+    if not config.two_stage or depth >= total or config.epochs < 2:
+        return [(depth, config.epochs, False)]
+    head_epochs = max(1, config.epochs // 3)
+    return [(total, head_epochs, False), (depth, config.epochs - head_epochs, True)]
+
+
+def make_optimizer(model: backbones.StagedModel, config: TrainConfig, frozen: int, lr: float,
+                   discriminative: bool, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    cls, scale, extra = OPTIMIZERS[config.optimizer]
+    lr *= scale
+    trainable = list(model.stages[frozen:]) + [model.head]
+    # Discriminative rates (fastai's fine_tune): earlier stages move 10x less than the head.
+    spread = [lr * 10 ** (-(len(trainable) - 1 - i) / max(len(trainable) - 1, 1)) if discriminative else lr
+              for i in range(len(trainable))]
+    groups = [{"params": [p for p in m.parameters() if p.requires_grad], "lr": r} for m, r in zip(trainable, spread)]
+    optimizer = cls([g for g in groups if g["params"]], weight_decay=config.weight_decay, **extra)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+
+
+def train_one_epoch(model, frozen, source, optimizer, scheduler, accel, batch_size, generator, stop, on_batch):
+    criterion = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler(accel.device.type) if accel.needs_grad_scaler else None
+    total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
+    for step, (x, y) in enumerate(source.batches(batch_size, generator, accel.device)):
+        if stop.is_set():
+            raise Cancelled()
+        with accel.autocast():
+            logits = model.forward_from(x, frozen)
+            loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        # .item() is a device sync point; once per batch is cheap next to the step itself.
+        total_loss += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        on_batch(step, loss.item(), seen / (time.perf_counter() - started))
+    return total_loss / max(seen, 1), correct / max(seen, 1), seen / (time.perf_counter() - started)
+
+
+@torch.no_grad()
+def evaluate(model, frozen, source, accel, batch_size) -> tuple[float, float, torch.Tensor]:
+    model.eval()  # the caller restores modes with set_trainable, so frozen stages stay in eval
+    losses, probabilities, targets = [], [], []
+    for x, y in source.batches(batch_size, None, accel.device):
+        with accel.autocast():
+            logits = model.forward_from(x, frozen).float()
+        losses.append(nn.functional.cross_entropy(logits, y, reduction="sum").item())
+        probabilities.append(logits.softmax(1).cpu())
+        targets.append(y.cpu())
+    if not probabilities:
+        return float("nan"), float("nan"), torch.empty(0)
+    probs, y_all = torch.cat(probabilities), torch.cat(targets)
+    return sum(losses) / len(y_all), float((probs.argmax(1) == y_all).float().mean()), probs
+
+
+class _BestTracker:
+    """Early stopping on validation loss, remembering the best epoch's weights."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best_loss, self.best_epoch, self.state = patience, float("inf"), 0, None
+
+    def should_stop(self, val_loss: float, epoch: int, model: nn.Module) -> bool:
+        if val_loss < self.best_loss or self.state is None:
+            self.best_loss, self.best_epoch = val_loss, epoch
+            self.state = copy.deepcopy(model.state_dict())
+        return self.patience > 0 and epoch - self.best_epoch >= self.patience
+
+
+def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: Path,
+        cache: FeatureCache | None = None) -> FitResult:
+    report = inspect(Path(config.data), work_dir)
+    if not report.trainable:
+        raise DataError(report.error)
+    train_records, val_records = split(report, config.val_split, config.seed)
+    accel = devices.resolve(config.device)
+    prep = backbones.preprocessing(config.backbone, config.image_size)
+    torch.manual_seed(config.seed)
+    model = backbones.build(config.backbone, len(report.labels), pretrained=config.weights == "default")
+    model.to(accel.device, memory_format=torch.channels_last if accel.channels_last else torch.preserve_format)
+    total = len(model.stages)
+    depth = frozen_count(config, total)
+    inputs = Inputs(report.root, {"train": train_records, "val": val_records}, report.labels, prep, model, accel,
+                    cache or FeatureCache(None), (config.backbone, config.weights, config.seed))
+    augment_kind = config.resolved_augment(depth, total)
+    events.emit("run_started", backbone=config.backbone, device=str(accel.device), classes=report.labels,
+                num_train=len(train_records), num_val=len(val_records), frozen_stages=depth, total_stages=total,
+                trainable_params=set_trainable(model, depth), total_params=sum(p.numel() for p in model.parameters()),
+                augment=augment_kind, features_cached=inputs.will_use_cache("train", depth), epochs=config.epochs)
+    generator = torch.Generator().manual_seed(config.seed)
+    tracker, epoch, started = _BestTracker(config.early_stopping), 0, time.perf_counter()
+    for frozen, epochs, discriminative in plan_phases(config, depth, total):
+        augment = augmenter(config.resolved_augment(frozen, total), prep.crop_size)
+        train_source, val_source = inputs.source("train", frozen, augment), inputs.source("val", frozen, None)
+        steps = epochs * -(-len(train_source) // config.batch_size)
+        optimizer, scheduler = make_optimizer(model, config, frozen, config.resolved_lr(frozen, total),
+                                              discriminative, steps)
+        for _ in range(epochs):
+            epoch += 1
+            set_trainable(model, frozen)
+            train_loss, train_acc, speed = train_one_epoch(
+                model, frozen, train_source, optimizer, scheduler, accel, config.batch_size, generator, stop,
+                _batch_reporter(events, epoch))
+            val_loss, val_acc, _ = evaluate(model, frozen, val_source, accel, config.batch_size)
+            events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
+                        train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
+                        lr=optimizer.param_groups[-1]["lr"], images_per_s=speed,
+                        elapsed_s=time.perf_counter() - started, frozen_stages=frozen)
+            if tracker.should_stop(val_loss, epoch, model):
+                break
+        else:
+            continue
+        break  # early stopping ends the whole run, not just the phase
+    model.load_state_dict(tracker.state)
+    _, _, probabilities = evaluate(model, depth, inputs.source("val", depth, None), accel, config.batch_size)
+    model.eval()
+    return FitResult(model, report.labels, prep, report.root, val_records, probabilities, tracker.best_epoch, depth)
+
+
+def _batch_reporter(events: EventLog, epoch: int):
+    last = [0.0]
+
+    def report(step: int, loss: float, images_per_s: float) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= BATCH_EVENT_INTERVAL_S:  # throttled: a fast loop must not flood the log
+            last[0] = now
+            events.emit("batch_end", epoch=epoch, batch=step + 1, loss=loss, images_per_s=images_per_s)
+    return report

@@ -20,24 +20,24 @@ SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 _VERIFY_SIZE = 64  # decode JPEGs at a reduced scale when only checking that they open
 
 
-def materialize(source: Path, work_dir: Path, limits: ArchiveLimits = ArchiveLimits()) -> tuple[Path, list[Skipped]]:
+def materialize(source: Path, work_dir: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
     """A folder of the data: the folder itself, or the zip extracted once into work_dir (by content hash)."""
     if source.is_dir():
-        return source, []
+        return source
     digest = _file_sha256(source)[:16]
     target = work_dir / "datasets" / digest
-    marker = target / ".extracted"
+    marker = _marker(target)
     if marker.exists():
-        return target, []
+        return target
     if target.exists():
         shutil.rmtree(target)  # a half-finished earlier extraction
     skipped = extract(source, target, limits)
     marker.write_text("\n".join(f"{s.path}\t{s.reason}" for s in skipped), encoding="utf-8")
-    return target, skipped
+    return target
 
 
 def previously_skipped(folder: Path) -> list[Skipped]:
-    marker = folder / ".extracted"
+    marker = _marker(folder)
     if not marker.exists():
         return []
     lines = [line.split("\t", 1) for line in marker.read_text(encoding="utf-8").splitlines() if "\t" in line]
@@ -46,9 +46,9 @@ def previously_skipped(folder: Path) -> list[Skipped]:
 
 def inspect(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> DataReport:
     """Everything a user needs to know about their data before training. Raises ArchiveRefused."""
-    folder, skipped = materialize(Path(source), Path(work_dir or Path(source).parent / ".transferlab"), limits)
+    folder = materialize(Path(source), Path(work_dir or Path(source).parent / ".transferlab"), limits)
     report = scan(folder)
-    report.skipped = skipped + previously_skipped(folder) + report.skipped
+    report.skipped = previously_skipped(folder) + report.skipped
     return report
 
 
@@ -86,13 +86,19 @@ def split(report: DataReport, val_fraction: float = 0.2, seed: int = 0) -> tuple
     return train, val
 
 
+def _marker(folder: Path) -> Path:
+    """Written beside the extracted folder once extraction completed; lists what was skipped."""
+    return folder.with_name(folder.name + ".skipped.tsv")
+
+
 def _unwrap(folder: Path) -> Path:
     """Step into lone wrapping folders (my_photos.zip -> my_photos/ -> classes)."""
     while True:
         entries = [e for e in folder.iterdir() if not _is_junk(e.name)]
         dirs = [e for e in entries if e.is_dir() and not e.is_symlink()]
-        if len(dirs) == 1 and len(entries) == 1:
-            folder = dirs[0]
+        if len(dirs) == 1 and len(entries) == 1 and any(
+                e.is_dir() and not _is_junk(e.name) for e in dirs[0].iterdir()):
+            folder = dirs[0]  # a lone folder of folders wraps the data; a lone folder of images is one class
         else:
             return folder
 

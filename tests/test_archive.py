@@ -1,0 +1,89 @@
+"""Hostile archives: nothing is written outside the dataset folder, and every refusal says why."""
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from core.archive import ArchiveLimits, ArchiveRefused, extract
+from tests.conftest import jpeg_bytes, write_zip
+
+
+def files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_path_traversal_and_absolute_paths_are_skipped_and_nothing_escapes(tmp_path):
+    archive = write_zip(tmp_path / "evil.zip", {
+        "cats/ok.jpg": jpeg_bytes(),
+        "../escaped.txt": b"x",
+        "cats/../../escaped2.txt": b"x",
+        "/tmp/absolute_escape.txt": b"x",
+    })
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    skipped = extract(archive, sandbox / "data")
+    assert files_under(sandbox) == {"data/cats/ok.jpg"}
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "escaped2.txt").exists()
+    assert not Path("/tmp/absolute_escape.txt").exists()
+    reasons = {s.path: s.reason for s in skipped}
+    assert "outside the dataset folder" in reasons["../escaped.txt"]
+    assert "outside the dataset folder" in reasons["cats/../../escaped2.txt"]
+    assert "absolute path" in reasons["/tmp/absolute_escape.txt"]
+
+
+def test_symlink_members_are_skipped(tmp_path):
+    archive = tmp_path / "links.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        link = zipfile.ZipInfo("cats/link.jpg")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("cats/real.jpg", jpeg_bytes())
+    skipped = extract(archive, tmp_path / "out")
+    assert files_under(tmp_path / "out") == {"cats/real.jpg"}
+    assert [s.reason for s in skipped] == ["symbolic link; skipped"]
+
+
+def test_encrypted_members_are_skipped(tmp_path):
+    archive = write_zip(tmp_path / "locked.zip", {"cats/real.jpg": jpeg_bytes(), "cats/secret.jpg": b"secret"})
+    # zipfile cannot write encrypted members: set the 'encrypted' flag in both headers, as a real one has it.
+    data = bytearray(archive.read_bytes())
+    local = data.find(b"cats/secret.jpg") - 30
+    central = data.find(b"cats/secret.jpg", local + 31) - 46
+    data[local + 6] |= 0x1
+    data[central + 8] |= 0x1
+    archive.write_bytes(bytes(data))
+    skipped = extract(archive, tmp_path / "out")
+    assert files_under(tmp_path / "out") == {"cats/real.jpg"}
+    assert "encrypted" in skipped[0].reason
+
+
+def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
+    fake = tmp_path / "photos.zip"
+    fake.write_bytes(jpeg_bytes())
+    with pytest.raises(ArchiveRefused, match="not a zip archive"):
+        extract(fake, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("limits, message", [
+    (ArchiveLimits(max_members=3), "entries; the limit is 3"),
+    (ArchiveLimits(max_total_bytes=2000), "unpacks to"),
+    (ArchiveLimits(max_member_bytes=1000), "one file may be at most"),
+])
+def test_archives_over_the_limits_are_refused_and_leave_nothing(tmp_path, limits, message):
+    archive = write_zip(tmp_path / "big.zip", {f"c/{i}.bin": bytes(900) for i in range(4)} | {"c/x.jpg": bytes(1500)})
+    with pytest.raises(ArchiveRefused, match=message):
+        extract(archive, tmp_path / "out", limits)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_bomb_compression_ratio_is_refused(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("cats/bomb.jpg", bytes(8 << 20))  # 8 MiB of zeros compresses about 1000:1
+    with pytest.raises(ArchiveRefused, match="zip bomb"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

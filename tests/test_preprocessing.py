@@ -1,0 +1,86 @@
+"""Every image a user might have opens as correct RGB, or is rejected with a reason."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.preprocessing import ImageRejected, load_rgb
+from core import backbones
+
+
+def saved(image: Image.Image, fmt: str, **options) -> io.BytesIO:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    buffer.seek(0)
+    return buffer
+
+
+def test_grayscale_becomes_three_equal_channels():
+    rgb = load_rgb(saved(Image.new("L", (8, 8), 77), "PNG"))
+    assert rgb.mode == "RGB" and rgb.getpixel((0, 0)) == (77, 77, 77)
+
+
+def test_sixteen_bit_is_rescaled_not_clipped():
+    values = np.array([[0, 32896, 65535]], dtype=np.uint16).repeat(2, axis=0)
+    rgb = load_rgb(saved(Image.fromarray(values), "PNG"))
+    assert [rgb.getpixel((x, 0))[0] for x in range(3)] == [0, 128, 255]
+
+
+def test_alpha_is_composited_on_white():
+    image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    image.putpixel((0, 0), (255, 0, 0, 255))
+    rgb = load_rgb(saved(image, "PNG"))
+    assert rgb.getpixel((1, 1)) == (255, 255, 255) and rgb.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_palette_with_transparency_is_composited_on_white():
+    image = Image.new("P", (4, 4), 1)
+    image.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    image.putpixel((0, 0), 0)
+    rgb = load_rgb(saved(image, "PNG", transparency=0))
+    assert rgb.getpixel((0, 0)) == (255, 255, 255) and rgb.getpixel((2, 2)) == (0, 0, 255)
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    rgb = load_rgb(saved(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"))
+    red, green, blue = rgb.getpixel((4, 4))
+    assert rgb.mode == "RGB" and red > 200 and green < 60 and blue < 60
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (30, 10), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 10, 10))  # red on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display needs a 90 degree turn clockwise
+    rgb = load_rgb(saved(image, "JPEG", exif=exif.tobytes(), quality=95))
+    assert rgb.size == (10, 30)
+    assert rgb.getpixel((5, 3))[0] > 200  # the red block is now on top
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "TIFF", "BMP", "PNG", "JPEG"])
+def test_every_supported_format_opens(fmt):
+    rgb = load_rgb(saved(Image.new("RGB", (12, 12), (10, 200, 10)), fmt))
+    assert rgb.mode == "RGB" and rgb.size == (12, 12)
+    assert abs(rgb.getpixel((6, 6))[1] - 200) < 12
+
+
+def test_truncated_image_is_rejected_with_reason():
+    data = saved(Image.effect_noise((64, 64), 50).convert("RGB"), "JPEG").getvalue()
+    with pytest.raises(ImageRejected, match="not a readable image"):
+        load_rgb(io.BytesIO(data[: len(data) // 2]))
+
+
+def test_decompression_bomb_is_rejected(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageRejected, match="decompression-bomb"):
+        load_rgb(saved(Image.new("RGB", (20, 20)), "PNG"))
+
+
+def test_backbone_preprocessing_resizes_and_crops_to_input_size():
+    prep = backbones.preprocessing("resnet18")
+    tensor = prep.to_uint8(Image.new("RGB", (640, 480), (1, 2, 3)))
+    assert tuple(tensor.shape) == (3, 224, 224) and prep.resize_size == 256
+    assert backbones.preprocessing("resnet18", 112).resize_size == 128

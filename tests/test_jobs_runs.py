@@ -1,0 +1,81 @@
+"""Background jobs and run folders: queueing, failure reasons, runs that survive a restart."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+from core import runner, runs
+from core.config import TrainConfig
+from core.jobs import JobManager
+from tests.conftest import class_members, write_zip
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_finished_job_leaves_a_complete_run_folder(shapes_folder, tmp_path):
+    manager = JobManager(tmp_path / "work")
+    job = manager.submit(TrainConfig(data=str(shapes_folder), image_size=64, epochs=2), tmp_path / "runs")
+    assert job.wait(120) and job.state == "finished"
+    names = {p.name for p in job.run_dir.iterdir()}
+    assert {"config.json", "status.json", "metrics.jsonl", "labels.json", "preprocessing.json",
+            "model.safetensors", "evaluation.json"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    evaluation = runs.evaluation(job.run_dir)
+    assert evaluation["labels"] == ["circle", "square", "triangle"] and len(evaluation["confusion"]) == 3
+    assert {"precision", "recall", "f1", "support"} <= set(evaluation["per_class"][0])
+    assert job.events.of_kind("run_finished") and runs.read_status(job.run_dir)["state"] == "finished"
+    assert [r["epoch"] for r in runs.metrics(job.run_dir)] == [1, 2]
+
+
+def test_jobs_on_one_device_queue_and_report_their_place(shapes_folder, tmp_path):
+    manager = JobManager(tmp_path / "work")
+    slow = TrainConfig(data=str(shapes_folder), backbone="mobilenet_v3_small", weights="none", freeze_depth=0,
+                       image_size=64, batch_size=4, epochs=100)
+    first = manager.submit(slow, tmp_path / "runs")
+    second = manager.submit(slow, tmp_path / "runs")
+    assert wait_for(lambda: first.state == "running")
+    assert second.state == "queued" and manager.ahead_of(second.id) == 1
+    assert manager.cancel(second.id) and manager.cancel(first.id)
+    assert first.wait(60) and second.wait(60)
+    assert (first.state, second.state) == ("cancelled", "cancelled")
+    assert runs.read_status(second.run_dir)["message"] == "Cancelled before it started."
+
+
+def test_a_failing_job_reports_failed_with_a_plain_reason_and_the_traceback(tmp_path):
+    one_class = write_zip(tmp_path / "one.zip", class_members("", {"cats": 6}))
+    manager = JobManager(tmp_path / "work")
+    job = manager.submit(TrainConfig(data=str(one_class), image_size=64), tmp_path / "runs")
+    assert job.wait(60) and job.state == "failed"
+    status = runs.read_status(job.run_dir)
+    assert "at least two" in status["message"] and "Traceback" in status["details"]
+    assert job.events.of_kind("run_failed")[0].data["message"] == status["message"]
+
+
+def test_out_of_memory_is_explained_as_what_to_try():
+    message = runner.explain(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert "smaller batch size" in message
+
+
+def test_runs_are_listed_by_a_new_process_and_orphans_show_as_interrupted(trained_run, tmp_path):
+    root = trained_run.parent
+    orphan = runs.create(root, TrainConfig(data="x"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    status = json.loads((orphan / "status.json").read_text()) | {"state": "running", "pid": int(dead.stdout),
+                                                                  "owner": "a-process-that-died"}
+    (orphan / "status.json").write_text(json.dumps(status))
+    listing = subprocess.run(
+        [sys.executable, "-c", "import sys; from core import runs; "
+         "[print(r.id, r.state) for r in runs.list_runs(sys.argv[1])]", str(root)],
+        capture_output=True, text=True, check=True).stdout.split("\n")
+    assert f"{trained_run.name} finished" in listing and f"{orphan.name} interrupted" in listing

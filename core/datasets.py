@@ -1,6 +1,7 @@
 """From a zip or folder a user gives us to labelled image records: layout, checks, the split."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import random
@@ -18,6 +19,8 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
                "test": "test", "testing": "test"}
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 _VERIFY_SIZE = 64  # decode JPEGs at a reduced scale when only checking that they open
+_SCAN_MEMO_SIZE = 8
+_scans: dict[tuple, DataReport] = {}
 
 
 def materialize(source: Path, work_dir: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
@@ -53,6 +56,28 @@ def inspect(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = 
 
 
 def scan(folder: Path) -> DataReport:
+    """The report for a folder; remembered in-process until any file in it changes."""
+    signature = _signature(folder)
+    if signature in _scans:
+        return copy.deepcopy(_scans[signature])
+    report = _scan(folder)
+    if len(_scans) >= _SCAN_MEMO_SIZE:
+        _scans.pop(next(iter(_scans)))
+    _scans[signature] = copy.deepcopy(report)
+    return report
+
+
+def _signature(folder: Path) -> tuple:
+    """Every file's path, size and modification time: cheap to read, changes with any edit."""
+    entries = []
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            stat = os.stat(os.path.join(directory, name), follow_symlinks=False)
+            entries.append((os.path.join(directory, name), stat.st_size, stat.st_mtime_ns))
+    return (str(folder.resolve()), tuple(sorted(entries)))
+
+
+def _scan(folder: Path) -> DataReport:
     root = _unwrap(folder)
     split_dirs = _split_dirs(root)
     candidates: list[tuple[Path, str, str | None]] = []

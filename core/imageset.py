@@ -48,6 +48,10 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None) ->
     return batches
 
 
+def batch_count(n: int, batch_size: int) -> int:
+    return len(index_batches(n, batch_size, None))
+
+
 @dataclass
 class FeatureSource:
     """Inputs already run through the frozen prefix (the feature cache): an epoch costs almost nothing."""

@@ -103,6 +103,13 @@ def _rescale_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.round((values - low) / span * 255.0).astype(np.uint8)
 
 
+def thumbnail(source: str | Path, size: int = 160) -> Image.Image:
+    """A small RGB preview for galleries (JPEGs decode at reduced scale, so this is quick)."""
+    image = load_rgb(source, min_size=size)
+    image.thumbnail((size, size))
+    return image
+
+
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 

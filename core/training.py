@@ -16,7 +16,7 @@ from core.config import FREEZE_ALL, TrainConfig
 from core.datasets import inspect, split
 from core.events import EventLog
 from core.features import FeatureCache
-from core.imageset import augmenter
+from core.imageset import augmenter, batch_count
 from core.inputs import Inputs
 from core.report import ImageRecord
 
@@ -173,7 +173,7 @@ def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: 
             set_trainable(model, frozen)
             train_loss, train_acc, speed = train_one_epoch(
                 model, frozen, train_source, optimizer, scheduler, accel, config.batch_size, generator, stop,
-                _batch_reporter(events, epoch))
+                _batch_reporter(events, epoch, batch_count(len(train_source), config.batch_size)))
             val_loss, val_acc, _ = evaluate(model, frozen, val_source, accel, config.batch_size)
             events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
                         train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
@@ -190,12 +190,13 @@ def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: 
     return FitResult(model, report.labels, prep, report.root, val_records, probabilities, tracker.best_epoch, depth)
 
 
-def _batch_reporter(events: EventLog, epoch: int):
+def _batch_reporter(events: EventLog, epoch: int, batches: int):
     last = [0.0]
 
     def report(step: int, loss: float, images_per_s: float) -> None:
         now = time.perf_counter()
         if now - last[0] >= BATCH_EVENT_INTERVAL_S:  # throttled: a fast loop must not flood the log
             last[0] = now
-            events.emit("batch_end", epoch=epoch, batch=step + 1, loss=loss, images_per_s=images_per_s)
+            events.emit("batch_end", epoch=epoch, batch=step + 1, batches=batches, loss=loss,
+                        images_per_s=images_per_s)
     return report

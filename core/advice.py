@@ -1,0 +1,53 @@
+"""What to recommend to someone who does not know what a freeze depth is."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from core import backbones
+
+
+@dataclass(frozen=True)
+class StageTable:
+    names: tuple[str, ...]
+    parameters: tuple[int, ...]
+    head_for_two_classes: int
+    head_width: int  # each extra class adds one row of this many weights (plus a bias)
+
+
+@lru_cache(maxsize=32)
+def stage_table(name: str) -> StageTable:
+    model = backbones.build(name, 2, pretrained=False)
+    return StageTable(tuple(model.stage_names), tuple(sum(p.numel() for p in s.parameters()) for s in model.stages),
+                      sum(p.numel() for p in model.head.parameters()), model.head[-1].in_features)
+
+
+def freeze_label(name: str, depth: int) -> str:
+    names = stage_table(name).names
+    if depth == 0:
+        return "0 · fine-tune everything"
+    if depth >= len(names):
+        return f"{len(names)} · feature extraction only (train the new head)"
+    return f"{depth} · freeze up to '{names[depth - 1]}'"
+
+
+def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int, int]:
+    """(trainable, total) parameters when the first `frozen` stages are frozen."""
+    table = stage_table(name)
+    per_stage = table.parameters
+    head = table.head_for_two_classes + (num_classes - 2) * (table.head_width + 1)
+    return sum(per_stage[frozen:]) + head, sum(per_stage) + head
+
+
+def recommend_freeze(num_images: int, total_stages: int) -> tuple[int, str]:
+    """(depth, why). Little data cannot retrain millions of weights without memorising it."""
+    if num_images < 500:
+        return total_stages, (f"With {num_images} images, keep the pretrained layers as they are and train only the "
+                              "new final layer: it is fast and avoids memorising your few examples.")
+    if num_images < 3000:
+        return max(total_stages - 2, 0), (f"With {num_images} images, letting the last two stages adapt to your "
+                                          "pictures usually helps, while the early, general layers stay fixed.")
+    if num_images < 10000:
+        return total_stages // 2, (f"With {num_images} images there is enough data to retrain the later half "
+                                   "of the network.")
+    return 0, f"With {num_images} images, fine-tuning the whole network usually gives the best accuracy."

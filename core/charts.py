@@ -1,0 +1,74 @@
+"""Plotly figure builders: data in, go.Figure out. No Streamlit, so they are tested like any function.
+
+Every figure sets a constant `uirevision`, so a user's zoom survives the page refreshing it with new data.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
+
+
+def class_counts(classes: dict[str, int], splits: dict[str, dict[str, int]] | None = None) -> go.Figure:
+    figure = go.Figure()
+    if splits:
+        for split_name, counts in splits.items():
+            figure.add_bar(name=split_name, x=list(classes), y=[counts.get(c, 0) for c in classes])
+        figure.update_layout(barmode="stack")
+    else:
+        figure.add_bar(name="images", x=list(classes), y=list(classes.values()))
+    return figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", **_LAYOUT)
+
+
+def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] | None = None) -> go.Figure:
+    """Loss (with per-batch loss when given) and accuracy per epoch, side by side."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (lower is better)", "Accuracy (higher is better)"))
+    x = [e["epoch"] for e in epochs]
+    if batches:
+        figure.add_scatter(x=[_batch_position(b, batches) for b in batches], y=[b["loss"] for b in batches],
+                           name="batch loss", mode="lines", line=dict(color="lightgray"), row=1, col=1)
+    for key, name, colour in (("train_loss", "train loss", "#1f77b4"), ("val_loss", "validation loss", "#ff7f0e")):
+        figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
+                           line=dict(color=colour), row=1, col=1)
+    for key, name, colour in (("train_accuracy", "train accuracy", "#1f77b4"),
+                              ("val_accuracy", "validation accuracy", "#ff7f0e")):
+        figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
+                           line=dict(color=colour, dash="dot"), row=1, col=2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    return figure.update_layout(height=380, **_LAYOUT)
+
+
+def _batch_position(batch: dict[str, Any], batches: list[dict[str, Any]]) -> float:
+    """Place a batch between its epoch's start and end (epoch e spans (e-1, e])."""
+    per_epoch = max((b["batch"] for b in batches if b["epoch"] == batch["epoch"]), default=1)
+    return batch["epoch"] - 1 + batch["batch"] / max(per_epoch, batch.get("batches", per_epoch), 1)
+
+
+def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
+    figure = go.Figure()
+    for name, epochs in curves.items():
+        figure.add_scatter(x=[e["epoch"] for e in epochs], y=[e[metric] for e in epochs], name=name,
+                           mode="lines+markers")
+    return figure.update_layout(title=metric.replace("_", " "), xaxis_title="epoch", **_LAYOUT)
+
+
+def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
+    figure = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", text=matrix,
+                                  texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    figure.update_yaxes(autorange="reversed", title_text="true class")
+    figure.update_xaxes(title_text="predicted class")
+    return figure.update_layout(title="Confusion matrix (rows: truth, columns: prediction)", **_LAYOUT)
+
+
+def top_k(predictions: list[dict[str, Any]]) -> go.Figure:
+    labels = [p["label"] for p in predictions][::-1]
+    values = [p["probability"] for p in predictions][::-1]
+    figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.0%}" for v in values],
+                              textposition="auto"))
+    figure.update_xaxes(range=[0, 1], tickformat=".0%")
+    return figure.update_layout(height=80 + 40 * len(values), margin=dict(l=10, r=10, t=10, b=10),
+                                template="plotly_white")

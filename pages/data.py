@@ -1,0 +1,68 @@
+"""Step 1: the user's images in, and what we found in them."""
+import shutil
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from ui.common import cached_thumbnail, load_report, show_error, workspace
+from core import charts
+from core.archive import ArchiveRefused
+from core.sample import SAMPLE_ZIP
+
+THUMBS_PER_CLASS = 8
+
+ws = workspace()
+st.title("1. Your images")
+st.markdown("Upload a **zip** with one folder per class (for example `cats/`, `dogs/`), or with `train/` and "
+            "`val/` folders that each hold the class folders. No data at hand? Try the sample.")
+left, right = st.columns([3, 1])
+upload = left.file_uploader("Zip of labelled images", type=["zip"], help="Up to 2 GB.")
+if right.button("Use the sample dataset", help="120 generated pictures of circles, squares and triangles"):
+    ws.set_dataset(SAMPLE_ZIP, "Sample: shapes")
+if upload is not None and st.session_state.get("uploaded_file_id") != upload.file_id:
+    target = ws.uploads / f"{uuid.uuid4().hex}.zip"
+    with target.open("wb") as sink:
+        shutil.copyfileobj(upload, sink, 1 << 20)  # to disk in chunks; training reads it from there
+    ws.set_dataset(target, upload.name)
+    st.session_state["uploaded_file_id"] = upload.file_id
+
+dataset = ws.dataset()
+if not dataset:
+    st.info("Upload a zip, or click **Use the sample dataset**, to begin.")
+    st.stop()
+try:
+    report = load_report(dataset)
+except ArchiveRefused as error:
+    show_error(f"This archive cannot be used: {error}")
+    st.stop()
+except OSError as error:
+    show_error("The dataset could not be read. Please upload it again.", repr(error))
+    st.stop()
+
+st.subheader(f"Dataset: {dataset['name']}")
+if report.error:
+    st.error(report.error)
+counts = st.columns(4)
+counts[0].metric("Classes", len(report.classes))
+counts[1].metric("Images", sum(report.classes.values()))
+counts[2].metric("Skipped files", len(report.skipped))
+counts[3].metric("Layout", "train/ + val/" if report.splits else "class folders")
+for warning in report.warnings:
+    st.warning(warning)
+if report.classes:
+    st.plotly_chart(charts.class_counts(report.classes, report.splits), key="class_counts")
+    st.markdown("#### A few images from each class")
+    for label in report.labels:
+        records = [r for r in report.images if r.label == label][:THUMBS_PER_CLASS]
+        previews = [(cached_thumbnail(str(report.root / r.path)), Path(r.path).name) for r in records]
+        previews = [(image, name) for image, name in previews if image is not None]
+        st.markdown(f"**{label}** ({report.classes[label]} images)")
+        if previews:
+            st.image([image for image, _ in previews], caption=[name for _, name in previews], width=96)
+if report.skipped:
+    with st.expander(f"Skipped files ({len(report.skipped)}) and why"):
+        st.dataframe([{"file": s.path, "reason": s.reason} for s in report.skipped], hide_index=True)
+if report.trainable:
+    st.success("Your data is ready. Next, choose how to train.")
+    st.page_link("pages/train.py", label="Go to 2. Train", icon="➡️")

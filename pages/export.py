@@ -1,0 +1,28 @@
+"""Step 5: take the model away: one zip with everything needed to use it in code."""
+import streamlit as st
+
+from ui.common import pick_run, show_error, workspace
+from core.export import export_bundle
+
+st.title("5. Export")
+st.markdown("One download: the model as **TorchScript** (and ONNX when available), `labels.json`, "
+            "`preprocessing.json` and a standalone `predict.py` that needs only torch, torchvision and Pillow.")
+run = pick_run(workspace(), "export it")
+if run is None:
+    st.stop()
+state_key = f"export_{run.id}"
+if st.button("Prepare the download", type="primary"):
+    try:
+        with st.spinner("Exporting and checking the exported model against the trained one..."):
+            st.session_state[state_key] = export_bundle(run.path)
+    except Exception as error:  # a page must always say what happened, never show a bare traceback
+        import traceback
+
+        show_error("The export did not work for this model.", traceback.format_exc())
+result = st.session_state.get(state_key)
+if result is not None:
+    (st.success if result.verified else st.warning)(result.note)
+    st.download_button("Download the model (zip)", result.path.read_bytes(),
+                       file_name=f"transferlab-{run.config.get('backbone')}-{run.id[:8]}.zip",
+                       mime="application/zip", type="primary")
+    st.code("unzip transferlab-*.zip -d my_model && python my_model/predict.py photo.jpg", language="bash")

@@ -1,0 +1,39 @@
+"""Step 4: try the model on new pictures, from files or the camera."""
+import streamlit as st
+from PIL import Image
+
+from ui.common import pick_run, show_error, workspace
+from core import charts
+from core.inference import Predictor
+from core.preprocessing import ImageRejected, load_rgb
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+def predictor(run_path: str, modified: float) -> Predictor:
+    """Loaded once per run (and per model file version), then every prediction reuses it."""
+    return Predictor(run_path)
+
+
+st.title("4. Predict")
+run = pick_run(workspace(), "try it")
+if run is None:
+    st.stop()
+model = predictor(str(run.path), (run.path / "model.safetensors").stat().st_mtime)
+top_k = st.slider("How many guesses to show", 1, max(len(model.labels), 1), min(3, len(model.labels)))
+uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
+                           accept_multiple_files=True)
+photo = st.camera_input("Or take a photo") if st.toggle("Use the camera") else None
+inputs = [(f.name, f) for f in uploads or []] + ([("camera photo", photo)] if photo is not None else [])
+for name, file in inputs:
+    try:
+        image = load_rgb(file, min_size=model.preprocessing.resize_size)
+    except ImageRejected as error:
+        show_error(f"'{name}' could not be used: {error}.")
+        continue
+    prediction = model.predict([image], top_k=top_k)[0]
+    left, right = st.columns([1, 2])
+    preview = image.copy()
+    preview.thumbnail((320, 320), Image.Resampling.BILINEAR)
+    left.image(preview, caption=name)
+    right.markdown(f"**{prediction[0]['label']}** ({prediction[0]['probability']:.0%} sure)")
+    right.plotly_chart(charts.top_k(prediction), key=f"topk_{name}_{id(file)}")

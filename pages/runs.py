@@ -1,0 +1,29 @@
+"""Every training run in this workspace: compare them, delete the ones not needed."""
+import streamlit as st
+
+from ui.common import describe_run, workspace
+from core import charts, runs
+
+st.title("Runs")
+ws = workspace()
+history = runs.list_runs(ws.runs)
+if not history:
+    st.info("No runs yet. Start one on the **Train** page.")
+    st.stop()
+st.dataframe([{
+    "run": r.id[:8], "state": r.state, "backbone": r.config.get("backbone"),
+    "freeze depth": r.config.get("freeze_depth"), "epochs": r.config.get("epochs"),
+    "validation accuracy": r.status.get("val_accuracy"), "macro F1": r.status.get("macro_f1"),
+    "message": r.status.get("message", ""),
+} for r in history], hide_index=True)
+chosen = st.multiselect("Compare the curves of", history, default=history[:2], format_func=describe_run)
+if chosen:
+    metric = st.radio("Curve", ["val_accuracy", "val_loss", "train_loss"], horizontal=True,
+                      format_func=lambda m: m.replace("_", " "))
+    curves = {describe_run(r): runs.metrics(r.path) for r in chosen}
+    st.plotly_chart(charts.compare_runs(curves, metric), key="compare")
+with st.expander("Delete a run"):
+    doomed = st.selectbox("Run to delete", history, format_func=describe_run, key="doomed")
+    if st.button("Delete it for good", disabled=doomed.state in runs.ACTIVE_STATES):
+        runs.delete(doomed.path)
+        st.rerun()

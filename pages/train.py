@@ -1,0 +1,101 @@
+"""Step 2: choose a backbone and how much of it to retrain, start, and watch it learn."""
+import streamlit as st
+
+from ui.common import job_manager, load_report, remember, show_error, url_param, workspace
+from ui.progress import show_job
+from core import advice, backbones, devices
+from core.archive import ArchiveRefused
+from core.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, ConfigError, TrainConfig
+
+AUGMENT_HELP = ("auto: none for feature extraction (then features are computed once and training takes seconds), "
+                "light otherwise. light: random crops and flips. strong: also colour and geometry changes.")
+
+ws, manager = workspace(), job_manager()
+st.title("2. Train")
+job_id = url_param("job")
+if job_id and (ws.runs / job_id).is_dir():
+    show_job(manager, ws, job_id)
+    if st.button("Set up another training"):
+        st.session_state.pop("url_job", None)
+        del st.query_params["job"]
+        st.rerun()
+    st.stop()
+
+dataset = ws.dataset()
+if not dataset:
+    st.info("First choose your images on the **Data** page.")
+    st.page_link("pages/data.py", label="Go to 1. Data", icon="⬅️")
+    st.stop()
+try:
+    report = load_report(dataset)
+except (ArchiveRefused, OSError) as error:
+    show_error(f"The dataset cannot be used: {error}")
+    st.stop()
+if not report.trainable:
+    show_error(report.error)
+    st.stop()
+num_images, num_classes = sum(report.classes.values()), len(report.classes)
+st.caption(f"Dataset: **{dataset['name']}**: {num_images} images in {num_classes} classes.")
+
+st.subheader("Backbone")
+st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")
+catalogue = backbones.catalogue()
+st.dataframe([{
+    "backbone": b.title, "parameters (M)": b.params_m, "compute (GFLOPs)": b.gflops,
+    "ImageNet accuracy (%)": round(b.imagenet_top1, 1),
+    "weights": "bundled: works offline" if b.bundled else
+    ("on this computer" if backbones.weights_available(b.name) else "downloaded on first use"),
+} for b in catalogue], hide_index=True)
+names = [b.name for b in catalogue]
+backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED),
+                        format_func=lambda n: backbones.info(n).title)
+weights = "default"
+if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
+    target = backbones.weights_file(backbone)
+    st.warning(f"The pretrained weights for this backbone are not on this computer yet. They download "
+               f"automatically when training starts. Offline? Put the file `{target.name}` into `{target.parent}`, "
+               f"or choose the bundled EfficientNet-Lite0.")
+    if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)"):
+        weights = "none"
+
+st.subheader("How much to retrain")
+table = advice.stage_table(backbone)
+total = len(table.names)
+recommended, why = advice.recommend_freeze(num_images, total)
+depth = st.select_slider("Freeze depth: stages kept as they are", options=list(range(total + 1)),
+                         value=recommended, format_func=lambda d: advice.freeze_label(backbone, d))
+st.caption(f"Recommended: {advice.freeze_label(backbone, recommended)}. {why}")
+trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
+st.metric("Trainable parameters", f"{trainable:,}", help=f"of {every:,} in total ({trainable / every:.2%})")
+
+with st.expander("Advanced settings (the defaults work well)"):
+    cols = st.columns(3)
+    epochs = cols[0].number_input("Epochs (passes over the data)", 1, 500, 10)
+    batch_size = cols[1].selectbox("Batch size", [8, 16, 32, 64, 128], index=2)
+    optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS)
+    augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, help=AUGMENT_HELP)
+    fixed = backbones.info(backbone).fixed_size
+    image_size = cols[1].number_input("Image size (pixels)", 32, 1024, backbones.info(backbone).input_size,
+                                      disabled=fixed, help="Smaller is faster; the backbone was trained at 224.")
+    device = cols[2].selectbox("Device", DEVICES)
+    own_lr = cols[0].checkbox("Set the learning rate myself", help="Default: chosen from the freeze depth.")
+    lr = cols[1].number_input("Learning rate", 1e-6, 0.5, 1e-3, format="%.6f", disabled=not own_lr)
+    patience = cols[2].number_input("Early stopping patience (0 = off)", 0, 100, 3)
+    val_split = cols[0].slider("Validation share", 0.05, 0.5, 0.2, disabled=bool(report.splits))
+    seed = cols[1].number_input("Random seed", 0, 2**31 - 1, 0)
+    two_stage = cols[2].checkbox("Two-stage: train the head first, then unfreeze with smaller steps for "
+                                 "earlier layers")
+try:
+    st.caption(f"Training runs on: **{devices.describe(device)}**")
+    config = TrainConfig(data=dataset["path"], backbone=backbone, freeze_depth=depth, epochs=int(epochs),
+                         lr=float(lr) if own_lr else None, batch_size=int(batch_size), optimizer=optimizer,
+                         augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
+                         seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
+                         two_stage=two_stage)
+except ConfigError as error:
+    show_error(str(error))
+    st.stop()
+if st.button("Start training", type="primary"):
+    job = manager.submit(config, ws.runs)
+    remember("job", job.id)
+    st.rerun()

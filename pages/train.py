@@ -48,14 +48,15 @@ st.dataframe([{
 } for b in catalogue], hide_index=True)
 names = [b.name for b in catalogue]
 backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED),
-                        format_func=lambda n: backbones.info(n).title)
+                        format_func=lambda n: backbones.info(n).title, key="backbone")
 weights = "default"
 if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
     target = backbones.weights_file(backbone)
     st.warning(f"The pretrained weights for this backbone are not on this computer yet. They download "
                f"automatically when training starts. Offline? Put the file `{target.name}` into `{target.parent}`, "
                f"or choose the bundled EfficientNet-Lite0.")
-    if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)"):
+    if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)",
+                   key="random_init"):
         weights = "none"
 
 st.subheader("How much to retrain")
@@ -63,20 +64,22 @@ table = advice.stage_table(backbone)
 total = len(table.names)
 recommended, why = advice.recommend_freeze(num_images, total)
 depth = st.select_slider("Freeze depth: stages kept as they are", options=list(range(total + 1)),
-                         value=recommended, format_func=lambda d: advice.freeze_label(backbone, d))
+                         value=recommended, format_func=lambda d: advice.freeze_label(backbone, d),
+                         key=f"depth_{backbone}")
 st.caption(f"Recommended: {advice.freeze_label(backbone, recommended)}. {why}")
 trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
 st.metric("Trainable parameters", f"{trainable:,}", help=f"of {every:,} in total ({trainable / every:.2%})")
 
 with st.expander("Advanced settings (the defaults work well)"):
     cols = st.columns(3)
-    epochs = cols[0].number_input("Epochs (passes over the data)", 1, 500, 10)
+    epochs = cols[0].number_input("Epochs (passes over the data)", 1, 500, 10, key="epochs")
     batch_size = cols[1].selectbox("Batch size", [8, 16, 32, 64, 128], index=2)
     optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS)
     augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, help=AUGMENT_HELP)
     fixed = backbones.info(backbone).fixed_size
     image_size = cols[1].number_input("Image size (pixels)", 32, 1024, backbones.info(backbone).input_size,
-                                      disabled=fixed, help="Smaller is faster; the backbone was trained at 224.")
+                                      disabled=fixed, help="Smaller is faster; the backbone was trained at 224.",
+                                      key="image_size")
     device = cols[2].selectbox("Device", DEVICES)
     own_lr = cols[0].checkbox("Set the learning rate myself", help="Default: chosen from the freeze depth.")
     lr = cols[1].number_input("Learning rate", 1e-6, 0.5, 1e-3, format="%.6f", disabled=not own_lr)
@@ -95,7 +98,7 @@ try:
 except ConfigError as error:
     show_error(str(error))
     st.stop()
-if st.button("Start training", type="primary"):
+if st.button("Start training", type="primary", key="start"):
     job = manager.submit(config, ws.runs)
     remember("job", job.id)
     st.rerun()

@@ -56,7 +56,8 @@ def _train(args: argparse.Namespace) -> int:
         data=str(Path(args.data).resolve()), backbone=args.backbone, freeze_depth=args.freeze_depth,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
         image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
-        weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage)
+        weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
+        data_name=Path(args.data).name)
     backbones.preprocessing(config.backbone, config.image_size)  # fail now on an impossible size
     run_dir = runs.create(Path(args.out), config)
     events, stop = EventLog(run_dir / "metrics.jsonl"), threading.Event()

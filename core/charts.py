@@ -20,7 +20,8 @@ def class_counts(classes: dict[str, int], splits: dict[str, dict[str, int]] | No
         figure.update_layout(barmode="stack")
     else:
         figure.add_bar(name="images", x=list(classes), y=list(classes.values()))
-    return figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", **_LAYOUT)
+    return figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=320,
+                                **_LAYOUT)
 
 
 def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] | None = None) -> go.Figure:

@@ -34,6 +34,7 @@ class TrainConfig:
     early_stopping: int = 3  # epochs without val-loss improvement before stopping; 0 = never
     two_stage: bool = False
     weight_decay: float = 1e-4
+    data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists
 
     def __post_init__(self) -> None:
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, OPTIMIZERS)

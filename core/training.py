@@ -16,11 +16,14 @@ from core.config import FREEZE_ALL, TrainConfig
 from core.datasets import inspect, split
 from core.events import EventLog
 from core.features import FeatureCache
-from core.imageset import augmenter, batch_count
+from core.imageset import FeatureSource, augmenter, batch_count
 from core.inputs import Inputs
 from core.report import ImageRecord
 
 BATCH_EVENT_INTERVAL_S = 0.5
+# A head on cached features costs milliseconds per pass, so each epoch makes passes enough for this many
+# optimizer steps: the head is then fitted properly even on a few dozen images (the "linear-probe" level).
+MIN_HEAD_STEPS_PER_EPOCH = 20
 # name -> (class, learning-rate scale relative to the Adam-family defaults, extra arguments)
 OPTIMIZERS = {
     "adamw": (torch.optim.AdamW, 1.0, {}),
@@ -84,11 +87,23 @@ def make_optimizer(model: backbones.StagedModel, config: TrainConfig, frozen: in
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
 
 
-def train_one_epoch(model, frozen, source, optimizer, scheduler, accel, batch_size, generator, stop, on_batch):
+def passes_per_epoch(source, frozen: int, total: int, batch_size: int) -> int:
+    if frozen < total or not isinstance(source, FeatureSource):
+        return 1
+    return -(-MIN_HEAD_STEPS_PER_EPOCH // batch_count(len(source), batch_size))
+
+
+def _epoch_batches(source, batch_size, generator, device, passes):
+    for _ in range(passes):
+        yield from source.batches(batch_size, generator, device)
+
+
+def train_one_epoch(model, frozen, source, optimizer, scheduler, accel, batch_size, generator, stop, on_batch,
+                    passes: int = 1):
     criterion = nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler(accel.device.type) if accel.needs_grad_scaler else None
     total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
-    for step, (x, y) in enumerate(source.batches(batch_size, generator, accel.device)):
+    for step, (x, y) in enumerate(_epoch_batches(source, batch_size, generator, accel.device, passes)):
         if stop.is_set():
             raise Cancelled()
         with accel.autocast():
@@ -165,7 +180,9 @@ def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: 
     for frozen, epochs, discriminative in plan_phases(config, depth, total):
         augment = augmenter(config.resolved_augment(frozen, total), prep.crop_size)
         train_source, val_source = inputs.source("train", frozen, augment), inputs.source("val", frozen, None)
-        steps = epochs * -(-len(train_source) // config.batch_size)
+        passes = passes_per_epoch(train_source, frozen, total, config.batch_size)
+        batches = batch_count(len(train_source), config.batch_size) * passes
+        steps = epochs * batches
         optimizer, scheduler = make_optimizer(model, config, frozen, config.resolved_lr(frozen, total),
                                               discriminative, steps)
         for _ in range(epochs):
@@ -173,7 +190,7 @@ def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: 
             set_trainable(model, frozen)
             train_loss, train_acc, speed = train_one_epoch(
                 model, frozen, train_source, optimizer, scheduler, accel, config.batch_size, generator, stop,
-                _batch_reporter(events, epoch, batch_count(len(train_source), config.batch_size)))
+                _batch_reporter(events, epoch, batches), passes)
             val_loss, val_acc, _ = evaluate(model, frozen, val_source, accel, config.batch_size)
             events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
                         train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,

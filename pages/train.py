@@ -24,7 +24,7 @@ if job_id and (ws.runs / job_id).is_dir():
 dataset = ws.dataset()
 if not dataset:
     st.info("First choose your images on the **Data** page.")
-    st.page_link("pages/data.py", label="Go to 1. Data", icon="⬅️")
+    st.page_link("pages/data.py", label="Go to 1. Data", icon=":material/arrow_back:")
     st.stop()
 try:
     report = load_report(dataset)
@@ -94,7 +94,7 @@ try:
                          lr=float(lr) if own_lr else None, batch_size=int(batch_size), optimizer=optimizer,
                          augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
                          seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
-                         two_stage=two_stage)
+                         two_stage=two_stage, data_name=dataset["name"])
 except ConfigError as error:
     show_error(str(error))
     st.stop()

@@ -120,6 +120,6 @@ def pick_run(workspace: Workspace, purpose: str) -> runs.RunSummary | None:
 def describe_run(run: runs.RunSummary) -> str:
     accuracy = run.status.get("val_accuracy")
     score = f", {accuracy:.0%} validation accuracy" if isinstance(accuracy, (int, float)) else ""
-    data = Path(run.config.get("data", "")).name
+    data = run.config.get("data_name") or Path(run.config.get("data", "")).name
     return f"{run.config.get('backbone')} on {data}{score} ({run.state}, {run.id[:8]})"
 

@@ -78,8 +78,8 @@ def _ending(state, end, job_id, ws) -> None:
         status = runs.read_status(ws.runs / job_id)
         st.success(f"Finished: {status.get('val_accuracy', 0):.1%} of validation images recognised correctly "
                    f"(best epoch {status.get('best_epoch')}).")
-        st.page_link("pages/evaluate.py", label="See the details on 3. Evaluate", icon="📊")
-        st.page_link("pages/predict.py", label="Try it on new images on 4. Predict", icon="🔮")
+        st.page_link("pages/evaluate.py", label="See the details on 3. Evaluate", icon=":material/analytics:")
+        st.page_link("pages/predict.py", label="Try it on new images on 4. Predict", icon=":material/image_search:")
     elif state == "failed":
         show_error(end["message"] if end else "Training failed.", end.get("details") if end else None)
     elif state == "cancelled":

@@ -1,0 +1,138 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against `streamlit run` on localhost.
+
+upload -> train -> curve visible -> reload -> same job -> predict an image -> top-k shown.
+Set TRANSFERLAB_SCREENSHOTS=docs to refresh the README's screenshots from this run.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from core import sample
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+expect.set_options(timeout=90_000)  # training happens between steps; a slow CI core must not fail the test
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = os.environ | {"TRANSFERLAB_HOME": str(tmp_path_factory.mktemp("e2e-home")), "TRANSFERLAB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        raise RuntimeError("streamlit did not start: " + process.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    process.terminate()
+    process.wait(20)
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+        yield page
+        browser.close()
+
+
+def shapes_zip(folder: Path) -> Path:
+    sample.write_folder(folder / "data", per_class=10, size=96, seed=5)
+    target = folder / "shapes.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted((folder / "data").rglob("*.jpg")):
+            archive.write(path, path.relative_to(folder / "data").as_posix())
+    return target
+
+
+def settle(page) -> None:
+    page.wait_for_selector(IDLE)
+
+
+def shoot(page, name: str) -> None:
+    folder = os.environ.get("TRANSFERLAB_SCREENSHOTS")
+    if folder:
+        Path(ROOT / folder).mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / folder / f"{name}.png"), full_page=True)
+
+
+def open_step(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title).click()
+    settle(page)
+
+
+def test_upload_train_reload_predict(server, browser_page, tmp_path):
+    page = browser_page
+    page.goto(server)
+    settle(page)
+    page.locator("input[type='file']").first.set_input_files(str(shapes_zip(tmp_path)))
+    expect(page.get_by_text("Your data is ready")).to_be_visible()
+    shoot(page, "data")
+
+    open_step(page, "2. Train")
+    page.get_by_text("Advanced settings").click()
+    epochs = page.get_by_label("Epochs (passes over the data)")
+    epochs.fill("2")
+    epochs.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Finished:")).to_be_visible()
+    expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
+    assert "job=" in page.url
+    job_url = page.url
+    shoot(page, "train")
+
+    page.reload()
+    settle(page)
+    assert page.url == job_url
+    expect(page.get_by_text("Finished:")).to_be_visible()  # the same job, after a reload
+    expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
+
+    open_step(page, "3. Evaluate")
+    expect(page.get_by_text("Confusion matrix").first).to_be_visible()
+    shoot(page, "evaluate")
+
+    open_step(page, "4. Predict")
+    image = sorted((tmp_path / "data" / "triangle").glob("*.jpg"))[0]
+    page.locator("input[type='file']").first.set_input_files(str(image))
+    expect(page.get_by_text("sure)")).to_be_visible()
+    expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
+    shoot(page, "predict")
+
+    open_step(page, "5. Export")
+    page.get_by_role("button", name="Prepare the download").click()
+    expect(page.get_by_text("same predictions as the trained one")).to_be_visible()
+    shoot(page, "export")

@@ -27,6 +27,24 @@ def decode_all(root: Path, records: list[ImageRecord], prep: Preprocessing) -> t
         return torch.stack(list(pool.map(decode, records)))
 
 
+class LazyImages:
+    """Past the memory budget: decode each batch when it is needed instead of keeping every image in memory."""
+
+    def __init__(self, root: Path, records: list[ImageRecord], prep: Preprocessing) -> None:
+        self.root, self.records, self.prep = root, records, prep
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, indices: torch.Tensor | list[int]) -> torch.Tensor:
+        chosen = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
+        return decode_all(self.root, [self.records[i] for i in chosen], self.prep)
+
+
+def decoded_bytes(count: int, prep: Preprocessing) -> int:
+    return count * 3 * prep.crop_size * prep.crop_size
+
+
 def augmenter(kind: str, size: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
     if kind == "none":
         return None
@@ -71,7 +89,7 @@ class FeatureSource:
 class ImageSource:
     """Decoded images, augmented per sample, normalised, then (if any stages are frozen) run through the
     frozen prefix without building a graph."""
-    images: torch.Tensor
+    images: torch.Tensor | LazyImages
     labels: torch.Tensor
     prep: Preprocessing
     augment: Callable[[torch.Tensor], torch.Tensor] | None

@@ -14,11 +14,12 @@ import torch
 from core.backbones import StagedModel
 from core.devices import Accelerator
 from core.features import FeatureCache, cache_key
-from core.imageset import FeatureSource, ImageSource, decode_all
+from core.imageset import FeatureSource, ImageSource, LazyImages, decode_all, decoded_bytes
 from core.preprocessing import Preprocessing
 from core.report import ImageRecord
 
 EXTRACT_BATCH = 64
+DECODE_BUDGET = 3 << 30  # decoded uint8 images kept in memory per part; beyond it, decode per batch
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Inputs:
     accel: Accelerator
     cache: FeatureCache
     identity: tuple[str, str, int]  # backbone, weights, seed: with depth and prep, what the features depend on
-    _decoded: dict[str, torch.Tensor] = field(default_factory=dict)
+    _decoded: dict[str, torch.Tensor | LazyImages] = field(default_factory=dict)
 
     def targets(self, part: str) -> torch.Tensor:
         index = {label: i for i, label in enumerate(self.labels)}
@@ -44,18 +45,23 @@ class Inputs:
         return ImageSource(self.images(part), self.targets(part), self.prep, augment, prefix, self.accel.channels_last)
 
     def will_use_cache(self, part: str, frozen: int) -> bool:
-        key = cache_key(*self.identity[:2], self.identity[2], frozen, self.prep)
-        return self.cache.missing_count(key, [r.sha256 for r in self.parts[part]]) == 0
+        return self.cache.missing_count(self._key(frozen), [r.sha256 for r in self.parts[part]]) == 0
 
-    def images(self, part: str) -> torch.Tensor:
+    def _key(self, frozen: int) -> str:
+        return cache_key(*self.identity, frozen, self.prep)
+
+    def images(self, part: str) -> torch.Tensor | LazyImages:
         if part not in self._decoded:
-            self._decoded[part] = decode_all(self.root, self.parts[part], self.prep)
+            records = self.parts[part]
+            if decoded_bytes(len(records), self.prep) > DECODE_BUDGET:
+                self._decoded[part] = LazyImages(self.root, records, self.prep)
+            else:
+                self._decoded[part] = decode_all(self.root, records, self.prep)
         return self._decoded[part]
 
     def features(self, part: str, frozen: int) -> torch.Tensor:
-        key = cache_key(*self.identity[:2], self.identity[2], frozen, self.prep)
-        records = self.parts[part]
-        return self.cache.features(key, [r.sha256 for r in records], lambda idx: self._extract(part, idx, frozen))
+        hashes = [r.sha256 for r in self.parts[part]]
+        return self.cache.features(self._key(frozen), hashes, lambda idx: self._extract(part, idx, frozen))
 
     def _extract(self, part: str, indices: list[int], frozen: int) -> torch.Tensor:
         """One eval-mode pass of the frozen prefix; decoding the next chunk overlaps the current forward."""

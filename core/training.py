@@ -155,8 +155,41 @@ class _BestTracker:
         return self.patience > 0 and epoch - self.best_epoch >= self.patience
 
 
+@dataclass
+class _Session:
+    """Everything one fit() works with, prepared once."""
+    config: TrainConfig
+    model: backbones.StagedModel
+    inputs: Inputs
+    accel: devices.Accelerator
+    depth: int
+    total: int
+    events: EventLog
+    stop: threading.Event
+    generator: torch.Generator
+    started: float
+
+
 def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: Path,
         cache: FeatureCache | None = None) -> FitResult:
+    """Train per `config`, announcing run_started, batch_end and epoch_end; return the best epoch's model."""
+    session = _prepare(config, events, stop, work_dir, cache)
+    tracker, epoch = _BestTracker(config.early_stopping), 0
+    for frozen, epochs, discriminative in plan_phases(config, session.depth, session.total):
+        epoch, stopped_early = _train_phase(session, tracker, epoch, frozen, epochs, discriminative)
+        if stopped_early:
+            break  # early stopping ends the whole run, not just the phase
+    model, inputs = session.model, session.inputs
+    model.load_state_dict(tracker.state)
+    val_source = inputs.source("val", session.depth, None)
+    _, _, probabilities = evaluate(model, session.depth, val_source, session.accel, config.batch_size)
+    model.eval()
+    return FitResult(model, inputs.labels, inputs.prep, inputs.root, inputs.parts["val"], probabilities,
+                     tracker.best_epoch, session.depth)
+
+
+def _prepare(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: Path,
+             cache: FeatureCache | None) -> _Session:
     report = inspect(Path(config.data), work_dir)
     if not report.trainable:
         raise DataError(report.error)
@@ -170,41 +203,39 @@ def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: 
     depth = frozen_count(config, total)
     inputs = Inputs(report.root, {"train": train_records, "val": val_records}, report.labels, prep, model, accel,
                     cache or FeatureCache(None), (config.backbone, config.weights, config.seed))
-    augment_kind = config.resolved_augment(depth, total)
     events.emit("run_started", backbone=config.backbone, device=str(accel.device), classes=report.labels,
                 num_train=len(train_records), num_val=len(val_records), frozen_stages=depth, total_stages=total,
                 trainable_params=set_trainable(model, depth), total_params=sum(p.numel() for p in model.parameters()),
-                augment=augment_kind, features_cached=inputs.will_use_cache("train", depth), epochs=config.epochs)
-    generator = torch.Generator().manual_seed(config.seed)
-    tracker, epoch, started = _BestTracker(config.early_stopping), 0, time.perf_counter()
-    for frozen, epochs, discriminative in plan_phases(config, depth, total):
-        augment = augmenter(config.resolved_augment(frozen, total), prep.crop_size)
-        train_source, val_source = inputs.source("train", frozen, augment), inputs.source("val", frozen, None)
-        passes = passes_per_epoch(train_source, frozen, total, config.batch_size)
-        batches = batch_count(len(train_source), config.batch_size) * passes
-        steps = epochs * batches
-        optimizer, scheduler = make_optimizer(model, config, frozen, config.resolved_lr(frozen, total),
-                                              discriminative, steps)
-        for _ in range(epochs):
-            epoch += 1
-            set_trainable(model, frozen)
-            train_loss, train_acc, speed = train_one_epoch(
-                model, frozen, train_source, optimizer, scheduler, accel, config.batch_size, generator, stop,
-                _batch_reporter(events, epoch, batches), passes)
-            val_loss, val_acc, _ = evaluate(model, frozen, val_source, accel, config.batch_size)
-            events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
-                        train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
-                        lr=optimizer.param_groups[-1]["lr"], images_per_s=speed,
-                        elapsed_s=time.perf_counter() - started, frozen_stages=frozen)
-            if tracker.should_stop(val_loss, epoch, model):
-                break
-        else:
-            continue
-        break  # early stopping ends the whole run, not just the phase
-    model.load_state_dict(tracker.state)
-    _, _, probabilities = evaluate(model, depth, inputs.source("val", depth, None), accel, config.batch_size)
-    model.eval()
-    return FitResult(model, report.labels, prep, report.root, val_records, probabilities, tracker.best_epoch, depth)
+                augment=config.resolved_augment(depth, total), features_cached=inputs.will_use_cache("train", depth),
+                epochs=config.epochs)
+    return _Session(config, model, inputs, accel, depth, total, events, stop,
+                    torch.Generator().manual_seed(config.seed), time.perf_counter())
+
+
+def _train_phase(s: _Session, tracker: _BestTracker, epoch: int, frozen: int, epochs: int,
+                 discriminative: bool) -> tuple[int, bool]:
+    """Train `epochs` epochs with `frozen` stages frozen; return the last epoch number and whether to stop."""
+    config = s.config
+    augment = augmenter(config.resolved_augment(frozen, s.total), s.inputs.prep.crop_size)
+    train_source, val_source = s.inputs.source("train", frozen, augment), s.inputs.source("val", frozen, None)
+    passes = passes_per_epoch(train_source, frozen, s.total, config.batch_size)
+    batches = batch_count(len(train_source), config.batch_size) * passes
+    optimizer, scheduler = make_optimizer(s.model, config, frozen, config.resolved_lr(frozen, s.total),
+                                          discriminative, epochs * batches)
+    for _ in range(epochs):
+        epoch += 1
+        set_trainable(s.model, frozen)
+        train_loss, train_acc, speed = train_one_epoch(
+            s.model, frozen, train_source, optimizer, scheduler, s.accel, config.batch_size, s.generator, s.stop,
+            _batch_reporter(s.events, epoch, batches), passes)
+        val_loss, val_acc, _ = evaluate(s.model, frozen, val_source, s.accel, config.batch_size)
+        s.events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
+                      train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
+                      lr=optimizer.param_groups[-1]["lr"], images_per_s=speed,
+                      elapsed_s=time.perf_counter() - s.started, frozen_stages=frozen)
+        if tracker.should_stop(val_loss, epoch, s.model):
+            return epoch, True
+    return epoch, False
 
 
 def _batch_reporter(events: EventLog, epoch: int, batches: int):

@@ -1,4 +1,6 @@
 """Step 5: take the model away: one zip with everything needed to use it in code."""
+import traceback
+
 import streamlit as st
 
 from ui.common import pick_run, show_error, workspace
@@ -15,9 +17,7 @@ if st.button("Prepare the download", type="primary"):
     try:
         with st.spinner("Exporting and checking the exported model against the trained one..."):
             st.session_state[state_key] = export_bundle(run.path)
-    except Exception as error:  # a page must always say what happened, never show a bare traceback
-        import traceback
-
+    except Exception:  # a page must always say what happened, never show a bare traceback
         show_error("The export did not work for this model.", traceback.format_exc())
 result = st.session_state.get(state_key)
 if result is not None:

@@ -68,7 +68,8 @@ depth = st.select_slider("Freeze depth: stages kept as they are", options=list(r
                          key=f"depth_{backbone}")
 st.caption(f"Recommended: {advice.freeze_label(backbone, recommended)}. {why}")
 trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
-st.metric("Trainable parameters", f"{trainable:,}", help=f"of {every:,} in total ({trainable / every:.2%})")
+st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will change while training.")
+st.caption(f"{trainable / every:.2%} of the network's {every:,} parameters will be trained.")
 
 with st.expander("Advanced settings (the defaults work well)"):
     cols = st.columns(3)

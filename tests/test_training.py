@@ -110,3 +110,16 @@ def test_unknown_settings_get_a_clear_error():
         TrainConfig(data="x", optimizer="rmsprop")
     with pytest.raises(ConfigError, match="freeze depth"):
         TrainConfig(data="x", freeze_depth=-1)
+
+
+def test_past_the_decode_budget_images_are_decoded_per_batch_with_the_same_result(shapes_folder, tmp_path,
+                                                                                   monkeypatch):
+    from core import inputs
+
+    config = TrainConfig(data=str(shapes_folder), backbone="mobilenet_v3_small", weights="none", freeze_depth=0,
+                         augment="none", **QUICK)
+    in_memory = epochs_of(_fit(config, tmp_path))
+    monkeypatch.setattr(inputs, "DECODE_BUDGET", 0)
+    per_batch = epochs_of(_fit(config, tmp_path))
+    keys = ("train_loss", "val_loss", "val_accuracy")
+    assert [[e[k] for k in keys] for e in per_batch] == [[e[k] for k in keys] for e in in_memory]

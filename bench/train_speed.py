@@ -1,0 +1,174 @@
+"""TransferLab's engine vs the plain PyTorch transfer-learning recipe, same data, backbone and settings.
+
+    python bench/train_speed.py [--images 400] [--epochs 10] [--modes extract,partial,finetune]
+
+Prints one JSON object. The plain recipe is the official tutorial's: ImageFolder + DataLoader, frozen
+layers by requires_grad=False, every image decoded and run through the whole network every epoch,
+Adam at 1e-3, evaluation each epoch. Each variant runs in its own process (cold caches, its own peak RSS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from core import backbones  # noqa: E402
+
+BACKBONE = backbones.BUNDLED  # pretrained and offline: the only fair choice on an air-gapped machine
+MODES = {"extract": "all", "partial": -1, "finetune": 0}  # freeze depth (-1: all but the last stage)
+
+
+def make_dataset(folder: Path, images: int) -> Path:
+    from core import sample
+
+    per_class = images // len(sample.SHAPES)
+    return sample.write_folder(folder, per_class=per_class, size=384, seed=11)  # photo-sized JPEGs
+
+
+def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
+    from torchvision import datasets, transforms
+    from torch.utils.data import DataLoader, Subset
+
+    prep = backbones.preprocessing(BACKBONE)
+    normalize = transforms.Normalize(prep.mean, prep.std)
+    bicubic = transforms.InterpolationMode.BICUBIC
+    evaluation = transforms.Compose([transforms.Resize(prep.resize_size, bicubic), transforms.CenterCrop(224),
+                                     transforms.ToTensor(), normalize])
+    augmented = transforms.Compose([transforms.RandomResizedCrop(224, interpolation=bicubic),
+                                    transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize])
+    train_tf = augmented if mode == "finetune" else evaluation  # the partial/extract targets are without augmentation
+    train_idx, val_idx = _split_indices(datasets.ImageFolder(data))
+    train = DataLoader(Subset(datasets.ImageFolder(data, train_tf), train_idx), batch_size, shuffle=True,
+                       num_workers=2)
+    val = DataLoader(Subset(datasets.ImageFolder(data, evaluation), val_idx), batch_size, num_workers=2)
+    model = backbones.build(BACKBONE, 3, pretrained=True)  # same network and weights as ours
+    frozen = _frozen(mode, len(model.stages))
+    for stage in model.stages[:frozen]:
+        stage.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    best = 0.0
+    for _ in range(epochs):
+        model.train()
+        for x, y in train:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in val:
+                correct += int((model(x).argmax(1) == y).sum())
+        best = max(best, correct / len(val_idx))
+    return {"val_accuracy": best}
+
+
+def _split_indices(folder) -> tuple[list[int], list[int]]:
+    """The same 20% per-class split TransferLab makes (seeded, stratified)."""
+    import random
+
+    rng, train, val = random.Random(0), [], []
+    for label in range(len(folder.classes)):
+        members = [i for i, (_, y) in enumerate(folder.samples) if y == label]
+        rng.shuffle(members)
+        cut = max(1, round(0.2 * len(members)))
+        val += members[:cut]
+        train += members[cut:]
+    return train, val
+
+
+def _frozen(mode: str, total: int) -> int:
+    depth = MODES[mode]
+    return total if depth == "all" else (total - 1 if depth == -1 else depth)
+
+
+def ours(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
+    from core import runner, runs
+    from core.config import TrainConfig
+    from core.events import EventLog
+
+    total = len(backbones.build(BACKBONE, 2, pretrained=False).stages)
+    config = TrainConfig(data=str(data), backbone=BACKBONE, freeze_depth=_frozen(mode, total), epochs=epochs,
+                         batch_size=batch_size, early_stopping=0, augment="light" if mode == "finetune" else "none",
+                         lr=None if mode == "extract" else 1e-3)
+    with tempfile.TemporaryDirectory() as work:
+        run_dir = runs.create(Path(work) / "runs", config)
+        runner.execute(config, run_dir, EventLog(run_dir / "metrics.jsonl"), threading.Event(), Path(work))
+        return {"val_accuracy": runs.read_status(run_dir).get("val_accuracy")}
+
+
+def one_pass_seconds(images: int) -> float:
+    """The physical floor for feature extraction: one eval forward pass over every image."""
+    model = backbones.build(BACKBONE, 3, pretrained=False).eval()
+    x = torch.randn(64, 3, 224, 224)
+    with torch.inference_mode():
+        model(x[:8])
+        started = time.perf_counter()
+        model(x)
+        per_image = (time.perf_counter() - started) / len(x)
+    return per_image * images
+
+
+def run_variant(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    result = (plain_recipe if args.variant == "plain" else ours)(Path(args.data), args.mode, args.epochs,
+                                                                 args.batch_size)
+    wall = time.perf_counter() - started
+    print(json.dumps(result | {"wall_s": round(wall, 2), "images_per_s": round(args.images * args.epochs / wall, 1),
+                               "peak_rss_mib": round(_peak_rss_kib() / 1024)}))
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak, plus the largest DataLoader worker's (the plain recipe decodes in workers)."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--modes", default="extract,partial,finetune")
+    parser.add_argument("--variant", choices=["plain", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        return run_variant(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_dataset(Path(tmp) / "data", args.images)
+        env = os.environ | {"TRANSFERLAB_HOME": str(Path(tmp) / "home")}  # a cold feature cache
+        report = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}", "backbone": BACKBONE,
+                  "images": args.images, "epochs": args.epochs, "batch_size": args.batch_size,
+                  "one_pass_limit_s": round(one_pass_seconds(args.images), 2), "modes": {}}
+        for mode in args.modes.split(","):
+            results = {}
+            for variant in ("plain", "ours"):
+                out = subprocess.run([sys.executable, __file__, "--variant", variant, "--mode", mode, "--data",
+                                      str(data), "--images", str(args.images), "--epochs", str(args.epochs),
+                                      "--batch-size", str(args.batch_size)],
+                                     capture_output=True, text=True, env=env, check=True)
+                results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+            results["ratio_ours_to_plain"] = round(results["ours"]["wall_s"] / results["plain"]["wall_s"], 3)
+            if mode == "extract":
+                results["ratio_ours_to_one_pass"] = round(results["ours"]["wall_s"] / report["one_pass_limit_s"], 3)
+            report["modes"][mode] = results
+            print(json.dumps({mode: results}), file=sys.stderr, flush=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Chart builders and the advice a newcomer sees next to the freeze-depth slider."""
+from __future__ import annotations
+
+import pytest
+
+from core import advice, backbones, charts
+
+EPOCHS = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 0.5 + e / 10,
+           "val_accuracy": 0.4 + e / 10} for e in (1, 2, 3)]
+
+
+def test_training_curves_show_every_epoch_and_keep_the_users_zoom():
+    figure = charts.training_curves(EPOCHS, [{"epoch": 1, "batch": 2, "batches": 4, "loss": 0.9}])
+    traces = {trace.name: trace for trace in figure.data}
+    assert list(traces["validation accuracy"].y) == pytest.approx([0.5, 0.6, 0.7])
+    assert list(traces["batch loss"].x) == [0.5]  # batch 2 of 4 sits half-way through epoch 1
+    assert figure.layout.uirevision == "keep"  # Plotly keeps zoom across refreshes with a constant uirevision
+
+
+def test_class_counts_stack_splits_and_confusion_labels_axes():
+    figure = charts.class_counts({"a": 5, "b": 3}, {"train": {"a": 4, "b": 2}, "val": {"a": 1, "b": 1}})
+    assert [list(bar.y) for bar in figure.data] == [[4, 2], [1, 1]] and figure.layout.barmode == "stack"
+    heat = charts.confusion(["a", "b"], [[3, 1], [0, 2]])
+    assert list(heat.data[0].x) == ["a", "b"] and heat.data[0].z[0][1] == 1
+
+
+def test_trainable_parameter_count_matches_the_real_model():
+    model = backbones.build("mobilenet_v3_small", num_classes=5, pretrained=False)
+    for depth in (0, 6, len(model.stages)):
+        expected = sum(p.numel() for s in [*model.stages[depth:], model.head] for p in s.parameters())
+        assert advice.trainable_parameters("mobilenet_v3_small", depth, 5) == (
+            expected, sum(p.numel() for p in model.parameters()))
+
+
+def test_less_data_is_advised_to_freeze_more():
+    depths = [advice.recommend_freeze(n, 9)[0] for n in (50, 1000, 5000, 50000)]
+    assert depths == sorted(depths, reverse=True) and depths[0] == 9 and depths[-1] == 0
+    assert "50 images" in advice.recommend_freeze(50, 9)[1]
+    assert advice.freeze_label("resnet18", 0).endswith("fine-tune everything")
+    assert "layer2" in advice.freeze_label("resnet18", 3)

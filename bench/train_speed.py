@@ -1,6 +1,7 @@
 """TransferLab's engine vs the plain PyTorch transfer-learning recipe, same data, backbone and settings.
 
     python bench/train_speed.py [--images 400] [--epochs 10] [--modes extract,partial,finetune]
+                                [--backbone efficientnet_lite0] [--weights default|none]
 
 Prints one JSON object. The plain recipe is the official tutorial's: ImageFolder + DataLoader, frozen
 layers by requires_grad=False, every image decoded and run through the whole network every epoch,
@@ -27,7 +28,6 @@ from torch import nn  # noqa: E402
 
 from core import backbones  # noqa: E402
 
-BACKBONE = backbones.BUNDLED  # pretrained and offline: the only fair choice on an air-gapped machine
 MODES = {"extract": "all", "partial": -1, "finetune": 0}  # freeze depth (-1: all but the last stage)
 
 
@@ -38,13 +38,13 @@ def make_dataset(folder: Path, images: int) -> Path:
     return sample.write_folder(folder, per_class=per_class, size=384, seed=11)  # photo-sized JPEGs
 
 
-def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
+def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool) -> dict:
     from torchvision import datasets, transforms
     from torch.utils.data import DataLoader, Subset
 
-    prep = backbones.preprocessing(BACKBONE)
+    prep = backbones.preprocessing(backbone)
     normalize = transforms.Normalize(prep.mean, prep.std)
-    bicubic = transforms.InterpolationMode.BICUBIC
+    bicubic = transforms.InterpolationMode(prep.interpolation)
     evaluation = transforms.Compose([transforms.Resize(prep.resize_size, bicubic), transforms.CenterCrop(224),
                                      transforms.ToTensor(), normalize])
     augmented = transforms.Compose([transforms.RandomResizedCrop(224, interpolation=bicubic),
@@ -54,7 +54,8 @@ def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
     train = DataLoader(Subset(datasets.ImageFolder(data, train_tf), train_idx), batch_size, shuffle=True,
                        num_workers=2)
     val = DataLoader(Subset(datasets.ImageFolder(data, evaluation), val_idx), batch_size, num_workers=2)
-    model = backbones.build(BACKBONE, 3, pretrained=True)  # same network and weights as ours
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the tutorial's choice: fp32, no AMP
+    model = backbones.build(backbone, 3, pretrained=pretrained).to(device)  # same network and weights as ours
     frozen = _frozen(mode, len(model.stages))
     for stage in model.stages[:frozen]:
         stage.requires_grad_(False)
@@ -63,6 +64,7 @@ def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
     for _ in range(epochs):
         model.train()
         for x, y in train:
+            x, y = x.to(device), y.to(device)
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
             optimizer.step()
@@ -70,6 +72,7 @@ def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
         correct = 0
         with torch.no_grad():
             for x, y in val:
+                x, y = x.to(device), y.to(device)
                 correct += int((model(x).argmax(1) == y).sum())
         best = max(best, correct / len(val_idx))
     return {"val_accuracy": best}
@@ -94,13 +97,13 @@ def _frozen(mode: str, total: int) -> int:
     return total if depth == "all" else (total - 1 if depth == -1 else depth)
 
 
-def ours(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
+def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool) -> dict:
     from core import runner, runs
     from core.config import TrainConfig
     from core.events import EventLog
 
-    total = len(backbones.build(BACKBONE, 2, pretrained=False).stages)
-    config = TrainConfig(data=str(data), backbone=BACKBONE, freeze_depth=_frozen(mode, total), epochs=epochs,
+    total = len(backbones.build(backbone, 2, pretrained=False).stages)
+    config = TrainConfig(data=str(data), backbone=backbone, weights="default" if pretrained else "none", freeze_depth=_frozen(mode, total), epochs=epochs,
                          batch_size=batch_size, early_stopping=0, augment="light" if mode == "finetune" else "none",
                          lr=None if mode == "extract" else 1e-3)
     with tempfile.TemporaryDirectory() as work:
@@ -109,22 +112,34 @@ def ours(data: Path, mode: str, epochs: int, batch_size: int) -> dict:
         return {"val_accuracy": runs.read_status(run_dir).get("val_accuracy")}
 
 
-def one_pass_seconds(images: int) -> float:
-    """The physical floor for feature extraction: one eval forward pass over every image."""
-    model = backbones.build(BACKBONE, 3, pretrained=False).eval()
-    x = torch.randn(64, 3, 224, 224)
-    with torch.inference_mode():
+def one_pass_seconds(images: int, backbone: str) -> float:
+    """The physical floor for feature extraction: one eval forward pass over every image, on the device the
+    engine picks (on CUDA under the same autocast)."""
+    from core import devices
+
+    accel = devices.resolve("auto")
+    model = backbones.build(backbone, 3, pretrained=False).eval().to(accel.device)
+    x = torch.randn(64, 3, 224, 224, device=accel.device)
+    with torch.inference_mode(), accel.autocast():
         model(x[:8])
+        _sync(accel.device)
         started = time.perf_counter()
         model(x)
+        _sync(accel.device)
         per_image = (time.perf_counter() - started) / len(x)
     return per_image * images
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # kernels run asynchronously: time them only once they are done
 
 
 def run_variant(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     result = (plain_recipe if args.variant == "plain" else ours)(Path(args.data), args.mode, args.epochs,
-                                                                 args.batch_size)
+                                                                 args.batch_size, args.backbone,
+                                                                 args.weights == "default")
     wall = time.perf_counter() - started
     print(json.dumps(result | {"wall_s": round(wall, 2), "images_per_s": round(args.images * args.epochs / wall, 1),
                                "peak_rss_mib": round(_peak_rss_kib() / 1024)}))
@@ -136,12 +151,21 @@ def _peak_rss_kib() -> int:
             + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
+def _machine() -> str:
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return f"{os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--modes", default="extract,partial,finetune")
+    parser.add_argument("--backbone", default=backbones.BUNDLED, choices=backbones.NAMES,
+                        help="default: the bundled one, pretrained and offline")
+    parser.add_argument("--weights", default="default", choices=["default", "none"],
+                        help="'none' for speed alone where pretrained weights cannot be downloaded")
     parser.add_argument("--variant", choices=["plain", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -151,15 +175,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "data", args.images)
         env = os.environ | {"TRANSFERLAB_HOME": str(Path(tmp) / "home")}  # a cold feature cache
-        report = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}", "backbone": BACKBONE,
+        report = {"machine": _machine(), "backbone": args.backbone, "weights": args.weights,
                   "images": args.images, "epochs": args.epochs, "batch_size": args.batch_size,
-                  "one_pass_limit_s": round(one_pass_seconds(args.images), 2), "modes": {}}
+                  "one_pass_limit_s": round(one_pass_seconds(args.images, args.backbone), 2), "modes": {}}
         for mode in args.modes.split(","):
             results = {}
             for variant in ("plain", "ours"):
                 out = subprocess.run([sys.executable, __file__, "--variant", variant, "--mode", mode, "--data",
                                       str(data), "--images", str(args.images), "--epochs", str(args.epochs),
-                                      "--batch-size", str(args.batch_size)],
+                                      "--batch-size", str(args.batch_size), "--backbone", args.backbone,
+                                      "--weights", args.weights],
                                      capture_output=True, text=True, env=env, check=True)
                 results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
             results["ratio_ours_to_plain"] = round(results["ours"]["wall_s"] / results["plain"]["wall_s"], 3)

@@ -26,7 +26,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from core import backbones  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
+from torchvision import datasets, transforms  # noqa: E402
+
+from core import backbones, runner, runs  # noqa: E402  (imported before any timing starts)
+from core.config import TrainConfig  # noqa: E402
+from core.events import EventLog  # noqa: E402
 
 MODES = {"extract": "all", "partial": -1, "finetune": 0}  # freeze depth (-1: all but the last stage)
 
@@ -39,9 +44,6 @@ def make_dataset(folder: Path, images: int) -> Path:
 
 
 def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool) -> dict:
-    from torchvision import datasets, transforms
-    from torch.utils.data import DataLoader, Subset
-
     prep = backbones.preprocessing(backbone)
     normalize = transforms.Normalize(prep.mean, prep.std)
     bicubic = transforms.InterpolationMode(prep.interpolation)
@@ -98,10 +100,6 @@ def _frozen(mode: str, total: int) -> int:
 
 
 def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool) -> dict:
-    from core import runner, runs
-    from core.config import TrainConfig
-    from core.events import EventLog
-
     total = len(backbones.build(backbone, 2, pretrained=False).stages)
     config = TrainConfig(data=str(data), backbone=backbone, weights="default" if pretrained else "none", freeze_depth=_frozen(mode, total), epochs=epochs,
                          batch_size=batch_size, early_stopping=0, augment="light" if mode == "finetune" else "none",

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 from typing import Callable
 
-import timm
 import torch
 from torch import nn
 
@@ -55,6 +54,8 @@ def rename_keys(source: dict[str, torch.Tensor], block_positions: list[tuple[int
 
 def imagenet_model() -> nn.Module:
     """timm's tf_efficientnet_lite0 with the bundled ImageNet weights, loaded strictly."""
+    import timm  # imported here: it costs start-up time for every other backbone
+
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     positions = [(i, j) for i, stage in enumerate(model.blocks) for j in range(len(stage))]
     source = torch.load(weights_path(), map_location="cpu", weights_only=True)
@@ -63,10 +64,9 @@ def imagenet_model() -> nn.Module:
 
 
 def build(num_classes: int, pretrained: bool, staged: Callable[..., nn.Module]) -> nn.Module:
-    if pretrained:
-        m = imagenet_model()
-    else:
-        m = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    import timm
+
+    m = imagenet_model() if pretrained else timm.create_model("tf_efficientnet_lite0", pretrained=False)
     stages = [("stem", nn.Sequential(m.conv_stem, m.bn1))]
     stages += [(f"blocks {i}", block) for i, block in enumerate(m.blocks)]
     stages += [("head conv", nn.Sequential(m.conv_head, m.bn2))]

@@ -24,7 +24,7 @@ uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp", "gif", "
                            accept_multiple_files=True)
 photo = st.camera_input("Or take a photo") if st.toggle("Use the camera") else None
 inputs = [(f.name, f) for f in uploads or []] + ([("camera photo", photo)] if photo is not None else [])
-for name, file in inputs:
+for position, (name, file) in enumerate(inputs):
     try:
         image = load_rgb(file, min_size=model.preprocessing.resize_size)
     except ImageRejected as error:
@@ -36,4 +36,4 @@ for name, file in inputs:
     preview.thumbnail((320, 320), Image.Resampling.BILINEAR)
     left.image(preview, caption=name)
     right.markdown(f"**{prediction[0]['label']}** ({prediction[0]['probability']:.0%} sure)")
-    right.plotly_chart(charts.top_k(prediction), key=f"topk_{name}_{id(file)}")
+    right.plotly_chart(charts.top_k(prediction), key=f"topk_{position}")

@@ -1,7 +1,7 @@
 """Step 2: choose a backbone and how much of it to retrain, start, and watch it learn."""
 import streamlit as st
 
-from ui.common import job_manager, load_report, remember, show_error, url_param, workspace
+from ui.common import is_id, job_manager, load_report, remember, show_error, url_param, workspace
 from ui.progress import show_job
 from core import advice, backbones, devices
 from core.archive import ArchiveRefused
@@ -13,7 +13,7 @@ AUGMENT_HELP = ("auto: none for feature extraction (then features are computed o
 ws, manager = workspace(), job_manager()
 st.title("2. Train")
 job_id = url_param("job")
-if job_id and (ws.runs / job_id).is_dir():
+if is_id(job_id) and (ws.runs / job_id).is_dir():
     show_job(manager, ws, job_id)
     if st.button("Set up another training"):
         st.session_state.pop("url_job", None)

@@ -168,3 +168,14 @@ def test_missing_weights_fail_with_a_plain_sentence_and_details(tiny_shapes_zip)
     wait_until(at, lambda a: bool(a.error))
     assert "Pretrained weights for mobilenet_v3_small are not on this computer" in at.error[0].value
     assert at.expander and not at.exception
+
+
+def test_a_job_id_in_the_url_cannot_reach_outside_the_workspace(tiny_shapes_zip):
+    at = upload(open_page("data"), "shapes.zip", tiny_shapes_zip)
+    go(at, "train")
+    start_training(at, epochs=1)
+    wait_until(at, finished)
+    other = open_page("train", ws=at.query_params["ws"], job="../runs")  # a crafted path, not a job id
+    no_exception(other)
+    assert "cancel" not in [b.key for b in other.button]
+    assert other.button(key="start")  # the set-up form, not someone's job

@@ -61,9 +61,14 @@ def remember(name: str, value: str) -> None:
         st.query_params[name] = value
 
 
+def is_id(value: str | None) -> bool:
+    """Workspace keys and job ids are uuid4 hex: anything else in a URL is ignored, never used in a path."""
+    return bool(value) and bool(_KEY.match(value))
+
+
 def workspace() -> Workspace:
     key = url_param("ws")
-    if not key or not _KEY.match(key):  # never trust a URL with a path in it
+    if not is_id(key):
         key = uuid.uuid4().hex
         remember("ws", key)
     root = paths.home() / "workspaces" / key

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.preprocessing import Preprocessing
@@ -71,7 +72,7 @@ class FeatureCache:
             tensor = load_file(path)["features"]
             with open(path.with_suffix(".json"), encoding="utf-8") as handle:
                 hashes = json.load(handle)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, SafetensorError):
             return [], None  # a damaged entry is recomputed, never trusted
         os.utime(path)
         self._remember(key, hashes, tensor)

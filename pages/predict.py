@@ -1,4 +1,6 @@
 """Step 4: try the model on new pictures, from files or the camera."""
+import traceback
+
 import streamlit as st
 from PIL import Image
 
@@ -18,7 +20,11 @@ st.title("4. Predict")
 run = pick_run(workspace(), "try it")
 if run is None:
     st.stop()
-model = predictor(str(run.path), (run.path / "model.safetensors").stat().st_mtime)
+try:
+    model = predictor(str(run.path), (run.path / "model.safetensors").stat().st_mtime)
+except Exception:  # a damaged or missing model file: say so, never show a bare traceback
+    show_error("This model could not be loaded. Its files may be damaged; train it again.", traceback.format_exc())
+    st.stop()
 top_k = st.slider("How many guesses to show", 1, max(len(model.labels), 1), min(3, len(model.labels)))
 uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
                            accept_multiple_files=True)

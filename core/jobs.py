@@ -85,6 +85,9 @@ class JobManager:
             job.state = "running"
             try:
                 job.state = runner.execute(job.config, job.run_dir, job.events, job.stop, self.work_dir, self.cache)
+            except Exception as error:  # e.g. the disk filled while writing status: the worker must live on
+                job.state = "failed"
+                job.events.emit("run_failed", message=f"The run could not be recorded ({error}).")
             finally:
                 with self._lock:
                     self._waiting[device_key].remove(job.id)

@@ -16,7 +16,7 @@ from torch import nn
 from core.preprocessing import Preprocessing
 
 NAME = "efficientnet_lite0"
-TITLE = "EfficientNet-Lite0 (bundled, works offline)"
+TITLE = "EfficientNet-Lite0"
 # params (M), GFLOPs, ImageNet top-1 (%), input size: from the EfficientNet-Lite release notes.
 META = (4.7, 0.41, 75.1, 224)
 PREPROCESSING = Preprocessing(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic")

@@ -47,8 +47,9 @@ st.dataframe([{
     ("on this computer" if backbones.weights_available(b.name) else "downloaded on first use"),
 } for b in catalogue], hide_index=True)
 names = [b.name for b in catalogue]
-backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED),
-                        format_func=lambda n: backbones.info(n).title, key="backbone")
+backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED), key="backbone",
+                        format_func=lambda n: backbones.info(n).title + (" (bundled, works offline)"
+                                                                         if backbones.info(n).bundled else ""))
 weights = "default"
 if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
     target = backbones.weights_file(backbone)

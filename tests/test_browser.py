@@ -103,6 +103,8 @@ def test_upload_train_reload_predict(server, browser_page, tmp_path):
     shoot(page, "data")
 
     open_step(page, "2. Train")
+    expect(page.get_by_text("Trainable parameters")).to_be_visible()
+    shoot(page, "train_setup")
     page.get_by_text("Advanced settings").click()
     epochs = page.get_by_label("Epochs (passes over the data)")
     epochs.fill("2")

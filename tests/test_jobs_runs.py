@@ -79,3 +79,16 @@ def test_runs_are_listed_by_a_new_process_and_orphans_show_as_interrupted(traine
          "[print(r.id, r.state) for r in runs.list_runs(sys.argv[1])]", str(root)],
         capture_output=True, text=True, check=True).stdout.split("\n")
     assert f"{trained_run.name} finished" in listing and f"{orphan.name} interrupted" in listing
+
+
+def test_the_worker_survives_a_job_whose_bookkeeping_fails(shapes_folder, tmp_path, monkeypatch):
+    manager = JobManager(tmp_path / "work")
+    config = TrainConfig(data=str(shapes_folder), image_size=64, epochs=1)
+    real_execute = runner.execute
+    monkeypatch.setattr(runner, "execute", lambda *a, **k: (_ for _ in ()).throw(OSError("No space left on device")))
+    broken = manager.submit(config, tmp_path / "runs")
+    assert broken.wait(60) and broken.state == "failed"
+    assert "No space left" in broken.events.of_kind("run_failed")[0].data["message"]
+    monkeypatch.setattr(runner, "execute", real_execute)
+    healthy = manager.submit(config, tmp_path / "runs")
+    assert healthy.wait(120) and healthy.state == "finished"

@@ -41,7 +41,8 @@ def _background(rng: random.Random, size: int) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
-def write_folder(folder: Path, per_class: int, size: int = 160, seed: int = 0, shapes=SHAPES) -> Path:
+def write_folder(folder: Path, per_class: int, size: int = 160, seed: int = 0,
+                 shapes: tuple[str, ...] = SHAPES) -> Path:
     rng = random.Random(seed)
     for shape in shapes:
         (folder / shape).mkdir(parents=True, exist_ok=True)

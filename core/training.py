@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -16,10 +17,12 @@ from core.config import FREEZE_ALL, TrainConfig
 from core.datasets import inspect, split
 from core.events import EventLog
 from core.features import FeatureCache
-from core.imageset import FeatureSource, augmenter, batch_count
+from core.imageset import FeatureSource, ImageSource, augmenter, batch_count
 from core.inputs import Inputs
 from core.report import ImageRecord
 
+Source = FeatureSource | ImageSource
+BatchCallback = Callable[[int, float, float], None]  # (batch index, loss, images per second)
 BATCH_EVENT_INTERVAL_S = 0.5
 # A head on cached features costs milliseconds per pass, so each epoch makes passes enough for this many
 # optimizer steps: the head is then fitted properly even on a few dozen images (the "linear-probe" level).
@@ -87,19 +90,23 @@ def make_optimizer(model: backbones.StagedModel, config: TrainConfig, frozen: in
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
 
 
-def passes_per_epoch(source, frozen: int, total: int, batch_size: int) -> int:
+def passes_per_epoch(source: Source, frozen: int, total: int, batch_size: int) -> int:
     if frozen < total or not isinstance(source, FeatureSource):
         return 1
     return -(-MIN_HEAD_STEPS_PER_EPOCH // batch_count(len(source), batch_size))
 
 
-def _epoch_batches(source, batch_size, generator, device, passes):
+def _epoch_batches(source: Source, batch_size: int, generator: torch.Generator, device: torch.device,
+                   passes: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for _ in range(passes):
         yield from source.batches(batch_size, generator, device)
 
 
-def train_one_epoch(model, frozen, source, optimizer, scheduler, accel, batch_size, generator, stop, on_batch,
-                    passes: int = 1):
+def train_one_epoch(model: backbones.StagedModel, frozen: int, source: Source, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, accel: devices.Accelerator, batch_size: int,
+                    generator: torch.Generator, stop: threading.Event, on_batch: BatchCallback,
+                    passes: int = 1) -> tuple[float, float, float]:
+    """One epoch; returns (mean loss, accuracy, images per second)."""
     criterion = nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler(accel.device.type) if accel.needs_grad_scaler else None
     total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
@@ -127,7 +134,9 @@ def train_one_epoch(model, frozen, source, optimizer, scheduler, accel, batch_si
 
 
 @torch.no_grad()
-def evaluate(model, frozen, source, accel, batch_size) -> tuple[float, float, torch.Tensor]:
+def evaluate(model: backbones.StagedModel, frozen: int, source: Source, accel: devices.Accelerator,
+             batch_size: int) -> tuple[float, float, torch.Tensor]:
+    """(mean loss, accuracy, class probabilities) over `source`, in order."""
     model.eval()  # the caller restores modes with set_trainable, so frozen stages stay in eval
     losses, probabilities, targets = [], [], []
     for x, y in source.batches(batch_size, None, accel.device):
@@ -238,7 +247,7 @@ def _train_phase(s: _Session, tracker: _BestTracker, epoch: int, frozen: int, ep
     return epoch, False
 
 
-def _batch_reporter(events: EventLog, epoch: int, batches: int):
+def _batch_reporter(events: EventLog, epoch: int, batches: int) -> BatchCallback:
     last = [0.0]
 
     def report(step: int, loss: float, images_per_s: float) -> None:

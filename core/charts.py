@@ -54,7 +54,10 @@ def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     for name, epochs in curves.items():
         figure.add_scatter(x=[e["epoch"] for e in epochs], y=[e[metric] for e in epochs], name=name,
                            mode="lines+markers")
-    return figure.update_layout(title=metric.replace("_", " "), xaxis_title="epoch", **_LAYOUT)
+    if metric.endswith("accuracy"):
+        figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return figure.update_layout(title=metric.replace("_", " "), xaxis_title="epoch", showlegend=True,
+                                legend=dict(orientation="h", y=-0.25), **_LAYOUT)
 
 
 def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:

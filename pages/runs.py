@@ -1,4 +1,6 @@
 """Every training run in this workspace: compare them, delete the ones not needed."""
+from pathlib import Path
+
 import streamlit as st
 
 from ui.common import describe_run, workspace
@@ -11,7 +13,8 @@ if not history:
     st.info("No runs yet. Start one on the **Train** page.")
     st.stop()
 st.dataframe([{
-    "run": r.id[:8], "state": r.state, "backbone": r.config.get("backbone"),
+    "run": r.id[:8], "state": r.state, "data": r.config.get("data_name") or Path(r.config.get("data", "")).name,
+    "backbone": r.config.get("backbone"),
     "freeze depth": r.config.get("freeze_depth"), "epochs": r.config.get("epochs"),
     "validation accuracy": r.status.get("val_accuracy"), "macro F1": r.status.get("macro_f1"),
     "message": r.status.get("message", ""),

@@ -138,3 +138,7 @@ def test_upload_train_reload_predict(server, browser_page, tmp_path):
     page.get_by_role("button", name="Prepare the download").click()
     expect(page.get_by_text("same predictions as the trained one")).to_be_visible()
     shoot(page, "export")
+
+    open_step(page, "Runs")
+    expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
+    shoot(page, "runs")

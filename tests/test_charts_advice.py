@@ -38,3 +38,9 @@ def test_less_data_is_advised_to_freeze_more():
     assert "50 images" in advice.recommend_freeze(50, 9)[1]
     assert advice.freeze_label("resnet18", 0).endswith("fine-tune everything")
     assert "layer2" in advice.freeze_label("resnet18", 3)
+
+
+def test_run_comparison_has_one_line_per_run_on_a_fixed_accuracy_scale():
+    figure = charts.compare_runs({"run a": EPOCHS, "run b": EPOCHS[:2]}, "val_accuracy")
+    assert [trace.name for trace in figure.data] == ["run a", "run b"] and len(figure.data[1].x) == 2
+    assert tuple(figure.layout.yaxis.range) == (0, 1.02)

@@ -178,10 +178,6 @@ def weights_available(name: str) -> bool:
     return weights_file(name).is_file()
 
 
-def num_stages(name: str) -> int:
-    return len(build(name, 2, pretrained=False).stages)
-
-
 def build(name: str, num_classes: int, pretrained: bool = True) -> StagedModel:
     """The backbone as a StagedModel with a fresh `num_classes` head.
 

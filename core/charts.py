@@ -29,7 +29,7 @@ def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] 
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (lower is better)", "Accuracy (higher is better)"))
     x = [e["epoch"] for e in epochs]
     if batches:
-        figure.add_scatter(x=[_batch_position(b, batches) for b in batches], y=[b["loss"] for b in batches],
+        figure.add_scatter(x=[_batch_position(b) for b in batches], y=[b["loss"] for b in batches],
                            name="batch loss", mode="lines", line=dict(color="lightgray"), row=1, col=1)
     for key, name, colour in (("train_loss", "train loss", "#1f77b4"), ("val_loss", "validation loss", "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
@@ -43,10 +43,9 @@ def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] 
     return figure.update_layout(height=380, **_LAYOUT)
 
 
-def _batch_position(batch: dict[str, Any], batches: list[dict[str, Any]]) -> float:
-    """Place a batch between its epoch's start and end (epoch e spans (e-1, e])."""
-    per_epoch = max((b["batch"] for b in batches if b["epoch"] == batch["epoch"]), default=1)
-    return batch["epoch"] - 1 + batch["batch"] / max(per_epoch, batch.get("batches", per_epoch), 1)
+def _batch_position(batch: dict[str, Any]) -> float:
+    """Place a batch within its epoch: epoch e spans (e-1, e]."""
+    return batch["epoch"] - 1 + batch["batch"] / max(batch["batches"], 1)
 
 
 def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:

@@ -69,9 +69,6 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
 
 def default_lr(frozen_stages: int, total_stages: int) -> float:
     """A head alone on fixed features tolerates a large step; pretrained layers being tuned need a small one."""

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import os
 import random
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
@@ -19,15 +21,14 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
                "test": "test", "testing": "test"}
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 _VERIFY_SIZE = 64  # decode JPEGs at a reduced scale when only checking that they open
-_SCAN_MEMO_SIZE = 8
-_scans: dict[tuple, DataReport] = {}
 
 
 def materialize(source: Path, work_dir: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
     """A folder of the data: the folder itself, or the zip extracted once into work_dir (by content hash)."""
     if source.is_dir():
         return source
-    digest = _file_sha256(source)[:16]
+    stat = source.stat()
+    digest = _zip_digest(str(source.resolve()), stat.st_size, stat.st_mtime_ns)
     target = work_dir / "datasets" / digest
     marker = _marker(target)
     if marker.exists():
@@ -56,15 +57,13 @@ def inspect(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = 
 
 
 def scan(folder: Path) -> DataReport:
-    """The report for a folder; remembered in-process until any file in it changes."""
-    signature = _signature(folder)
-    if signature in _scans:
-        return copy.deepcopy(_scans[signature])
-    report = _scan(folder)
-    if len(_scans) >= _SCAN_MEMO_SIZE:
-        _scans.pop(next(iter(_scans)))
-    _scans[signature] = copy.deepcopy(report)
-    return report
+    """The report for a folder; remembered in-process until any file in it changes (a copy: callers edit it)."""
+    return copy.deepcopy(_scan_version(_signature(folder)))
+
+
+@lru_cache(maxsize=8)
+def _scan_version(signature: tuple) -> DataReport:
+    return _scan(Path(signature[0]))
 
 
 def _signature(folder: Path) -> tuple:
@@ -161,10 +160,10 @@ def _check(candidate: tuple[Path, str, str | None], root: Path) -> ImageRecord |
     if not data:
         return Skipped(relative, "empty file; skipped")
     try:
-        load_rgb(path, min_size=_VERIFY_SIZE)  # decodes fully: catches truncated and corrupt files
+        load_rgb(io.BytesIO(data), min_size=_VERIFY_SIZE)  # decodes fully: catches truncated and corrupt files
     except ImageRejected as error:
         return Skipped(relative, f"{error}; skipped")
-    with Image.open(path) as header:  # the stored size, not the reduced-scale decode's
+    with Image.open(io.BytesIO(data)) as header:  # the stored size, not the reduced-scale decode's
         width, height = header.size
     return ImageRecord(relative, label, split_name, hashlib.sha256(data).hexdigest(), width, height)
 
@@ -173,9 +172,8 @@ def _is_junk(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX" or name.lower() in SYSTEM_FILES
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+@lru_cache(maxsize=64)
+def _zip_digest(path: str, size: int, modified_ns: int) -> str:
+    """Hashing a large upload takes seconds, and every training start inspects its data: once per version."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]

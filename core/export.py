@@ -64,20 +64,22 @@ def export_bundle(run_dir: Path, destination: Path | None = None) -> ExportResul
             warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but remains the most portable
             torch.jit.save(torch.jit.trace(wrapped, batch[:1]), str(folder / "model.torchscript.pt"))
             reloaded = torch.jit.load(str(folder / "model.torchscript.pt"), map_location="cpu")
-            difference = float((reloaded(batch) - wrapped(batch)).abs().max())
-            same_top1 = bool((reloaded(batch).argmax(1) == wrapped(batch).argmax(1)).all())
+            exported, trained = reloaded(batch), wrapped(batch)
+            difference = float((exported - trained).abs().max())
+            same_top1 = bool((exported.argmax(1) == trained.argmax(1)).all())
         onnx_note = _export_onnx(wrapped, batch[:1], folder / "model.onnx")
+        onnx_included = (folder / "model.onnx").exists()
         for name in ("labels.json", "preprocessing.json"):
             shutil.copy(run_dir / name, folder / name)
         shutil.copy(TEMPLATE, folder / "predict.py")
-        (folder / "README.txt").write_text(_usage(predictor, onnx_note), encoding="utf-8")
+        (folder / "README.txt").write_text(_usage(predictor, onnx_included), encoding="utf-8")
         _zip(folder, destination)
     verified = same_top1 and difference <= TOLERANCE
     note = (f"Checked: the exported model gives the same predictions as the trained one on {len(batch)} "
             f"validation images (largest difference {difference:.1e})." if verified else
             f"Warning: the exported model differs from the trained one (largest difference {difference:.1e}).")
-    return ExportResult(destination, verified, difference, len(batch), (folder / "model.onnx").name in
-                        zipfile.ZipFile(destination).namelist(), note + (" " + onnx_note if onnx_note else ""))
+    return ExportResult(destination, verified, difference, len(batch), onnx_included,
+                        note + (" " + onnx_note if onnx_note else ""))
 
 
 def _verification_batch(run_dir: Path, predictor: Predictor, count: int = 8) -> torch.Tensor:
@@ -108,10 +110,9 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
         return f"ONNX export was not possible for this model ({type(error).__name__})."
 
 
-def _usage(predictor: Predictor, onnx_note: str) -> str:
+def _usage(predictor: Predictor, onnx_included: bool) -> str:
     p = predictor.preprocessing
-    onnx = ("\nONNX: model.onnx, input 'image' (same tensor), output 'probabilities'.\n"
-            if onnx_note.startswith("ONNX model") else "")
+    onnx = "\nONNX: model.onnx, input 'image' (same tensor), output 'probabilities'.\n" if onnx_included else ""
     return USAGE.format(labels=", ".join(predictor.labels), backbone=predictor.config.backbone,
                         resize=p.resize_size, crop=p.crop_size, mean=list(p.mean), std=list(p.std),
                         n=len(predictor.labels), onnx=onnx)

@@ -9,28 +9,37 @@ import streamlit as st
 from ui.common import Workspace, show_error
 from core import charts, runs
 from core.events import TERMINAL_KINDS, read_jsonl
-from core.jobs import JobManager
+from core.jobs import Job, JobManager
 
 POLL_SECONDS = 1.0
 
 
-def job_records(manager: JobManager, ws: Workspace, job_id: str) -> tuple[list[dict[str, Any]], str]:
+def _live_job(manager: JobManager, ws: Workspace, job_id: str) -> Job | None:
+    """The job when this server process runs it (and it belongs to this workspace), else None."""
     job = manager.get(job_id)
-    if job is not None and job.run_dir.parent == ws.runs:
-        events, _ = job.events.since(0)
-        return [e.as_record() for e in events], job.state
-    run_dir = ws.runs / job_id
-    return read_jsonl(run_dir / "metrics.jsonl"), runs.read_status(run_dir).get("state", "unknown")
+    return job if job is not None and job.run_dir.parent == ws.runs else None
+
+
+def job_state(manager: JobManager, ws: Workspace, job_id: str) -> str:
+    job = _live_job(manager, ws, job_id)
+    return job.state if job else runs.read_status(ws.runs / job_id).get("state", "unknown")
+
+
+def job_records(manager: JobManager, ws: Workspace, job_id: str) -> list[dict[str, Any]]:
+    job = _live_job(manager, ws, job_id)
+    if job:
+        return [e.as_record() for e in job.events.since(0)[0]]
+    return read_jsonl(ws.runs / job_id / "metrics.jsonl")
 
 
 def show_job(manager: JobManager, ws: Workspace, job_id: str) -> None:
-    _, state = job_records(manager, ws, job_id)
-    live = state in runs.ACTIVE_STATES
+    live = job_state(manager, ws, job_id) in runs.ACTIVE_STATES
     st.fragment(run_every=POLL_SECONDS if live else None)(_draw)(manager, ws, job_id, live)
 
 
 def _draw(manager: JobManager, ws: Workspace, job_id: str, was_live: bool) -> None:
-    records, state = job_records(manager, ws, job_id)
+    state = job_state(manager, ws, job_id)
+    records = job_records(manager, ws, job_id)
     if was_live and state not in runs.ACTIVE_STATES:
         st.rerun()  # finished: redraw the whole page once, without the timer
     started = next((r for r in records if r["event"] == "run_started"), None)

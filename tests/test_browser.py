@@ -5,7 +5,6 @@ Set TRANSFERLAB_SCREENSHOTS=docs to refresh the README's screenshots from this r
 """
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess

@@ -1,0 +1,1 @@
+"""Data: safe archives, dataset scanning and reports, preprocessing, decoded images, the sample."""

@@ -1,0 +1,1 @@
+"""Insight: evaluation reports and charts."""

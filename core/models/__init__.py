@@ -1,0 +1,1 @@
+"""Models: the backbone registry, the bundled EfficientNet-Lite0, the feature cache."""

@@ -1,0 +1,1 @@
+"""Serving: inference and export."""

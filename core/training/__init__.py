@@ -1,0 +1,1 @@
+"""Training: config, the fit loop, events, jobs, run folders, devices."""

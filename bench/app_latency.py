@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from core import sample  # noqa: E402
-from core.config import TrainConfig  # noqa: E402
-from core.inference import Predictor  # noqa: E402
-from core.jobs import JobManager  # noqa: E402
+from core.data import sample  # noqa: E402
+from core.serving.inference import Predictor  # noqa: E402
+from core.training.config import TrainConfig  # noqa: E402
+from core.training.jobs import JobManager  # noqa: E402
 from ui.progress import POLL_SECONDS  # noqa: E402  (the live view's refresh interval)
 
 

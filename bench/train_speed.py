@@ -25,19 +25,19 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
-from core import backbones, runner, runs  # noqa: E402  (imported before any timing starts)
-from core.config import TrainConfig  # noqa: E402
-from core.events import EventLog  # noqa: E402
+from core.models import backbones  # noqa: E402  (imported before any timing starts)
+from core.training import runner, runs  # noqa: E402
+from core.training.config import TrainConfig  # noqa: E402
+from core.training.events import EventLog  # noqa: E402
 
 MODES = {"extract": "all", "partial": -1, "finetune": 0}  # freeze depth (-1: all but the last stage)
 
 
 def make_dataset(folder: Path, images: int) -> Path:
-    from core import sample
+    from core.data import sample
 
     per_class = images // len(sample.SHAPES)
     return sample.write_folder(folder, per_class=per_class, size=384, seed=11)  # photo-sized JPEGs
@@ -101,7 +101,8 @@ def _frozen(mode: str, total: int) -> int:
 
 def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool) -> dict:
     total = len(backbones.build(backbone, 2, pretrained=False).stages)
-    config = TrainConfig(data=str(data), backbone=backbone, weights="default" if pretrained else "none", freeze_depth=_frozen(mode, total), epochs=epochs,
+    config = TrainConfig(data=str(data), backbone=backbone, weights="default" if pretrained else "none",
+                         freeze_depth=_frozen(mode, total), epochs=epochs,
                          batch_size=batch_size, early_stopping=0, augment="light" if mode == "finetune" else "none",
                          lr=None if mode == "extract" else 1e-3)
     with tempfile.TemporaryDirectory() as work:
@@ -113,7 +114,7 @@ def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pre
 def one_pass_seconds(images: int, backbone: str) -> float:
     """The physical floor for feature extraction: one eval forward pass over every image, on the device the
     engine picks (on CUDA under the same autocast)."""
-    from core import devices
+    from core.training import devices
 
     accel = devices.resolve("auto")
     model = backbones.build(backbone, 3, pretrained=False).eval().to(accel.device)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.data.archive import ArchiveRefused
+from core.data.sample import SAMPLE_ZIP
+from core.insight import charts
 from ui.common import cached_thumbnail, load_report, show_error, workspace
-from core import charts
-from core.archive import ArchiveRefused
-from core.sample import SAMPLE_ZIP
 
 THUMBS_PER_CLASS = 8
 

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.insight import charts
+from core.training import runs
 from ui.common import cached_thumbnail, pick_run, workspace
-from core import charts, runs
 
 MISTAKES_SHOWN = 24
 

@@ -3,8 +3,8 @@ import traceback
 
 import streamlit as st
 
+from core.serving.export import export_bundle
 from ui.common import pick_run, show_error, workspace
-from core.export import export_bundle
 
 st.title("5. Export")
 st.markdown("One download: the model as **TorchScript** (and ONNX when available), `labels.json`, "

@@ -4,10 +4,10 @@ import traceback
 import streamlit as st
 from PIL import Image
 
+from core.data.preprocessing import ImageRejected, load_rgb
+from core.insight import charts
+from core.serving.inference import Predictor
 from ui.common import pick_run, show_error, workspace
-from core import charts
-from core.inference import Predictor
-from core.preprocessing import ImageRejected, load_rgb
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")

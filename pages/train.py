@@ -1,11 +1,12 @@
 """Step 2: choose a backbone and how much of it to retrain, start, and watch it learn."""
 import streamlit as st
 
+from core.data.archive import ArchiveRefused
+from core.models import backbones
+from core.training import advice, devices
+from core.training.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, ConfigError, TrainConfig
 from ui.common import is_id, job_manager, load_report, remember, show_error, url_param, workspace
 from ui.progress import show_job
-from core import advice, backbones, devices
-from core.archive import ArchiveRefused
-from core.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, ConfigError, TrainConfig
 
 AUGMENT_HELP = ("auto: none for feature extraction (then features are computed once and training takes seconds), "
                 "light otherwise. light: random crops and flips. strong: also colour and geometry changes.")

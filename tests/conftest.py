@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import sample
+from core.data import sample
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +53,9 @@ def trained_run(tmp_path_factory, shapes_folder) -> Path:
     """One finished run (bundled pretrained backbone, feature extraction), shared by prediction tests."""
     import threading
 
-    from core import runner, runs
-    from core.config import TrainConfig
-    from core.events import EventLog
+    from core.training import runner, runs
+    from core.training.config import TrainConfig
+    from core.training.events import EventLog
 
     root = tmp_path_factory.mktemp("runs")
     config = TrainConfig(data=str(shapes_folder), epochs=4, image_size=96, early_stopping=0)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import sample
+from core.data import sample
 from tests.conftest import class_members, write_zip
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

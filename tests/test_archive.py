@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.archive import ArchiveLimits, ArchiveRefused, extract
+from core.data.archive import ArchiveLimits, ArchiveRefused, extract
 from tests.conftest import jpeg_bytes, write_zip
 
 

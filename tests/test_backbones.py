@@ -7,7 +7,7 @@ import torchvision
 from PIL import Image
 from skimage import data as skdata
 
-from core import backbones, lite0
+from core.models import backbones, lite0
 
 SMALL_INPUT = 64  # enough for every convolutional backbone; the vision transformer needs its own size
 

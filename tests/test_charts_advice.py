@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import advice, backbones, charts
+from core.insight import charts
+from core.models import backbones
+from core.training import advice
 
 EPOCHS = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 0.5 + e / 10,
            "val_accuracy": 0.4 + e / 10} for e in (1, 2, 3)]

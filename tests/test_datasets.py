@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from core.datasets import inspect, split
+from core.data.datasets import inspect, split
 from tests.conftest import class_members, jpeg_bytes, write_zip
 
 

@@ -5,8 +5,8 @@ import os
 
 import torch
 
-from core.features import FeatureCache, cache_key
-from core.preprocessing import Preprocessing
+from core.data.preprocessing import Preprocessing
+from core.models.features import FeatureCache, cache_key
 
 PREP = Preprocessing(256, 224, (0.5,) * 3, (0.5,) * 3, "bicubic")
 

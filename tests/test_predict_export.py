@@ -8,8 +8,8 @@ import zipfile
 
 from PIL import Image
 
-from core.export import export_bundle
-from core.inference import Predictor
+from core.serving.export import export_bundle
+from core.serving.inference import Predictor
 
 
 def test_predict_gives_sorted_top_k_with_the_runs_labels(trained_run, shapes_folder):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.preprocessing import ImageRejected, load_rgb
-from core import backbones
+from core.data.preprocessing import ImageRejected, load_rgb
+from core.models import backbones
 
 
 def saved(image: Image.Image, fmt: str, **options) -> io.BytesIO:

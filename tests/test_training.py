@@ -6,11 +6,11 @@ import threading
 import pytest
 import torch
 
-from core import backbones
-from core.config import ConfigError, TrainConfig
-from core.events import EventLog
-from core.features import FeatureCache
-from core.training import Cancelled, fit, plan_phases, set_trainable
+from core.models import backbones
+from core.models.features import FeatureCache
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import EventLog
+from core.training.loop import Cancelled, fit, plan_phases, set_trainable
 
 QUICK = dict(image_size=64, epochs=2, early_stopping=0, batch_size=8)
 
@@ -114,7 +114,7 @@ def test_unknown_settings_get_a_clear_error():
 
 def test_past_the_decode_budget_images_are_decoded_per_batch_with_the_same_result(shapes_folder, tmp_path,
                                                                                    monkeypatch):
-    from core import inputs
+    from core.training import inputs
 
     config = TrainConfig(data=str(shapes_folder), backbone="mobilenet_v3_small", weights="none", freeze_depth=0,
                          augment="none", **QUICK)

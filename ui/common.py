@@ -14,11 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # pages run as scripts: make `core` importable however the app is started
     sys.path.insert(0, str(ROOT))
 
-from core import paths, runs  # noqa: E402
-from core.datasets import inspect  # noqa: E402
-from core.jobs import JobManager  # noqa: E402
-from core.preprocessing import ImageRejected, thumbnail  # noqa: E402
-from core.report import DataReport  # noqa: E402
+from core import paths  # noqa: E402
+from core.data.datasets import inspect  # noqa: E402
+from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
+from core.data.report import DataReport  # noqa: E402
+from core.training import runs  # noqa: E402
+from core.training.jobs import JobManager  # noqa: E402
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 

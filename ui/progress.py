@@ -6,10 +6,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.insight import charts
+from core.training import runs
+from core.training.events import TERMINAL_KINDS, read_jsonl
+from core.training.jobs import Job, JobManager
 from ui.common import Workspace, show_error
-from core import charts, runs
-from core.events import TERMINAL_KINDS, read_jsonl
-from core.jobs import Job, JobManager
 
 POLL_SECONDS = 1.0
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.archive import ArchiveLimits, Skipped, extract
-from core.preprocessing import ImageRejected, is_image_name, load_rgb
-from core.report import DataReport, ImageRecord, judge
+from core.data.archive import ArchiveLimits, Skipped, extract
+from core.data.preprocessing import ImageRejected, is_image_name, load_rgb
+from core.data.report import DataReport, ImageRecord, judge
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}

@@ -10,8 +10,8 @@ from typing import Callable, Iterator
 import torch
 from torchvision.transforms import v2
 
-from core.preprocessing import Preprocessing, load_rgb
-from core.report import ImageRecord
+from core.data.preprocessing import Preprocessing, load_rgb
+from core.data.report import ImageRecord
 
 Prefix = Callable[[torch.Tensor], torch.Tensor]
 

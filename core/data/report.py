@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.archive import Skipped
+from core.data.archive import Skipped
 
 MIN_IMAGES_PER_CLASS = 5
 MAX_IMBALANCE = 5.0

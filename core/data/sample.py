@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = ("circle", "square", "triangle")
-SAMPLE_ZIP = Path(__file__).resolve().parent.parent / "assets" / "sample_shapes.zip"
+SAMPLE_ZIP = Path(__file__).resolve().parents[2] / "assets" / "sample_shapes.zip"
 
 
 def draw(shape: str, rng: random.Random, size: int = 160) -> Image.Image:

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from core.report import ImageRecord
+from core.data.report import ImageRecord
 
 
 def build_report(labels: list[str], records: list[ImageRecord], probabilities: torch.Tensor) -> dict[str, Any]:

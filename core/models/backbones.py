@@ -16,8 +16,8 @@ import torch
 import torchvision
 from torch import nn
 
-from core import lite0
-from core.preprocessing import Preprocessing
+from core.data.preprocessing import Preprocessing
+from core.models import lite0
 
 StageList = list[tuple[str, nn.Module]]
 

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from core.preprocessing import Preprocessing
+from core.data.preprocessing import Preprocessing
 
 DEFAULT_MEMORY_BUDGET = 2 << 30
 DEFAULT_DISK_BUDGET = 8 << 30

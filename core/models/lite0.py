@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from core.preprocessing import Preprocessing
+from core.data.preprocessing import Preprocessing
 
 NAME = "efficientnet_lite0"
 TITLE = "EfficientNet-Lite0"

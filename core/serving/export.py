@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core import runs
-from core.inference import Predictor
+from core.serving.inference import Predictor
+from core.training import runs
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
 TOLERANCE = 1e-4

@@ -7,8 +7,8 @@ from typing import IO, Any
 import torch
 from PIL import Image, ImageOps
 
-from core import runs
-from core.preprocessing import load_rgb, to_rgb
+from core.data.preprocessing import load_rgb, to_rgb
+from core.training import runs
 
 ImageInput = str | Path | IO[bytes] | Image.Image
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core import backbones
+from core.models import backbones
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.config import ConfigError
+from core.training.config import ConfigError
 
 
 @dataclass(frozen=True)

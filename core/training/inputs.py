@@ -11,12 +11,12 @@ from typing import Callable
 
 import torch
 
-from core.backbones import StagedModel
-from core.devices import Accelerator
-from core.features import FeatureCache, cache_key
-from core.imageset import FeatureSource, ImageSource, LazyImages, decode_all, decoded_bytes
-from core.preprocessing import Preprocessing
-from core.report import ImageRecord
+from core.data.imageset import FeatureSource, ImageSource, LazyImages, decode_all, decoded_bytes
+from core.data.preprocessing import Preprocessing
+from core.data.report import ImageRecord
+from core.models.backbones import StagedModel
+from core.models.features import FeatureCache, cache_key
+from core.training.devices import Accelerator
 
 EXTRACT_BATCH = 64
 DECODE_BUDGET = 3 << 30  # decoded uint8 images kept in memory per part; beyond it, decode per batch

@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import devices, runner, runs
-from core.config import TrainConfig
-from core.events import EventLog
-from core.features import FeatureCache
+from core.models.features import FeatureCache
+from core.training import devices, runner, runs
+from core.training.config import TrainConfig
+from core.training.events import EventLog
 
 
 @dataclass

@@ -12,14 +12,15 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from core import backbones, devices
-from core.config import FREEZE_ALL, TrainConfig
-from core.datasets import inspect, split
-from core.events import EventLog
-from core.features import FeatureCache
-from core.imageset import FeatureSource, ImageSource, augmenter, batch_count
-from core.inputs import Inputs
-from core.report import ImageRecord
+from core.data.datasets import inspect, split
+from core.data.imageset import FeatureSource, ImageSource, augmenter, batch_count
+from core.data.report import ImageRecord
+from core.models import backbones
+from core.models.features import FeatureCache
+from core.training import devices
+from core.training.config import FREEZE_ALL, TrainConfig
+from core.training.events import EventLog
+from core.training.inputs import Inputs
 
 Source = FeatureSource | ImageSource
 BatchCallback = Callable[[int, float, float], None]  # (batch index, loss, images per second)

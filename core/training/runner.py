@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from core import runs
-from core.archive import ArchiveRefused
-from core.backbones import WeightsUnavailable
-from core.config import ConfigError, TrainConfig
-from core.evaluation import build_report
-from core.events import EventLog
-from core.features import FeatureCache
-from core.training import Cancelled, DataError, fit
+from core.data.archive import ArchiveRefused
+from core.insight.evaluation import build_report
+from core.models.backbones import WeightsUnavailable
+from core.models.features import FeatureCache
+from core.training import runs
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import EventLog
+from core.training.loop import Cancelled, DataError, fit
 
 
 def execute(config: TrainConfig, run_dir: Path, events: EventLog, stop: threading.Event, work_dir: Path,

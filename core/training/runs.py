@@ -16,10 +16,10 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from core import backbones
-from core.config import TrainConfig
-from core.events import read_jsonl
-from core.preprocessing import Preprocessing
+from core.data.preprocessing import Preprocessing
+from core.models import backbones
+from core.training.config import TrainConfig
+from core.training.events import read_jsonl
 
 ACTIVE_STATES = frozenset({"queued", "running"})
 PROCESS_TOKEN = uuid.uuid4().hex  # tells this process's runs from those of a process that died

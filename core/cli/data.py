@@ -1,0 +1,45 @@
+"""`inspect` and `backbones`: look at data and at the backbone catalogue."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core import paths
+from core.models import backbones
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="check a dataset (.zip or folder) and print its report as JSON")
+    p.add_argument("data")
+    p.set_defaults(handler=_inspect)
+    sub.add_parser("backbones", help="list the backbones").set_defaults(handler=_backbones)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from core.data.archive import ArchiveRefused
+    from core.data.datasets import inspect
+
+    try:
+        report = inspect(Path(args.data), paths.home())
+    except ArchiveRefused as error:
+        print(json.dumps({"trainable": False, "error": str(error)}, ensure_ascii=False))
+        print(str(error), file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    if not report.trainable:
+        print(report.error, file=sys.stderr)
+        return 2
+    return 0
+
+
+def _backbones(args: argparse.Namespace) -> int:
+    rows = [("name", "params (M)", "GFLOPs", "ImageNet top-1", "input", "weights")]
+    for b in backbones.catalogue():
+        where = "bundled" if b.bundled else ("on disk" if backbones.weights_available(b.name) else "download")
+        rows.append((b.name, f"{b.params_m}", f"{b.gflops}", f"{b.imagenet_top1:.1f}", f"{b.input_size}", where))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    return 0

@@ -77,6 +77,7 @@ def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: 
     this one file becomes ImageRejected with a reason (Pillow raises many types on crafted files), so a bad
     file is skipped and never hides the rest. `name` is how the reason names the file (e.g. an upload's name).
     """
+    name = name or _given_name(source)
     try:
         image = Image.open(source)
         if image.size[0] * image.size[1] > Image.MAX_IMAGE_PIXELS:  # Pillow itself only warns up to twice that
@@ -95,6 +96,8 @@ def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: 
         raise
     except Image.DecompressionBombError as error:
         raise ImageRejected(f"{_named(name)}too large: refused by the decompression-bomb guard") from error
+    except Image.UnidentifiedImageError as error:  # its message holds the file object's repr, not a reason
+        raise ImageRejected(f"{_named(name)}not an image (unknown or damaged format)") from error
     except MemoryError as error:
         raise ImageRejected(f"{_named(name)}too large to decode in the memory available") from error
     except Exception as error:  # noqa: BLE001 - crafted files make Pillow raise TypeError, IndexError, ...
@@ -139,8 +142,16 @@ def _too_large(image: Image.Image, cost: int, name: str | None) -> str:
             f"is {MAX_DECODED_BYTES >> 20} MiB). Scale it down, e.g. to 4000 pixels on the longer side")
 
 
+def _given_name(source: str | Path | IO[bytes]) -> str | None:
+    """The file's own name (an upload's as the user gave it), never a folder path or an object's repr."""
+    given = source if isinstance(source, (str, Path)) else getattr(source, "name", None)
+    return Path(given).name if isinstance(given, (str, Path)) and str(given) else None
+
+
 def _named(name: str | None) -> str:
-    return f"'{name}': " if name else ""
+    if not name:
+        return ""
+    return f"'{name}': " if len(name) <= 80 else f"'{name[:60]}...{name[-16:]}': "
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -188,5 +199,7 @@ def is_image_name(path: Path) -> bool:
 
 
 def _short(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # without the file name: the reason already names the file
     text = str(error).strip() or type(error).__name__
     return text if len(text) < 120 else text[:117] + "..."

@@ -161,3 +161,12 @@ def test_an_interrupted_extraction_is_replaced_by_a_complete_one(tmp_path):
     (first / "a" / "img_0.jpg").unlink()
     again = materialize(upload, tmp_path / "work")
     assert again == first and len(list(again.rglob("*.jpg"))) == 6
+
+
+def test_class_names_differing_only_by_invisible_characters_or_holding_overrides_are_warned(tmp_path):
+    members = class_members("", {"cat": 5, "ca\u200bt": 5, "dog\u202egod": 5, "bird": 5})
+    report = inspect(write_zip(tmp_path / "lookalike.zip", members))
+    text = " ".join(report.warnings)
+    assert "'cat'" in text and "'ca<U+200B>t'" in text and "ZERO WIDTH SPACE" in text and "look the same" in text
+    assert "'dog<U+202E>god'" in text and "RIGHT-TO-LEFT OVERRIDE" in text
+    assert "bird" not in text

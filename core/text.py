@@ -13,9 +13,10 @@ import html
 import re
 import unicodedata
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them turns links,
-# images, emphasis, code, HTML, Streamlit's :color[...] / :material/...: directives and $math$ into plain text.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:$~=\"'&^%@;,/?])")
+# Any ASCII punctuation may be backslash-escaped in CommonMark; escaping these turns links, images, emphasis,
+# code, HTML, entities, Streamlit's :color[...] / :material/...: directives and $math$ into plain text. Quotes,
+# commas and the like mean nothing on their own, so names with them stay readable in the source text too.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:$~=&^@/])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 # Format characters (zero-width, bidi controls and overrides) make two names look alike or reorder text.
 _INVISIBLE_CATEGORIES = frozenset({"Cf"})

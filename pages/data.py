@@ -1,6 +1,5 @@
 """Step 1: the user's images in, and what we found in them."""
 import shutil
-import uuid
 from pathlib import Path
 
 import streamlit as st
@@ -8,6 +7,7 @@ import streamlit as st
 from core.data.archive import ArchiveRefused
 from core.data.sample import SAMPLE_ZIP
 from core.insight import charts
+from core.text import md
 from ui.common import cached_thumbnail, load_report, show_error, workspace
 
 THUMBS_PER_CLASS = 8
@@ -18,38 +18,51 @@ st.markdown("Upload a **zip** with one folder per class (for example `cats/`, `d
             "`val/` folders that each hold the class folders. No data at hand? Try the sample.")
 left, right = st.columns([3, 1])
 upload = left.file_uploader("Zip of labelled images", type=["zip"], help="Up to 2 GB.")
+previous = ws.dataset()
 if right.button("Use the sample dataset", help="120 generated pictures of circles, squares and triangles"):
     ws.set_dataset(SAMPLE_ZIP, "Sample: shapes")
+    if previous:
+        ws.discard_upload(Path(previous["path"]))
 if upload is not None and st.session_state.get("uploaded_file_id") != upload.file_id:
-    target = ws.uploads / f"{uuid.uuid4().hex}.zip"
+    target = ws.new_upload()
     with target.open("wb") as sink:
         shutil.copyfileobj(upload, sink, 1 << 20)  # to disk in chunks; training reads it from there
     ws.set_dataset(target, upload.name)
     st.session_state["uploaded_file_id"] = upload.file_id
+    if previous:
+        ws.discard_upload(Path(previous["path"]))  # replaced: kept only if a run was trained on it
 
 dataset = ws.dataset()
 if not dataset:
+    if st.session_state.get("refused_upload"):
+        show_error(st.session_state["refused_upload"])
     st.info("Upload a zip, or click **Use the sample dataset**, to begin.")
     st.stop()
 try:
     report = load_report(dataset)
 except ArchiveRefused as error:
-    show_error(f"This archive cannot be used: {error}")
+    message = f"'{dataset['name']}' cannot be used: {error}"
+    st.session_state["refused_upload"] = message
+    ws.discard_upload(Path(dataset["path"]))  # refused: nothing of it stays on the server
+    ws.clear_dataset()
+    show_error(message)
     st.stop()
 except OSError as error:
-    show_error("The dataset could not be read. Please upload it again.", repr(error))
+    show_error(f"'{dataset['name']}' could not be read on the server ({error.strerror or 'input/output error'}).",
+               type(error).__name__)
     st.stop()
+st.session_state.pop("refused_upload", None)
 
-st.subheader(f"Dataset: {dataset['name']}")
+st.subheader(f"Dataset: {md(dataset['name'])}")
 if report.error:
-    st.error(report.error)
+    st.error(md(report.error))
 counts = st.columns(4)
 counts[0].metric("Classes", len(report.classes))
 counts[1].metric("Images", sum(report.classes.values()))
 counts[2].metric("Skipped files", len(report.skipped))
 counts[3].metric("Layout", "train/ + val/" if report.splits else "class folders")
 for warning in report.warnings:
-    st.warning(warning)
+    st.warning(md(warning))  # plain text quoting user names: shown as text, never as Markdown
 if report.classes:
     st.plotly_chart(charts.class_counts(report.classes, report.splits), key="class_counts")
     st.markdown("#### A few images from each class")
@@ -57,9 +70,9 @@ if report.classes:
         records = [r for r in report.images if r.label == label][:THUMBS_PER_CLASS]
         previews = [(cached_thumbnail(str(report.root / r.path)), Path(r.path).name) for r in records]
         previews = [(image, name) for image, name in previews if image is not None]
-        st.markdown(f"**{label}** ({report.classes[label]} images)")
+        st.markdown(f"**{md(label)}** ({report.classes[label]} images)")
         if previews:
-            st.image([image for image, _ in previews], caption=[name for _, name in previews], width=96)
+            st.image([image for image, _ in previews], caption=[md(name) for _, name in previews], width=96)
 if report.skipped:
     with st.expander(f"Skipped files ({len(report.skipped)}) and why"):
         st.dataframe([{"file": s.path, "reason": s.reason} for s in report.skipped], hide_index=True)

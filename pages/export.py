@@ -4,6 +4,7 @@ import traceback
 import streamlit as st
 
 from core.serving.export import export_bundle
+from core.text import md
 from ui.common import pick_run, show_error, workspace
 
 st.title("5. Export")
@@ -21,7 +22,7 @@ if st.button("Prepare the download", type="primary"):
         show_error("The export did not work for this model.", traceback.format_exc())
 result = st.session_state.get(state_key)
 if result is not None:
-    (st.success if result.verified else st.warning)(result.note)
+    (st.success if result.verified else st.warning)(md(result.note))
     st.download_button("Download the model (zip)", result.path.read_bytes(),
                        file_name=f"transferlab-{run.config.get('backbone')}-{run.id[:8]}.zip",
                        mime="application/zip", type="primary")

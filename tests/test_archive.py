@@ -87,3 +87,24 @@ def test_zip_bomb_compression_ratio_is_refused(tmp_path):
     with pytest.raises(ArchiveRefused, match="zip bomb"):
         extract(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_names_too_long_for_the_file_system_are_skipped_with_a_plain_reason(tmp_path):
+    long_folder, long_file = "c" * 300, "f" * 260 + ".jpg"
+    archive = write_zip(tmp_path / "long.zip", {"cats/ok.jpg": jpeg_bytes(), f"{long_folder}/a.jpg": jpeg_bytes(),
+                                                f"cats/{long_file}": jpeg_bytes()})
+    skipped = extract(archive, tmp_path / "data")
+    assert files_under(tmp_path / "data") == {"cats/ok.jpg"}
+    assert {s.path for s in skipped} == {f"{long_folder}/a.jpg", f"cats/{long_file}"}
+    for entry in skipped:
+        assert "too long" in entry.reason and "Errno" not in entry.reason and str(tmp_path) not in entry.reason
+
+
+def test_a_file_and_a_folder_with_the_same_name_keep_the_rest(tmp_path):
+    archive = write_zip(tmp_path / "clash.zip", {"cats": b"not a folder", "cats/one.jpg": jpeg_bytes(),
+                                                 "dogs/two.jpg": jpeg_bytes(), "dogs/two.jpg/three.jpg": jpeg_bytes()})
+    skipped = extract(archive, tmp_path / "data")
+    assert files_under(tmp_path / "data") == {"cats", "dogs/two.jpg"}
+    assert {s.path: s.reason for s in skipped} == {
+        "cats/one.jpg": "a file and a folder (or two files) have the same name here; skipped",
+        "dogs/two.jpg/three.jpg": "a file and a folder (or two files) have the same name here; skipped"}

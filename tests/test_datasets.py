@@ -5,11 +5,12 @@ import io
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 from PIL import Image
 
-from core.data.datasets import inspect, split
+from core.data.datasets import _marker, inspect, materialize, scan, split
 from tests.conftest import class_members, jpeg_bytes, write_zip
 
 
@@ -127,3 +128,45 @@ def test_inspect_command_prints_json_and_exits_by_trainability(tmp_path):
     (tmp_path / "notzip.zip").write_text("hello")
     bad = run_cli("inspect", str(tmp_path / "notzip.zip"))
     assert bad.returncode == 2 and "not a zip archive" in bad.stderr
+
+
+def test_five_simultaneous_extractions_of_one_upload_all_see_every_image(tmp_path):
+    """Uploads are extracted into a shared folder named by content: the race must lose no image and raise nothing."""
+    upload = write_zip(tmp_path / "same.zip", class_members("", {"cats": 40, "dogs": 40}))
+    start, results, errors = threading.Barrier(5), [], []
+
+    def extract_once() -> None:
+        start.wait()
+        try:
+            results.append(materialize(upload, tmp_path / "work"))
+        except Exception as error:  # noqa: BLE001 - the assertion below shows what went wrong
+            errors.append(error)
+
+    threads = [threading.Thread(target=extract_once) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(set(results)) == 1
+    assert len(list(results[0].rglob("*.jpg"))) == 80
+    assert sorted(p.name for p in (tmp_path / "work" / "datasets").iterdir()) == [results[0].name,
+                                                                                  results[0].name + ".skipped.tsv"]
+    assert scan(results[0]).classes == {"cats": 40, "dogs": 40}
+
+
+def test_an_interrupted_extraction_is_replaced_by_a_complete_one(tmp_path):
+    upload = write_zip(tmp_path / "data.zip", class_members("", {"a": 3, "b": 3}))
+    first = materialize(upload, tmp_path / "work")
+    _marker(first).unlink()  # as an older version left it when the server stopped mid-extraction
+    (first / "a" / "img_0.jpg").unlink()
+    again = materialize(upload, tmp_path / "work")
+    assert again == first and len(list(again.rglob("*.jpg"))) == 6
+
+
+def test_class_names_differing_only_by_invisible_characters_or_holding_overrides_are_warned(tmp_path):
+    members = class_members("", {"cat": 5, "ca\u200bt": 5, "dog\u202egod": 5, "bird": 5})
+    report = inspect(write_zip(tmp_path / "lookalike.zip", members))
+    text = " ".join(report.warnings)
+    assert "'cat'" in text and "'ca<U+200B>t'" in text and "ZERO WIDTH SPACE" in text and "look the same" in text
+    assert "'dog<U+202E>god'" in text and "RIGHT-TO-LEFT OVERRIDE" in text
+    assert "bird" not in text

@@ -60,3 +60,37 @@ def test_the_key_changes_with_everything_the_features_depend_on():
               cache_key("resnet18", "default", 0, 4, PREP), cache_key("resnet18", "default", 0, 5, PREP.scaled_to(112))}
     assert base not in others and len(others) == 4
     assert cache_key("resnet18", "none", 0, 5, PREP) != cache_key("resnet18", "none", 1, 5, PREP)
+
+
+def test_an_entry_larger_than_the_memory_budget_is_not_kept_and_says_so(tmp_path):
+    cache = FeatureCache(None, memory_budget=1000)
+    features = lambda indices: torch.zeros(len(indices), 100)  # noqa: E731 - 200 bytes a row in float16
+    cache.features("small", ["a", "b"], features)
+    assert cache.last_note is None and cache.missing_count("small", ["a", "b"]) == 0
+    cache.features("grown", [str(i) for i in range(8)], features)  # 1600 bytes: over the budget alone
+    assert "not kept in memory (0 MiB is over" in cache.last_note
+    assert cache.missing_count("grown", ["0"]) == 1 and cache.missing_count("small", ["a"]) == 0
+
+
+def test_an_entry_that_grows_past_the_disk_budget_is_not_written_and_says_so(tmp_path):
+    cache = FeatureCache(tmp_path, disk_budget=1200)
+    features = lambda indices: torch.zeros(len(indices), 100)  # noqa: E731
+    cache.features("k", ["a", "b"], features)
+    written = (tmp_path / "k.safetensors").stat().st_mtime_ns
+    assert cache.last_note is None
+    cache.features("k", ["a", "b", "c", "d", "e", "f", "g"], features)  # 1400 bytes of features
+    assert "not saved on disk" in cache.last_note and "next run computes them again" in cache.last_note
+    assert (tmp_path / "k.safetensors").stat().st_mtime_ns == written  # the smaller copy stays valid for a, b
+    assert FeatureCache(tmp_path).missing_count("k", ["a", "b", "c"]) == 1
+
+
+def test_scoped_caches_share_nothing_visible_across_namespaces(tmp_path):
+    shared = FeatureCache(tmp_path)
+    alice, bob = shared.scoped("workspace-alice"), shared.scoped("workspace-bob")
+    alice.features("k", ["a", "b"], Counting())
+    assert alice.missing_count("k", ["a", "b"]) == 0  # her own re-run is fast
+    assert bob.missing_count("k", ["a", "b"]) == 2  # his first run does not reveal that she used these images
+    compute = Counting()
+    bob.features("k", ["a"], compute)
+    assert compute.asked == [[0]]
+    assert FeatureCache(tmp_path).scoped("workspace-alice").missing_count("k", ["a", "b"]) == 0  # and after a restart

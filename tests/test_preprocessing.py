@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.data.preprocessing import ImageRejected, load_rgb
+from core.data.preprocessing import DecodeBudget, ImageRejected, decoded_bytes, load_rgb
 from core.models import backbones
 
 
@@ -84,3 +86,49 @@ def test_backbone_preprocessing_resizes_and_crops_to_input_size():
     tensor = prep.to_uint8(Image.new("RGB", (640, 480), (1, 2, 3)))
     assert tuple(tensor.shape) == (3, 224, 224) and prep.resize_size == 256
     assert backbones.preprocessing("resnet18", 112).resize_size == 128
+
+
+def test_image_over_the_memory_budget_is_rejected_with_its_size_and_name():
+    """A 16-bit 9400x9400 PNG is a 200 KB file but 168 MiB decoded (3 GB once converted before the budget)."""
+    big = saved(Image.fromarray(np.zeros((9400, 9400), dtype=np.uint16)), "PNG")
+    assert len(big.getvalue()) < 1 << 20
+    with pytest.raises(ImageRejected, match=r"'scan\.png': too large \(9400x9400 pixels, I;16: 168 MiB decoded"):
+        load_rgb(big, name="scan.png")
+
+
+def test_decoded_bytes_count_bit_depth_and_bands():
+    assert decoded_bytes("L", (100, 100)) == 10_000
+    assert decoded_bytes("I;16", (100, 100)) == 20_000
+    assert decoded_bytes("RGBA", (100, 100)) == 40_000
+    assert decoded_bytes("I", (100, 100)) == 40_000
+
+
+def test_large_jpeg_decodes_at_reduced_scale_within_the_budget():
+    photo = saved(Image.new("RGB", (8000, 6000), (9, 99, 199)), "JPEG", quality=50)  # 137 MiB at full size
+    with pytest.raises(ImageRejected, match="too large"):
+        load_rgb(io.BytesIO(photo.getvalue()))
+    small = load_rgb(io.BytesIO(photo.getvalue()), min_size=256)
+    assert min(small.size) >= 256 and small.size[0] <= 1000
+
+
+def test_eight_bit_values_stored_in_a_wide_mode_are_kept_not_stretched():
+    values = np.array([[10, 20, 30]], dtype=np.int32).repeat(2, axis=0)
+    rgb = load_rgb(saved(Image.fromarray(values, "I"), "TIFF"))
+    assert [rgb.getpixel((x, 0))[0] for x in range(3)] == [10, 20, 30]
+
+
+def test_decode_budget_never_lets_reservations_exceed_capacity():
+    budget, peak, lock = DecodeBudget(100), [0], threading.Lock()
+
+    def decode(cost: int) -> None:
+        with budget.reserve(cost):
+            with lock:
+                peak[0] = max(peak[0], budget.in_use)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=decode, args=(cost,)) for cost in [60, 60, 30, 30, 90, 150, 10] * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert budget.in_use == 0 and 100 <= peak[0] <= 150  # 150 ran alone; nothing else ever passed 100

@@ -1,9 +1,12 @@
 """What every page shares: the private workspace, the process-wide job manager, friendly errors."""
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sys
-import uuid
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,19 +17,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # pages run as scripts: make `core` importable however the app is started
     sys.path.insert(0, str(ROOT))
 
-from core import paths  # noqa: E402
+from core import maintenance, paths  # noqa: E402
 from core.data.datasets import inspect  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
+from core.text import md, plain  # noqa: E402
 from core.training import runs  # noqa: E402
 from core.training.jobs import JobManager  # noqa: E402
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
+CLEANUP_INTERVAL_S = 24 * 3600
+_log = logging.getLogger("transferlab")
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """One browser's private folder: its uploads, dataset choice and runs. Nobody lists another's."""
+    """One browser's private folder: its uploads, dataset choice and runs. Nobody lists another's.
+
+    The folder is made when something is first saved in it, not when someone merely visits.
+    """
     key: str
     root: Path
 
@@ -42,7 +51,27 @@ class Workspace:
         return runs.read_json(self.root / "workspace.json", {}).get("dataset")
 
     def set_dataset(self, path: Path, name: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         runs.write_json(self.root / "workspace.json", {"dataset": {"path": str(path), "name": name}})
+
+    def clear_dataset(self) -> None:
+        if (self.root / "workspace.json").exists():
+            runs.write_json(self.root / "workspace.json", {})
+
+    def new_upload(self, suffix: str = ".zip") -> Path:
+        """A fresh path for an upload (the folder made now: the user is saving something)."""
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        return self.uploads / f"{os.urandom(16).hex()}{suffix}"
+
+    def discard_upload(self, path: Path) -> None:
+        """Delete an upload of this workspace that was replaced or refused, unless a run was trained on it."""
+        path = Path(path)
+        if path.parent != self.uploads or not path.is_file():
+            return  # the sample dataset, or not ours
+        used = any(runs.read_json(config, {}).get("data") in (str(path), str(path.resolve()))
+                   for config in self.runs.glob("*/config.json"))
+        if not used:
+            path.unlink(missing_ok=True)
 
     def finished_runs(self) -> list[runs.RunSummary]:
         return [r for r in runs.list_runs(self.runs) if r.state == "finished"]
@@ -63,19 +92,41 @@ def remember(name: str, value: str) -> None:
 
 
 def is_id(value: str | None) -> bool:
-    """Workspace keys and job ids are uuid4 hex: anything else in a URL is ignored, never used in a path."""
+    """Job ids are uuid4 hex: anything else in a URL is ignored, never used in a path."""
     return bool(value) and bool(_KEY.match(value))
 
 
 def workspace() -> Workspace:
+    """This browser's workspace. A key in the URL that this server did not issue (signed with its secret) is
+    replaced by a new one, so nobody can hand out a key chosen in advance and read what its users upload."""
+    cleanup_thread()
     key = url_param("ws")
-    if not is_id(key):
-        key = uuid.uuid4().hex
+    if not paths.is_workspace_key(key):
+        key = paths.new_workspace_key()
         remember("ws", key)
     root = paths.home() / "workspaces" / key
-    for folder in (root / "runs", root / "uploads"):
-        folder.mkdir(parents=True, exist_ok=True)
+    if root.is_dir():
+        os.utime(root)  # the clean-up reads a workspace's age from its last use
     return Workspace(key, root)
+
+
+@st.cache_resource
+def cleanup_thread() -> threading.Thread:
+    """One per server process: the clean-up at start-up, then daily (see core/maintenance.py)."""
+    thread = threading.Thread(target=_clean_up_forever, name="transferlab-cleanup", daemon=True)
+    thread.start()
+    return thread
+
+
+def _clean_up_forever() -> None:
+    while True:
+        try:
+            removed = maintenance.collect(paths.home())
+            if removed:
+                _log.info("clean-up removed %d unused item(s), %d bytes", len(removed), sum(r.bytes for r in removed))
+        except Exception:  # noqa: BLE001 - the clean-up must never stop the server, nor stop for good
+            _log.exception("clean-up failed; trying again tomorrow")
+        time.sleep(CLEANUP_INTERVAL_S)
 
 
 @st.cache_resource
@@ -103,8 +154,9 @@ def cached_thumbnail(path: str):
 
 
 def show_error(message: str, details: str | None = None) -> None:
-    """A plain sentence first; the technical details only on demand."""
-    st.error(message)
+    """A plain sentence first; the technical details only on demand. The message is shown as text: callers may
+    quote user-supplied names in it."""
+    st.error(md(message))
     if details:
         with st.expander("Technical details"):
             st.code(details, language=None)
@@ -118,12 +170,14 @@ def pick_run(workspace: Workspace, purpose: str) -> runs.RunSummary | None:
     wanted = url_param("run")
     ids = [r.id for r in finished]
     index = ids.index(wanted) if wanted in ids else 0
-    chosen = st.selectbox("Trained model", finished, index=index, format_func=describe_run, key=f"run_{purpose}")
+    chosen = st.selectbox("Trained model", finished, index=index, format_func=lambda run: plain(describe_run(run)),
+                          key=f"run_{purpose}")
     remember("run", chosen.id)
     return chosen
 
 
 def describe_run(run: runs.RunSummary) -> str:
+    """Plain text (it quotes the data's name): pass it through md() for Markdown, plain() for select options."""
     accuracy = run.status.get("val_accuracy")
     score = f", {accuracy:.0%} validation accuracy" if isinstance(accuracy, (int, float)) else ""
     data = run.config.get("data_name") or Path(run.config.get("data", "")).name

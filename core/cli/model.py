@@ -3,14 +3,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k predictions of a trained run, one JSON line per image")
     p.add_argument("--run", required=True)
     p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=positive_int, default=3)
     p.set_defaults(handler=_predict)
     p = sub.add_parser("export", help="write a run's TorchScript bundle (zip)")
     p.add_argument("--run", required=True)
@@ -19,12 +27,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """One image at a time: a bad image is reported on its own line and the rest are still predicted."""
+    from core.data.preprocessing import ImageRejected
     from core.serving.inference import Predictor
 
     predictor = Predictor(Path(args.run))
-    for image, top in zip(args.images, predictor.predict(args.images, top_k=args.top_k)):
-        print(json.dumps({"image": image, "top_k": top}, ensure_ascii=False))
-    return 0
+    failed = 0
+    for image in args.images:
+        try:
+            (top,) = predictor.predict([image], top_k=args.top_k)
+        except ImageRejected as error:
+            failed += 1
+            print(json.dumps({"image": image, "error": str(error)}, ensure_ascii=False))
+            print(f"skipped {error}", file=sys.stderr)
+            continue
+        print(json.dumps({"image": image, "top_k": top}, ensure_ascii=False), flush=True)
+    return 1 if failed else 0
 
 
 def _export(args: argparse.Namespace) -> int:

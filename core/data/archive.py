@@ -6,6 +6,7 @@ folder, symlinks, encrypted members. Sizes are enforced while streaming, since a
 """
 from __future__ import annotations
 
+import errno
 import shutil
 import stat
 import zipfile
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 _CHUNK = 1 << 20
+_MAX_NAME_BYTES = 255  # one path component on Linux, macOS and Windows file systems
 
 
 class ArchiveRefused(ValueError):
@@ -79,16 +81,37 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, limi
     destination = (root / name).resolve()
     if not destination.is_relative_to(root):
         return Skipped(name, "path leads outside the dataset folder; skipped")
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _copy_member(zf, info, name, destination, limits)
+    except OSError as error:
+        if destination.is_file():
+            destination.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise ArchiveRefused("The server ran out of disk space while unpacking this archive.") from error
+        return Skipped(name, _unwritable_reason(error))
+    return None
+
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, destination: Path,
+                 limits: ArchiveLimits) -> None:
     written = 0
-    with zf.open(info) as source, destination.open("wb") as sink:
+    with zf.open(info) as source, destination.open("xb") as sink:
         while chunk := source.read(_CHUNK):
             written += len(chunk)
             _check_member_size(name, max(written, info.file_size), info.compress_size, limits)
             if written > info.file_size:
                 raise ArchiveRefused(f"'{name}' holds more data than its header declares; the archive is refused.")
             sink.write(chunk)
-    return None
+
+
+def _unwritable_reason(error: OSError) -> str:
+    """Why one member could not be written, in words (never the server's own path)."""
+    if error.errno == errno.ENAMETOOLONG:
+        return "name too long for the file system; rename it shorter; skipped"
+    if error.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        return "a file and a folder (or two files) have the same name here; skipped"
+    return f"could not be unpacked ({error.strerror or type(error).__name__}); skipped"
 
 
 def _unsafe_reason(name: str, info: zipfile.ZipInfo) -> str | None:
@@ -101,6 +124,8 @@ def _unsafe_reason(name: str, info: zipfile.ZipInfo) -> str | None:
         return "symbolic link; skipped"
     if info.flag_bits & 0x1:
         return "encrypted (password-protected) file; skipped"
+    if any(len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES for part in path.parts):
+        return "name too long for the file system; rename it shorter; skipped"
     return None
 
 

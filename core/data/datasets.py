@@ -7,6 +7,8 @@ import io
 import os
 import random
 import shutil
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -20,23 +22,40 @@ from core.data.report import DataReport, ImageRecord, judge
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
+PARTIAL_PREFIX = ".partial-"  # extractions in progress (or left by a crash: the clean-up removes old ones)
 _VERIFY_SIZE = 64  # decode JPEGs at a reduced scale when only checking that they open
 
 
 def materialize(source: Path, work_dir: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
-    """A folder of the data: the folder itself, or the zip extracted once into work_dir (by content hash)."""
+    """A folder of the data: the folder itself, or the zip extracted once into work_dir (by content hash).
+
+    Extraction happens in a private folder that is renamed into place in one step, so two requests for the
+    same upload never see each other's half-written files: the second to finish uses the first one's folder.
+    """
     if source.is_dir():
         return source
     stat = source.stat()
     digest = _zip_digest(str(source.resolve()), stat.st_size, stat.st_mtime_ns)
     target = work_dir / "datasets" / digest
     marker = _marker(target)
-    if marker.exists():
+    if target.exists() and marker.exists():
+        _touch(marker)  # its age is what the clean-up reads as "last used"
         return target
-    if target.exists():
-        shutil.rmtree(target)  # a half-finished earlier extraction
-    skipped = extract(source, target, limits)
-    marker.write_text("\n".join(f"{s.path}\t{s.reason}" for s in skipped), encoding="utf-8")
+    if target.exists():  # left by an interrupted extraction of an older version: move it aside, then drop it
+        _discard(target)
+    private = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=_made(target.parent)))
+    try:
+        skipped = extract(source, private / digest, limits)
+        staged = _marker(private / digest)
+        staged.write_text("\n".join(f"{s.path}\t{s.reason}" for s in skipped), encoding="utf-8")
+        os.replace(staged, marker)  # same content whoever writes it; in place before the folder is
+        try:
+            os.rename(private / digest, target)
+        except OSError:
+            if not (target.exists() and marker.exists()):
+                raise  # not a lost race: a real failure
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return target
 
 
@@ -113,6 +132,27 @@ def split(report: DataReport, val_fraction: float = 0.2, seed: int = 0) -> tuple
 def _marker(folder: Path) -> Path:
     """Written beside the extracted folder once extraction completed; lists what was skipped."""
     return folder.with_name(folder.name + ".skipped.tsv")
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only store still serves; only the clean-up's age estimate suffers
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _discard(folder: Path) -> None:
+    aside = folder.with_name(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}")
+    try:
+        os.rename(folder, aside)
+    except OSError:
+        return  # another request moved it first
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _unwrap(folder: Path) -> Path:

@@ -5,10 +5,13 @@ Training, evaluation, prediction and the exported `predict.py` all go through `l
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +20,16 @@ from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# One image may take at most this much memory decoded (Pillow's own bomb guard allows ~90 megapixels, 3 GB
+# for a 16-bit 9400x9400 PNG once converted); a camera JPEG stays far below it, as it decodes at reduced scale.
+MAX_DECODED_BYTES = 128 << 20
+# What decodes in flight may take together; more wait their turn. Converting to RGB costs ~8 bytes a pixel more.
+DECODE_MEMORY = int(os.environ.get("TRANSFERLAB_DECODE_MEMORY_MB", "768")) << 20
+_CONVERSION_BYTES_PER_PIXEL = 8
+_RESCALE_SLICE = 1 << 20  # elements per slice when rescaling high-bit-depth images
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+                    "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2,
+                    "I;16N": 2}
 
 
 class ImageRejected(ValueError):
@@ -56,28 +69,89 @@ class Preprocessing:
                    values["interpolation"])
 
 
-def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None) -> Image.Image:
-    """Open, guard against decompression bombs, apply EXIF orientation, convert to RGB.
+def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: str | None = None) -> Image.Image:
+    """Open, guard against decompression bombs and over-budget images, apply EXIF orientation, convert to RGB.
 
     `min_size` lets JPEG decode at a reduced scale that is still at least that large (much faster for
-    camera photos); the result is deterministic, so training and prediction agree.
+    camera photos); the result is deterministic, so training and prediction agree. Any failure to decode
+    this one file becomes ImageRejected with a reason (Pillow raises many types on crafted files), so a bad
+    file is skipped and never hides the rest. `name` is how the reason names the file (e.g. an upload's name).
     """
+    name = name or _given_name(source)
     try:
         image = Image.open(source)
-        width, height = image.size
-        if width * height > Image.MAX_IMAGE_PIXELS:
-            raise ImageRejected(f"image too large ({width}x{height}): refused by the decompression-bomb guard")
+        if image.size[0] * image.size[1] > Image.MAX_IMAGE_PIXELS:  # Pillow itself only warns up to twice that
+            raise ImageRejected(f"{_named(name)}too large ({image.size[0]}x{image.size[1]}): refused by the "
+                                "decompression-bomb guard")
         if min_size and image.format == "JPEG":
             image.draft("RGB", (min_size, min_size))
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
-    except Image.DecompressionBombError as error:
-        raise ImageRejected(f"image too large: refused by the decompression-bomb guard ({error})") from error
+        cost = decoded_bytes(image.mode, image.size)
+        if cost > MAX_DECODED_BYTES:
+            raise ImageRejected(_too_large(image, cost, name))
+        with _DECODES.reserve(cost + _CONVERSION_BYTES_PER_PIXEL * image.size[0] * image.size[1]):
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb(image)
     except ImageRejected:
         raise
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow's ways of saying unreadable
-        raise ImageRejected(f"not a readable image ({_short(error)})") from error
+    except Image.DecompressionBombError as error:
+        raise ImageRejected(f"{_named(name)}too large: refused by the decompression-bomb guard") from error
+    except Image.UnidentifiedImageError as error:  # its message holds the file object's repr, not a reason
+        raise ImageRejected(f"{_named(name)}not an image (unknown or damaged format)") from error
+    except MemoryError as error:
+        raise ImageRejected(f"{_named(name)}too large to decode in the memory available") from error
+    except Exception as error:  # noqa: BLE001 - crafted files make Pillow raise TypeError, IndexError, ...
+        raise ImageRejected(f"{_named(name)}not a readable image ({_short(error)})") from error
+
+
+class DecodeBudget:
+    """Process-wide: the decodes in flight never reserve more than `capacity` bytes together.
+
+    One reservation larger than the capacity still runs, alone, so nothing waits forever.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.in_use = capacity, 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, cost: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self.in_use == 0 or self.in_use + cost <= self.capacity)
+            self.in_use += cost
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_use -= cost
+                self._changed.notify_all()
+
+
+_DECODES = DecodeBudget(DECODE_MEMORY)
+
+
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """Bytes the decoded pixels take in memory: 16-bit and multi-band images cost more than their pixel count."""
+    per_pixel = _BYTES_PER_PIXEL.get(mode) or 4 * Image.getmodebands(mode)  # unknown modes: assume 32-bit bands
+    return size[0] * size[1] * per_pixel
+
+
+def _too_large(image: Image.Image, cost: int, name: str | None) -> str:
+    width, height = image.size
+    return (f"{_named(name)}too large ({width}x{height} pixels, {image.mode}: {cost >> 20} MiB decoded; the limit "
+            f"is {MAX_DECODED_BYTES >> 20} MiB). Scale it down, e.g. to 4000 pixels on the longer side")
+
+
+def _given_name(source: str | Path | IO[bytes]) -> str | None:
+    """The file's own name (an upload's as the user gave it), never a folder path or an object's repr."""
+    given = source if isinstance(source, (str, Path)) else getattr(source, "name", None)
+    return Path(given).name if isinstance(given, (str, Path)) and str(given) else None
+
+
+def _named(name: str | None) -> str:
+    if not name:
+        return ""
+    return f"'{name}': " if len(name) <= 80 else f"'{name[:60]}...{name[-16:]}': "
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -93,14 +167,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _rescale_to_uint8(values: np.ndarray) -> np.ndarray:
-    values = values.astype(np.float64)
-    if values.size and values.min() >= 0 and values.max() <= 255 and np.issubdtype(values.dtype, np.integer):
+    """Integer data already in 0..255 kept, 16-bit divided by 257, anything else stretched min..max.
+
+    Works in slices of rows: a float64 copy of a whole large 16-bit image would take 8 bytes a pixel.
+    """
+    if not values.size:
+        return np.zeros(values.shape, np.uint8)
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 255 and np.issubdtype(values.dtype, np.integer):
         return values.astype(np.uint8)
-    if values.size and values.max() > 255 and values.min() >= 0 and values.max() <= 65535:
-        return np.round(values / 257.0).astype(np.uint8)  # 16-bit: 65535 -> 255
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-    span = high - low if high > low else 1.0
-    return np.round((values - low) / span * 255.0).astype(np.uint8)
+    out = np.empty(values.shape, np.uint8)
+    rows = max(1, _RESCALE_SLICE // max(1, values[0].size))
+    for top in range(0, values.shape[0], rows):
+        part = values[top:top + rows].astype(np.float64)
+        if low >= 0 and 255 < high <= 65535:
+            out[top:top + rows] = np.round(part / 257.0)  # 16-bit: 65535 -> 255
+        else:
+            out[top:top + rows] = np.round((part - low) / (high - low if high > low else 1.0) * 255.0)
+    return out
 
 
 def thumbnail(source: str | Path, size: int = 160) -> Image.Image:
@@ -115,5 +199,7 @@ def is_image_name(path: Path) -> bool:
 
 
 def _short(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # without the file name: the reason already names the file
     text = str(error).strip() or type(error).__name__
     return text if len(text) < 120 else text[:117] + "..."

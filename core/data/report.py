@@ -1,4 +1,8 @@
-"""The data report: what was found, what was skipped and why, and plain-language warnings."""
+"""The data report: what was found, what was skipped and why, and plain-language warnings.
+
+Warnings and the error are plain text that quote user-supplied names as they are: a page escapes them
+(core.text.md) when it renders them.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data.archive import Skipped
+from core.text import invisible_characters, revealed, visible_form
 
 MIN_IMAGES_PER_CLASS = 5
 MAX_IMBALANCE = 5.0
@@ -77,7 +82,8 @@ def judge(report: DataReport) -> DataReport:
     elif len(labels) == 1:
         report.error = (f"Only one class ('{labels[0]}') was found. A model learns to tell classes apart, "
                         "so it needs at least two folders of images.")
-    report.warnings = _size_warnings(report.classes) + _duplicate_warnings(report.images) + _tiny_warnings(report.images)
+    report.warnings = (_size_warnings(report.classes) + _name_warnings(labels) + _duplicate_warnings(report.images)
+                       + _tiny_warnings(report.images))
     if report.splits and "val" in report.splits:
         missing = [c for c in labels if c not in report.splits["val"]]
         if missing:
@@ -96,6 +102,26 @@ def _size_warnings(classes: dict[str, int]) -> list[str]:
         if classes[most] / classes[least] > MAX_IMBALANCE:
             warnings.append(f"The classes are unbalanced: '{most}' has {classes[most]} images but '{least}' only "
                             f"{classes[least]}. The model may favour '{most}'; add images to the smaller classes.")
+    return warnings
+
+
+def _name_warnings(labels: list[str]) -> list[str]:
+    """Names that look alike but differ (cat and ca<U+200B>t) or that reorder text when shown (direction overrides)."""
+    warnings = []
+    by_look: dict[str, list[str]] = defaultdict(list)
+    for label in labels:
+        by_look[visible_form(label).casefold()].append(label)
+    for look_alikes in (group for group in by_look.values() if len(group) > 1):
+        hidden = sorted({name for label in look_alikes for name in invisible_characters(label)})
+        why = f"invisible characters ({', '.join(hidden)})" if hidden else "letter case or character forms"
+        warnings.append(f"The classes {_names([revealed(label) for label in look_alikes])} look the same but differ by "
+                        f"{why}, so the model treats them as different classes. Rename or merge these folders.")
+    marked = [label for label in labels if invisible_characters(label) and len(by_look[visible_form(label).casefold()]) == 1]
+    if marked:
+        hidden = sorted({name for label in marked for name in invisible_characters(label)})
+        warnings.append(f"The class names {_names([revealed(label) for label in marked])} hold invisible or "
+                        f"text-direction characters ({', '.join(hidden)}); they may display differently from how "
+                        "they are stored. Rename these folders.")
     return warnings
 
 

@@ -1,25 +1,32 @@
 """Plotly figure builders: data in, go.Figure out. No Streamlit, so they are tested like any function.
 
 Every figure sets a constant `uirevision`, so a user's zoom survives the page refreshing it with new data.
+Every text that comes from user data (class names, run names) goes through `plot_text`: Plotly renders a subset
+of HTML in ticks, hovers and legends, and a class named `<a href=...>` must stay a name. Class axes are
+categorical, so classes named "1", "2" are not placed on a number line.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from core.text import plot_text
 
 _LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
 
 
 def class_counts(classes: dict[str, int], splits: dict[str, dict[str, int]] | None = None) -> go.Figure:
     figure = go.Figure()
+    names = _texts(classes)
     if splits:
         for split_name, counts in splits.items():
-            figure.add_bar(name=split_name, x=list(classes), y=[counts.get(c, 0) for c in classes])
+            figure.add_bar(name=plot_text(split_name), x=names, y=[counts.get(c, 0) for c in classes])
         figure.update_layout(barmode="stack")
     else:
-        figure.add_bar(name="images", x=list(classes), y=list(classes.values()))
+        figure.add_bar(name="images", x=names, y=list(classes.values()))
+    figure.update_xaxes(type="category")
     return figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=320,
                                 **_LAYOUT)
 
@@ -51,7 +58,7 @@ def _batch_position(batch: dict[str, Any]) -> float:
 def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
     figure = go.Figure()
     for name, epochs in curves.items():
-        figure.add_scatter(x=[e["epoch"] for e in epochs], y=[e[metric] for e in epochs], name=name,
+        figure.add_scatter(x=[e["epoch"] for e in epochs], y=[e[metric] for e in epochs], name=plot_text(name),
                            mode="lines+markers")
     if metric.endswith("accuracy"):
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
@@ -60,18 +67,24 @@ def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_acc
 
 
 def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
-    figure = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", text=matrix,
+    names = _texts(labels)
+    figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
                                   texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    figure.update_yaxes(autorange="reversed", title_text="true class")
-    figure.update_xaxes(title_text="predicted class")
+    figure.update_yaxes(autorange="reversed", title_text="true class", type="category")
+    figure.update_xaxes(title_text="predicted class", type="category")
     return figure.update_layout(title="Confusion matrix (rows: truth, columns: prediction)", **_LAYOUT)
 
 
 def top_k(predictions: list[dict[str, Any]]) -> go.Figure:
-    labels = [p["label"] for p in predictions][::-1]
+    labels = _texts(p["label"] for p in predictions)[::-1]
     values = [p["probability"] for p in predictions][::-1]
     figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.0%}" for v in values],
                               textposition="auto"))
     figure.update_xaxes(range=[0, 1], tickformat=".0%")
+    figure.update_yaxes(type="category")
     return figure.update_layout(height=80 + 40 * len(values), margin=dict(l=10, r=10, t=10, b=10),
                                 template="plotly_white")
+
+
+def _texts(names: Iterable[Any]) -> list[str]:
+    return [plot_text(name) for name in names]

@@ -4,9 +4,14 @@ Frozen stages never change, so for an un-augmented image their output never chan
 keyed by everything that could change that output (backbone, weights, depth, preprocessing) and, within an
 entry, by each image file's content hash. They live in memory (bounded) and in safetensors files on disk
 (bounded, oldest evicted), so a re-run with other head settings, or after a restart, skips the pass.
+Both budgets bound each entry too: an entry larger than a budget is not kept there, and `last_note` says so.
+
+A cache `scoped()` to a namespace (a workspace) neither sees nor reveals entries of another namespace: a
+user's own re-runs are fast, and nobody learns from the speed that someone else trained on the same images.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -38,9 +43,18 @@ class FeatureCache:
         self.memory_budget, self.disk_budget = memory_budget, disk_budget
         self._memory: OrderedDict[str, tuple[list[str], torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
+        self.namespace = ""
+        self.last_note: str | None = None  # set by features() when an entry was too large to keep somewhere
+
+    def scoped(self, namespace: str) -> "FeatureCache":
+        """A view on the same storage whose entries belong to `namespace` alone (e.g. one workspace)."""
+        view = copy.copy(self)  # shares the memory table, its lock and the folder
+        view.namespace, view.last_note = namespace, None
+        return view
 
     def features(self, key: str, hashes: list[str], compute: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
         """Features for each hash, in order; `compute(indices)` is called only for the missing ones."""
+        key, self.last_note = self._scoped_key(key), None
         with self._lock:
             known_hashes, known = self._lookup(key)
         position = {h: i for i, h in enumerate(known_hashes)}
@@ -52,12 +66,12 @@ class FeatureCache:
             known = fresh if known is None else torch.cat([known, fresh])
             position = {h: i for i, h in enumerate(known_hashes)}
             with self._lock:
-                self._store(key, known_hashes, known)
+                self.last_note = self._store(key, known_hashes, known)
         return known[[position[h] for h in hashes]]
 
     def missing_count(self, key: str, hashes: list[str]) -> int:
         with self._lock:
-            known_hashes, _ = self._lookup(key)
+            known_hashes, _ = self._lookup(self._scoped_key(key))
         known = set(known_hashes)
         return sum(h not in known for h in hashes)
 
@@ -74,15 +88,28 @@ class FeatureCache:
                 hashes = json.load(handle)
         except (OSError, ValueError, KeyError, SafetensorError):
             return [], None  # a damaged entry is recomputed, never trusted
-        os.utime(path)
-        self._remember(key, hashes, tensor)
+        os.utime(path)  # its age is what the clean-up reads as "last used"
+        if tensor.numel() * tensor.element_size() <= self.memory_budget:
+            self._remember(key, hashes, tensor)
         return hashes, tensor
 
-    def _store(self, key: str, hashes: list[str], tensor: torch.Tensor) -> None:
-        self._remember(key, hashes, tensor)
+    def _store(self, key: str, hashes: list[str], tensor: torch.Tensor) -> str | None:
+        """Keep the entry where it fits; a sentence for each place it does not (None when it fits everywhere)."""
+        size, notes = tensor.numel() * tensor.element_size(), []
+        if size > self.memory_budget:
+            self._memory.pop(key, None)
+            notes.append(f"not kept in memory ({_mib(size)} is over the {_mib(self.memory_budget)} budget)")
+        else:
+            self._remember(key, hashes, tensor)
         path = self._path(key)
-        if path is None or tensor.numel() * 2 > self.disk_budget:
-            return
+        if path is not None and size > self.disk_budget:
+            notes.append(f"not saved on disk ({_mib(size)} is over the {_mib(self.disk_budget)} budget)")
+        elif path is not None:
+            self._write(path, hashes, tensor)
+        return f"The cached features for these images are {' and '.join(notes)}; the next run computes them again." \
+            if notes else None
+
+    def _write(self, path: Path, hashes: list[str], tensor: torch.Tensor) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file({"features": tensor}, str(tmp))
@@ -93,8 +120,8 @@ class FeatureCache:
     def _remember(self, key: str, hashes: list[str], tensor: torch.Tensor) -> None:
         self._memory[key] = (hashes, tensor)
         self._memory.move_to_end(key)
-        while len(self._memory) > 1 and sum(t.numel() * 2 for _, t in self._memory.values()) > self.memory_budget:
-            self._memory.popitem(last=False)
+        while sum(t.numel() * t.element_size() for _, t in self._memory.values()) > self.memory_budget:
+            self._memory.popitem(last=False)  # the oldest first; the newest fits on its own (checked above)
 
     def _evict_disk(self) -> None:
         files = sorted(self.directory.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -105,5 +132,12 @@ class FeatureCache:
                 path.unlink(missing_ok=True)
                 path.with_suffix(".json").unlink(missing_ok=True)
 
+    def _scoped_key(self, key: str) -> str:
+        return key if not self.namespace else hashlib.sha256(f"{self.namespace}\0{key}".encode()).hexdigest()[:24]
+
     def _path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.safetensors"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.0f} MiB"

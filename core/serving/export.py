@@ -4,8 +4,10 @@ is loaded back and checked against the trained one before the bundle is offered.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import tempfile
+import unicodedata
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
 TOLERANCE = 1e-4
 USAGE = """TransferLab model export
 ========================
-Classes: {labels}
+Classes (in the order of labels.json, each as a JSON string): {labels}
 Backbone: {backbone}; input: RGB, resize shorter side to {resize}, centre-crop {crop}, normalise mean={mean} std={std}.
 
 Command line:  python predict.py photo.jpg [--top-k 3]     (needs torch, torchvision, Pillow)
@@ -113,9 +115,15 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
 def _usage(predictor: Predictor, onnx_included: bool) -> str:
     p = predictor.preprocessing
     onnx = "\nONNX: model.onnx, input 'image' (same tensor), output 'probabilities'.\n" if onnx_included else ""
-    return USAGE.format(labels=", ".join(predictor.labels), backbone=predictor.config.backbone,
+    return USAGE.format(labels=", ".join(_readme_name(label) for label in predictor.labels), backbone=predictor.config.backbone,
                         resize=p.resize_size, crop=p.crop_size, mean=list(p.mean), std=list(p.std),
                         n=len(predictor.labels), onnx=onnx)
+
+
+def _readme_name(label: str) -> str:
+    """A class name on one line, quoted, with line breaks and invisible or direction characters as \\u escapes."""
+    quoted = json.dumps(label, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cf", "Zl", "Zp", "Cc") else c for c in quoted)
 
 
 def _zip(folder: Path, destination: Path) -> None:

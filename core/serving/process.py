@@ -6,6 +6,7 @@ load benchmark use it. Services always listen on 127.0.0.1 on a free port, so th
 from __future__ import annotations
 
 import atexit
+import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import httpx
 from core import paths
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m core` is importable
+MAX_LOCAL_SERVICES = 4  # each holds a model in memory; a classroom server must not run thirty
 
 
 class ServiceStartError(RuntimeError):
@@ -53,18 +55,36 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve_command(run_dir: Path, port: int, log_url: str | None = None, max_batch: int = 16) -> list[str]:
+def serve_command(run_dir: Path, port: int, log_url: str | None = None, max_batch: int = 16,
+                  keep_images: Path | None = None) -> list[str]:
     command = [sys.executable, "-m", "core", "serve", "--run", str(run_dir), "--host", "127.0.0.1",
                "--port", str(port), "--max-batch", str(max_batch)]
-    return command + (["--log-db", log_url] if log_url else [])
+    return command + (["--log-db", log_url] if log_url else []) + (["--keep-images", str(keep_images)]
+                                                                    if keep_images else [])
+
+
+def default_keep_dir(run_id: str) -> Path:
+    """Where a service started from the app keeps inputs, when asked to (the Monitor page reviews them)."""
+    return paths.home() / "serving" / f"{run_id}-kept"
+
+
+def how_to_call(run_dir: Path, url: str = "http://127.0.0.1:8000") -> dict[str, str]:
+    """The exact serve command for a run, a curl line and a five-line Python example."""
+    python = (f'import httpx\n'
+              f'with open("photo.jpg", "rb") as image:\n'
+              f'    answer = httpx.post("{url}/predict", files={{"file": image}}).json()\n'
+              f'best = answer["results"][0]["predictions"][0]\n'
+              f'print(best["label"], best["probability"], answer["results"][0]["unsure"])')
+    return {"serve": f"python -m core serve --run {shlex.quote(str(run_dir))} --port {url.rsplit(':', 1)[-1]}",
+            "curl": f'curl -F "file=@photo.jpg" "{url}/predict?top_k=3"', "python": python}
 
 
 def start_service(run_dir: Path, log_url: str | None = None, max_batch: int = 16, timeout: float = 120.0,
-                  output: Path | None = None) -> ServiceProcess:
+                  output: Path | None = None, keep_images: Path | None = None) -> ServiceProcess:
     """Start a service for run_dir on 127.0.0.1 and wait until /health answers."""
     run_dir = Path(run_dir)
     port = free_port()
-    command = serve_command(run_dir, port, log_url, max_batch)
+    command = serve_command(run_dir, port, log_url, max_batch, keep_images)
     output = output or paths.home() / "serving" / f"{run_dir.name}.{port}.out"
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as sink:
@@ -119,11 +139,14 @@ class ServiceRegistry:
                 return None
             return service
 
-    def start(self, run_dir: Path, log_url: str | None = None, max_batch: int = 16) -> ServiceProcess:
+    def start(self, run_dir: Path, log_url: str | None = None, max_batch: int = 16,
+              keep_images: Path | None = None) -> ServiceProcess:
         existing = self.get(Path(run_dir).name)
         if existing is not None:
             return existing
-        service = start_service(run_dir, log_url, max_batch)
+        if sum(s.alive() for s in list(self._services.values())) >= MAX_LOCAL_SERVICES:
+            raise ServiceStartError(f"{MAX_LOCAL_SERVICES} local services are already running; stop one first.")
+        service = start_service(run_dir, log_url, max_batch, keep_images=keep_images)
         with self._lock:
             self._services[service.run_id] = service
         return service

@@ -1,9 +1,11 @@
 """Micro-batching: concurrent requests share one forward pass, so throughput grows with load.
 
 Each request puts its items on an asyncio queue and awaits their futures. One consumer takes the first waiting
-item, gathers more for up to `max_wait_ms` (or until `max_batch`), and runs `handle` on the whole batch in a
-worker thread, so the event loop keeps accepting requests while the model computes. While a batch computes,
-new requests queue up, and the next batch takes them at once: under load, batches fill without waiting.
+item, gathers more (up to `max_batch`), and runs `handle` on the whole batch in a worker thread, so the event
+loop keeps accepting requests while the model computes. While a batch computes, new requests queue up, and the
+next batch takes them at once: under load, batches fill without waiting. It waits (at most `max_wait_ms`) only
+while other requests are known to be on their way (`incoming`: received, still being decoded), so a lone
+request never pays for a wait that cannot fill its batch.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class MicroBatcher(Generic[Item, Result]):
         self.handle, self.max_batch, self.max_wait = handle, max_batch, max_wait_ms / 1000
         self._queue: asyncio.Queue[tuple[Item, asyncio.Future]] = asyncio.Queue()
         self._consumer: asyncio.Task | None = None
+        self.incoming = 0  # items of requests received but not yet submitted (the caller counts them)
         self.batches = 0  # how many forward passes ran (the proof that batching happens, in /health)
         self.items = 0
 
@@ -58,9 +61,9 @@ class MicroBatcher(Generic[Item, Result]):
                 batch.append(self._queue.get_nowait())
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0 or self.max_batch == 1:
+            if remaining <= 0 or self.incoming <= 0:
                 return
-            try:
+            try:  # more items are being decoded right now: worth a few milliseconds
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except TimeoutError:
                 return

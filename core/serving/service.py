@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import torchvision.transforms.functional as TF
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.security import APIKeyHeader
 from PIL import Image
 from pydantic import BaseModel, Field
+from torchvision.transforms import InterpolationMode
 
 from core.data.preprocessing import ImageRejected, load_rgb
 from core.serving.batching import MicroBatcher
@@ -68,7 +70,12 @@ class Service:
 
     def decode(self, data: bytes, filename: str, top_k: int, client: str, started: float) -> Job:
         """Runs in a worker thread; raises ImageRejected with the reason in words."""
-        image = load_rgb(io.BytesIO(data), min_size=self.predictor.preprocessing.resize_size)
+        prep = self.predictor.preprocessing
+        image = load_rgb(io.BytesIO(data), min_size=prep.resize_size)
+        # The resize step of the run's preprocessing, done here in parallel rather than in the one batch thread;
+        # Preprocessing.to_uint8 then finds the size already right (Pillow returns a copy) and only crops.
+        image = TF.resize(image, [prep.resize_size], interpolation=InterpolationMode(prep.interpolation),
+                          antialias=True)
         with Image.open(io.BytesIO(data)) as header:  # the stored size: JPEG draft decoding may have shrunk it
             width, height, image_format = header.width, header.height, header.format
         return Job(uuid.uuid4().hex, image, filename, hashlib.sha256(data).hexdigest(), width, height, image_format,
@@ -132,7 +139,11 @@ def create_app(run_dir: Path, log_url: str | None = None, api_key: str | None = 
             raise HTTPException(413, f"Send at most {MAX_FILES} images per request.")
         started = time.perf_counter()
         client = request.client.host if request.client else ""
-        jobs = [await _decoded(service, upload, top_k, client, started, max_file_bytes) for upload in file]
+        service.batcher.incoming += len(file)
+        try:
+            jobs = [await _decoded(service, upload, top_k, client, started, max_file_bytes) for upload in file]
+        finally:
+            service.batcher.incoming -= len(file)
         return {"model": service.run_id, "results": await service.batcher.submit(jobs)}
 
     @app.post("/feedback", dependencies=[guard], summary="The true label of a logged prediction")

@@ -10,6 +10,7 @@ request never pays for a wait that cannot fill its batch.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -28,6 +29,7 @@ class MicroBatcher(Generic[Item, Result]):
         self.incoming = 0  # items of requests received but not yet submitted (the caller counts them)
         self.batches = 0  # how many forward passes ran (the proof that batching happens, in /health)
         self.items = 0
+        self.busy_s = 0.0  # time spent in `handle`: near the wall time means the model is the bottleneck
 
     def start(self) -> None:
         if self._consumer is None:
@@ -72,12 +74,14 @@ class MicroBatcher(Generic[Item, Result]):
         live = [(item, future) for item, future in batch if not future.done()]  # a client may have gone
         if not live:
             return
+        started = time.perf_counter()
         try:
             results: list[Any] = await asyncio.to_thread(self.handle, [item for item, _ in live])
         except Exception as error:  # the request handlers turn it into a sentence
             results = [error] * len(live)
         self.batches += 1
         self.items += len(live)
+        self.busy_s += time.perf_counter() - started
         for (_, future), result in zip(live, results):
             if future.done():
                 continue

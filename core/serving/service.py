@@ -155,7 +155,8 @@ def create_app(run_dir: Path, log_url: str | None = None, api_key: str | None = 
     @app.get("/health", summary="Is the service up")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": service.run_id, "uptime_s": round(time.time() - service.started, 1),
-                "batches": service.batcher.batches, "images": service.batcher.items}
+                "batches": service.batcher.batches, "images": service.batcher.items,
+                "model_busy_s": round(service.batcher.busy_s, 3)}
 
     @app.get("/model", dependencies=[guard], summary="Labels, backbone, validation metrics, run id, created")
     async def model() -> dict[str, Any]:

@@ -23,7 +23,8 @@ def service_panel(run) -> str:
         if st.button("Start a local service", type="primary", key="monitor_start"):
             try:
                 with st.spinner("Loading the model in a new service..."):
-                    service = registry.start(run.path, keep_images=default_keep_dir(run.id) if keep else None)
+                    registry.start(run.path, keep_images=default_keep_dir(run.id) if keep else None)
+                st.rerun()  # draw the running state alone (no Start button left over from this run)
             except ServiceStartError as error:
                 show_error(str(error), error.output or None)
     if service is not None:

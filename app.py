@@ -8,5 +8,6 @@ st.navigation([
     st.Page("pages/evaluate.py", title="3. Evaluate", icon=":material/analytics:"),
     st.Page("pages/predict.py", title="4. Predict", icon=":material/image_search:"),
     st.Page("pages/export.py", title="5. Export", icon=":material/download:"),
+    st.Page("pages/monitor.py", title="6. Monitor", icon=":material/monitor_heart:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]).run()

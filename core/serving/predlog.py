@@ -1,0 +1,131 @@
+"""The prediction log: one row per answered image, committed before the answer leaves the service.
+
+SQLite (WAL) under `$TRANSFERLAB_HOME/serving/<run-id>.sqlite` by default, any SQLAlchemy URL otherwise
+(e.g. PostgreSQL for a log shared by several services). Inputs themselves are never stored here.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, create_engine, event, func, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from core import paths
+
+metadata = MetaData()
+predictions = Table(
+    "predictions", metadata,
+    Column("id", String(32), primary_key=True),  # uuid4 hex, returned to the client for feedback
+    Column("time", Float, nullable=False, index=True),  # unix seconds (portable across databases)
+    Column("model", String(64), nullable=False, index=True),  # the run id
+    Column("content_hash", String(64), nullable=False),  # sha256 of the uploaded bytes
+    Column("width", Integer), Column("height", Integer),
+    Column("top_k", JSON, nullable=False),  # [{"label", "probability"}...], best first
+    Column("label", String(200)),  # top-1 label, kept apart so the monitor need not parse JSON
+    Column("confidence", Float),  # top-1 probability
+    Column("unsure", Boolean, nullable=False, default=False),
+    Column("unknown", Boolean, nullable=False, default=False),
+    Column("ood_score", Float),
+    Column("latency_ms", Float, nullable=False),
+    Column("client", String(64)),
+    Column("kept_file", String(64)),  # file name under --keep-images, when inputs are kept
+    Column("feedback_label", String(200)),
+    Column("feedback_time", Float),
+)
+COLUMNS = tuple(c.name for c in predictions.columns)
+
+
+class LogUnavailable(RuntimeError):
+    """The log database cannot be opened or written; the message says so in one sentence."""
+
+
+def default_url(run_id: str) -> str:
+    folder = paths.home() / "serving"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / f'{run_id}.sqlite'}"
+
+
+def open_engine(url: str, create: bool = True) -> Engine:
+    """An engine for url; SQLite files get WAL (readers never block the writer) and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise LogUnavailable(f"'{url}' is not a database URL (for example sqlite:///path/log.sqlite)") from error
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:":
+        if not create and not Path(parsed.database).exists():
+            raise LogUnavailable(f"there is no prediction log at {parsed.database}")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}} if is_sqlite else {}
+    try:
+        engine = create_engine(parsed, **options)
+    except Exception as error:  # a missing driver (e.g. psycopg) or a malformed URL
+        raise LogUnavailable(f"the log database could not be opened ({type(error).__name__}: {error})") from error
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL: a committed row survives the process being killed (only a power cut can lose the last commits).
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class PredictionLog:
+    """Writes and reads the `predictions` table; safe to share between threads."""
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        self.url = url
+        self.engine = open_engine(url, create=create)
+        try:
+            if create:
+                metadata.create_all(self.engine)
+        except Exception as error:
+            raise LogUnavailable(f"the log database could not be prepared ({type(error).__name__})") from error
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """All rows in one transaction: when this returns, they are on disk."""
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(predictions.insert(), rows)
+
+    def add_feedback(self, prediction_id: str, label: str) -> bool:
+        """The true label of a logged prediction; False when no prediction has that id."""
+        with self.engine.begin() as connection:
+            result = connection.execute(update(predictions).where(predictions.c.id == prediction_id)
+                                        .values(feedback_label=label, feedback_time=time.time()))
+        return result.rowcount > 0
+
+    def count(self, model: str | None = None) -> int:
+        query = select(func.count()).select_from(predictions)
+        if model:
+            query = query.where(predictions.c.model == model)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def rows(self, model: str | None = None, since: float | None = None, limit: int = 100_000) -> list[dict[str, Any]]:
+        """The newest `limit` rows (oldest first), optionally of one model and after a time."""
+        query = select(predictions).order_by(predictions.c.time.desc()).limit(limit)
+        if model:
+            query = query.where(predictions.c.model == model)
+        if since is not None:
+            query = query.where(predictions.c.time >= since)
+        try:
+            with self.engine.connect() as connection:
+                found = [dict(row._mapping) for row in connection.execute(query)]
+        except Exception as error:  # no table, wrong schema, unreachable server
+            raise LogUnavailable(f"the prediction log could not be read ({type(error).__name__})") from error
+        return found[::-1]
+
+    def models(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return [m for (m,) in connection.execute(select(predictions.c.model).distinct())]
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,128 @@
+"""Step 6: serve a model to other programs and watch what it is asked and how it answers."""
+import time
+import traceback
+
+import streamlit as st
+
+from core.serving import monitor, monitor_charts
+from core.serving.keep import kept_images_for_review
+from core.serving.predlog import LogUnavailable, PredictionLog, default_url
+from core.serving.process import ServiceStartError, default_keep_dir, how_to_call, registry
+from core.text import md
+from ui.common import cached_thumbnail, pick_run, show_error, workspace
+
+PERIODS = {"Last hour": 3600, "Last day": 86400, "Last week": 7 * 86400, "Everything": None}
+FROM_RUN, FROM_URL = "A trained model of this workspace", "A prediction log database (URL)"
+
+
+def service_panel(run) -> str:
+    """Start/stop a local service for the run; returns the URL to show in the examples."""
+    service = registry.get(run.id)
+    if service is None:
+        keep = st.checkbox("Keep the images it receives (the newest 1000, for review)", key="monitor_keep")
+        if st.button("Start a local service", type="primary", key="monitor_start"):
+            try:
+                with st.spinner("Loading the model in a new service..."):
+                    registry.start(run.path, keep_images=default_keep_dir(run.id) if keep else None)
+                st.rerun()  # draw the running state alone (no Start button left over from this run)
+            except ServiceStartError as error:
+                show_error(str(error), error.output or None)
+    if service is not None:
+        st.success(f"Serving at {service.url} (reachable from this computer only). API docs: {service.url}/docs")
+        if st.button("Stop the service", key="monitor_stop"):
+            registry.stop(run.id)
+            st.rerun()
+        return service.url
+    return "http://127.0.0.1:8000"
+
+
+def how_to_call_panel(run, url: str) -> None:
+    examples = how_to_call(run.path, url)
+    st.markdown("**Start it yourself** (add `--host 0.0.0.0 --api-key-env MY_KEY` to reach it from other machines):")
+    st.code(examples["serve"], language="bash")
+    st.markdown("**Ask it** from a terminal, or from Python:")
+    st.code(examples["curl"], language="bash")
+    st.code(examples["python"], language="python")
+
+
+def open_log(source: str, run) -> tuple[PredictionLog, str | None] | None:
+    if source == FROM_RUN:
+        return PredictionLog(default_url(run.id), create=False), run.id
+    url = st.text_input("Database URL", placeholder="sqlite:////path/to/log.sqlite or postgresql://user@host/db",
+                        key="monitor_url")
+    if not url:
+        st.info("Enter the URL of a prediction log (the `--log-db` of a service).")
+        return None
+    return PredictionLog(url.strip(), create=False), None
+
+
+def show_summary(summary: monitor.Summary, reference: monitor.Reference, rows: list[dict]) -> None:
+    latency, trust, feedback = summary.latency, summary.trust, summary.feedback
+    cols = st.columns(5)
+    cols[0].metric("Images answered", summary.images)
+    cols[1].metric("Latency p50 / p95", f"{latency['p50']:.0f} / {latency['p95']:.0f} ms")
+    cols[2].metric("Not sure", f"{trust['unsure']:.0%}")
+    cols[3].metric("Unknown (unlike training)", f"{trust['unknown']:.0%}")
+    accuracy = feedback["accuracy"]
+    cols[4].metric("Accuracy on feedback", "no feedback yet" if accuracy is None else f"{accuracy:.0%}",
+                   help=f"{feedback['correct']} of {feedback['images']} images whose true label was reported")
+    st.plotly_chart(monitor_charts.requests_over_time(summary.over_time), key="monitor_time")
+    st.plotly_chart(monitor_charts.class_distribution(summary.classes), key="monitor_classes")
+    st.subheader("Do the images still look like the training images?")
+    served_conf = [r["confidence"] for r in rows if r["confidence"] is not None]
+    served_ood = [r["ood_score"] for r in rows if r["ood_score"] is not None]
+    for drift, reference_values, served, title, axis in (
+            (summary.confidence_drift, reference.confidences, served_conf, "Confidence", "top probability"),
+            (summary.ood_drift, reference.ood_scores, served_ood, "Distance to the training images", "OOD score")):
+        score = "" if drift.psi is None else f" (drift score, PSI: {drift.psi:.2f})"
+        (st.warning if drift.psi is not None and drift.psi >= 0.1 else st.info)(f"**{title}**{score}: {drift.verdict}")
+        if reference_values and served:
+            st.plotly_chart(monitor_charts.compared_histogram(reference_values, served, title, axis),
+                            key=f"monitor_{axis}")
+
+
+def review_panel(log: PredictionLog, run) -> None:
+    folder = default_keep_dir(run.id)
+    if not folder.is_dir():
+        return
+    review = kept_images_for_review(log, folder, model=run.id, limit=48)
+    st.subheader(f"{len(review)} kept images to review (unknown, not sure or low confidence)")
+    columns = st.columns(6)
+    for position, item in enumerate(review[:12]):
+        thumb = cached_thumbnail(str(item["path"]))
+        if thumb is not None:
+            columns[position % 6].image(thumb, caption=md(f"{item['label']} ({item['confidence']:.0%})"))
+
+
+st.title("6. Monitor")
+space = workspace()
+source = st.radio("Watch", [FROM_RUN, FROM_URL], horizontal=True, key="monitor_source")
+run = pick_run(space, "serve and watch it") if source == FROM_RUN else None
+if source == FROM_RUN and run is None:
+    st.stop()
+if run is not None:
+    with st.expander("Serve this model to other programs", expanded=registry.get(run.id) is not None):
+        how_to_call_panel(run, service_panel(run))
+opened = None
+try:
+    opened = open_log(source, run)
+    if opened is None:
+        st.stop()
+    log, model_filter = opened
+    period = st.segmented_control("Period", list(PERIODS), default="Everything", key="monitor_period") or "Everything"
+    since = time.time() - PERIODS[period] if PERIODS[period] else None
+    rows = log.rows(model=model_filter, since=since)
+except LogUnavailable as error:
+    if source == FROM_RUN:
+        st.info("No predictions logged for this model yet. Start a service above and send it images.")
+    else:
+        show_error(f"This log could not be read: {md(error)}.", traceback.format_exc())
+    st.stop()
+if not rows:
+    st.info("No predictions in this period yet.")
+    st.stop()
+reference = monitor.run_reference(run.path) if run is not None else monitor.Reference({}, [], [])
+show_summary(monitor.summarize(rows, reference), reference, rows)
+if run is not None:
+    review_panel(log, run)
+    st.caption("Sending these images to the labelling pool comes with the dataset store.")

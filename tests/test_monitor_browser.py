@@ -1,0 +1,97 @@
+"""The Monitor page in a real browser (Playwright + Debian's Chromium against `streamlit run` on loopback):
+the log's numbers are shown, and a local service is started, answers, and is stopped from the page."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import expect, sync_playwright
+
+from core.serving.service import create_app
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def monitored_home(tmp_path_factory, trained_run, shapes_folder) -> tuple[Path, str]:
+    """A TransferLab home with one workspace, its trained run and 12 logged answers from the real service."""
+    home = tmp_path_factory.mktemp("monitor-home")
+    key = uuid.uuid4().hex
+    run_dir = home / "workspaces" / key / "runs" / trained_run.name
+    shutil.copytree(trained_run, run_dir)
+    log_url = f"sqlite:///{home / 'serving' / f'{trained_run.name}.sqlite'}"
+    files = [("file", (p.name, p.read_bytes(), "image/jpeg")) for p in sorted(shapes_folder.rglob("*.jpg"))[:12]]
+    with TestClient(create_app(run_dir, log_url=log_url)) as client:
+        assert client.post("/predict", files=files).status_code == 200
+    return home, key
+
+
+@pytest.fixture(scope="module")
+def app_url(monitored_home):
+    home, _ = monitored_home
+    port = free_port()
+    env = os.environ | {"TRANSFERLAB_HOME": str(home), "TRANSFERLAB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield url
+    process.terminate()  # the app's exit handler stops the local service it started
+    process.wait(30)
+
+
+def test_monitor_page_shows_the_log_and_starts_and_stops_a_service(app_url, monitored_home):
+    _, key = monitored_home
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(f"{app_url}/monitor?ws={key}")
+        page.wait_for_selector(IDLE)
+        answered = page.get_by_test_id("stMetric").filter(has_text="Images answered")
+        expect(answered).to_contain_text("12")
+        page.get_by_text("Serve this model to other programs").click()
+        expect(page.get_by_text("python -m core serve --run")).to_be_visible()
+        page.get_by_role("button", name="Start a local service").click()
+        serving = page.get_by_text(re.compile(r"Serving at http://127\.0\.0\.1:\d+"))
+        expect(serving).to_be_visible()
+        expect(page.get_by_role("button", name="Start a local service")).to_have_count(0)
+        url = re.search(r"http://127\.0\.0\.1:\d+", serving.inner_text()).group(0)
+        assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+        page.get_by_role("button", name="Stop the service").click()
+        expect(page.get_by_role("button", name="Start a local service")).to_be_visible()
+        browser.close()
+    assert not answers_within(url, 60), "the service still answers after Stop"
+
+
+def answers_within(url: str, seconds: float) -> bool:
+    """True while the service keeps answering for `seconds`; False as soon as it is gone."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            httpx.get(f"{url}/health", timeout=2)
+        except httpx.HTTPError:
+            return False
+        time.sleep(0.5)
+    return True

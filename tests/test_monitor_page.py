@@ -1,0 +1,106 @@
+"""The Monitor page (AppTest) over a log filled by the real service, and the local service it starts and stops."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from streamlit.testing.v1 import AppTest
+
+from core.serving.predlog import PredictionLog, default_url
+from core.serving.process import registry
+from core.serving.service import create_app
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def served_run(trained_run, shapes_folder, isolated_home) -> tuple[str, Path]:
+    """A workspace holding the trained run, whose log has 40 answers from the real service, 2 with feedback."""
+    key = uuid.uuid4().hex
+    run_dir = isolated_home / "workspaces" / key / "runs" / trained_run.name
+    if not run_dir.exists():
+        shutil.copytree(trained_run, run_dir)
+    Path(default_url(trained_run.name).removeprefix("sqlite:///")).unlink(missing_ok=True)
+    pictures = sorted(shapes_folder.rglob("*.jpg"))[:20]
+    with TestClient(create_app(run_dir)) as client:
+        results = []
+        for _ in range(2):
+            files = [("file", (p.name, p.read_bytes(), "image/jpeg")) for p in pictures]
+            results += client.post("/predict", files=files).json()["results"]
+        for result, truth in zip(results[:2], ("circle", "zebra")):
+            assert client.post("/feedback", json={"id": result["id"], "label": truth}).status_code == 200
+    return key, run_dir
+
+
+def open_monitor(key: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["ws"] = key
+    at.switch_page("pages/monitor.py")
+    return at.run()
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_monitor_shows_traffic_trust_drift_feedback_and_how_to_call(served_run):
+    key, run_dir = served_run
+    at = open_monitor(key)
+    assert not at.exception, [e.value for e in at.exception]
+    assert metric(at, "Images answered") == "40"
+    assert metric(at, "Accuracy on feedback") in ("50%", "0%", "100%")
+    assert metric(at, "Accuracy on feedback") == "50%"  # the model says circle or not; zebra is never right
+    assert metric(at, "Not sure").endswith("%") and metric(at, "Latency p50 / p95").endswith("ms")
+    texts = " ".join(element.value for element in list(at.info) + list(at.warning))
+    assert "Confidence" in texts and ("Stable" in texts or "shift" in texts)
+    code = " ".join(block.value for block in at.code)
+    assert f"python -m core serve --run {run_dir}" in code and 'curl -F "file=@photo.jpg"' in code
+    assert "httpx.post(" in code
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_user_supplied_labels_are_escaped_in_the_charts(served_run):
+    key, run_dir = served_run
+    log = PredictionLog(default_url(run_dir.name))
+    log.write([{"id": uuid.uuid4().hex, "time": time.time(), "model": run_dir.name, "content_hash": "0" * 64,
+                "top_k": [], "label": "<b>zebra</b>", "confidence": 0.5, "unsure": True, "unknown": False,
+                "latency_ms": 5.0}])
+    at = open_monitor(key)
+    assert not at.exception
+    ticks = [x for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec)["data"]
+             for x in trace.get("x", []) if isinstance(x, str) and "zebra" in x]
+    assert ticks and set(ticks) == {"&lt;b&gt;zebra&lt;/b&gt;"}  # shown as typed, never as bold markup
+
+
+def test_a_log_url_that_cannot_be_read_is_a_sentence(served_run, tmp_path):
+    key, _ = served_run
+    at = open_monitor(key)
+    at.radio(key="monitor_source").set_value("A prediction log database (URL)").run()
+    at.text_input(key="monitor_url").set_value(f"sqlite:///{tmp_path / 'missing.sqlite'}").run()
+    assert not at.exception and "could not be read" in at.error[0].value
+    at.text_input(key="monitor_url").set_value(default_url(served_run[1].name)).run()
+    assert not at.exception and metric(at, "Images answered") == "40"
+
+
+def test_start_and_stop_a_local_service_from_the_page(served_run, shapes_folder):
+    key, run_dir = served_run
+    at = open_monitor(key)
+    try:
+        at.button(key="monitor_start").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        service = registry.get(run_dir.name)
+        assert service is not None and any(service.url in s.value for s in at.success)
+        picture = sorted(shapes_folder.rglob("*.jpg"))[0]
+        answer = httpx.post(f"{service.url}/predict", files={"file": (picture.name, picture.read_bytes())}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["model"] == run_dir.name
+        assert any(service.url in block.value for block in at.code)  # the examples call this very service
+        at.button(key="monitor_stop").click().run()
+        assert registry.get(run_dir.name) is None and not service.alive()
+    finally:
+        registry.stop(run_dir.name)

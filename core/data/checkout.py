@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import uuid
 import zipfile
@@ -74,13 +75,41 @@ def train_on(store: DatasetStore, dataset: str, number: int, base: TrainConfig |
     return dataclasses.replace(base, **changes) if base else TrainConfig(**changes)
 
 
+def version_of_folder(folder: str | Path, store: DatasetStore) -> str:
+    """'<id>@<n>' when `folder` is a materialised version of this store (how a run trained from the Label
+    page's "Train on this version" is traced back to its dataset), else ''."""
+    path = Path(folder).resolve()
+    match = re.fullmatch(r"v(\d{6})", path.name)
+    if not match or path.parent.name != "materialized" or path.parent.parent.parent != store.root.resolve():
+        return ""
+    return f"{path.parent.parent.name}@{int(match.group(1))}"
+
+
 def retrain_config(config: TrainConfig, store: DatasetStore) -> TrainConfig | None:
     """The same settings on the newest version of the run's dataset; None if it has no newer version."""
-    if not config.dataset_version:
+    ref = config.dataset_version or version_of_folder(config.data, store)
+    if not ref:
         return None
-    dataset, _, number = config.dataset_version.partition("@")
+    dataset, _, number = ref.partition("@")
     try:
         newest = store.head(dataset)
     except StoreError:
         return None
     return train_on(store, dataset, newest, config) if newest > int(number or 0) else None
+
+
+def run_version(config: dict, store: DatasetStore) -> str:
+    """The dataset version a run (its saved config) trained on, or '' for a plain zip or folder."""
+    return config.get("dataset_version") or version_of_folder(config.get("data", ""), store)
+
+
+def retrain_candidates(configs: list[tuple[str, dict]], store: DatasetStore) -> list[tuple[str, TrainConfig]]:
+    """(run id, config on the newest version) for each run whose dataset changed since it trained and that
+    has not been retrained on that newest version yet."""
+    trained_on = {run_version(values, store) for _, values in configs}
+    out = []
+    for run_id, values in configs:
+        newer = retrain_config(TrainConfig.from_dict(values), store)
+        if newer is not None and newer.dataset_version not in trained_on:
+            out.append((run_id, newer))
+    return out

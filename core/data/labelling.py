@@ -75,7 +75,9 @@ def group(features: np.ndarray, groups: int, seed: int = 0) -> list[list[int]]:
 
 
 def fit_head(features: np.ndarray, labels: list[str], seed: int = 0) -> LogisticRegression:
-    head = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
+    # Balanced: a group labelled at once makes one class many times larger, and an unweighted head then
+    # suggests that class for everything. C=10 (weak regularisation) suits a few unit-length rows.
+    head = LogisticRegression(max_iter=2000, C=10.0, class_weight="balanced", random_state=seed)
     return head.fit(_normalised(features), labels)
 
 

@@ -230,6 +230,8 @@ def _apply(head: Version, edit: Edit) -> tuple[dict[str, dict[str, Any]], list[s
     for digest, entry in edit.add.items():
         images.setdefault(digest, {"label": entry.get("label"), "name": entry["name"]})
     for digest, label in edit.set_label.items():
+        if label is not None and label not in classes:
+            classes.append(check_class_name(label))
         if digest in images:
             images[digest]["label"] = label
     for digest in edit.remove:

@@ -239,7 +239,7 @@ def versions(version) -> None:
         st.session_state["label_export"] = str(checkout.export_zip(store, version.dataset, chosen, target))
     exported = st.session_state.get("label_export")
     if exported and Path(exported).exists():
-        st.download_button("Download the zip", Path(exported).read_bytes(), file_name=Path(exported).name,
+        st.download_button("Download the zip", Path(exported).read_bytes, file_name=Path(exported).name,  # on click
                            mime="application/zip", key="download")
 
 

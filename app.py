@@ -4,6 +4,7 @@ import streamlit as st
 st.set_page_config(page_title="TransferLab", page_icon=":material/biotech:", layout="wide")
 st.navigation([
     st.Page("pages/data.py", title="1. Data", icon=":material/folder_open:", default=True),
+    st.Page("pages/label.py", title="Label", icon=":material/label:"),
     st.Page("pages/train.py", title="2. Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="3. Evaluate", icon=":material/analytics:"),
     st.Page("pages/predict.py", title="4. Predict", icon=":material/image_search:"),

@@ -35,6 +35,7 @@ class TrainConfig:
     two_stage: bool = False
     weight_decay: float = 1e-4
     data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists
+    dataset_version: str = ""  # "<dataset id>@<version>" when the data is a version of a stored dataset
 
     def __post_init__(self) -> None:
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, OPTIMIZERS)

@@ -1,0 +1,115 @@
+"""A dataset version leaves the store: as class folders for training, as a zip to take away, as a run's data."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
+
+from core.data.store import UNSAFE_NAME, DatasetStore, StoreError, Version
+from core.training.config import TrainConfig
+
+
+def layout(version: Version) -> dict[str, str]:
+    """'<class>/<file name>' -> hash for every labelled image; clashing names get the hash's start."""
+    out: dict[str, str] = {}
+    for digest, entry in sorted(version.images.items(), key=lambda item: (str(item[1]["label"]), item[1]["name"])):
+        if entry["label"] is None:
+            continue
+        name = safe_file_name(entry["name"], digest)
+        relative = f"{entry['label']}/{name}"
+        if relative in out:
+            relative = f"{entry['label']}/{digest[:10]}_{name}"
+        out[relative] = digest
+    return out
+
+
+def safe_file_name(name: str, digest: str) -> str:
+    """The original base name, made safe for every file system; falls back on the hash."""
+    base = UNSAFE_NAME.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".").strip()[:120]
+    return base or f"{digest[:16]}.jpg"
+
+
+def materialize(store: DatasetStore, dataset: str, number: int) -> Path:
+    """The labelled images of a version as `<class>/<name>`: hard links into the objects (no extra space),
+    copies where links fail (another file system). Built aside and renamed: whole or absent."""
+    version = store.version(dataset, number)
+    target = store.root / dataset / "materialized" / f"v{number:06d}"
+    if target.exists():
+        return target
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    for relative, digest in layout(version).items():
+        destination = tmp / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(store.object_path(digest), destination)
+        except OSError:
+            shutil.copyfile(store.object_path(digest), destination)
+    try:
+        os.rename(tmp, target)
+    except OSError:  # a concurrent twin finished first; its folder is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def export_zip(store: DatasetStore, dataset: str, number: int, destination: Path) -> Path:
+    """A plain zip of class folders (the layout the Data page accepts), written atomically."""
+    version = store.version(dataset, number)
+    tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
+        for relative, digest in layout(version).items():
+            archive.write(store.object_path(digest), relative)
+    os.replace(tmp, destination)
+    return destination
+
+
+def train_on(store: DatasetStore, dataset: str, number: int, base: TrainConfig | None = None) -> TrainConfig:
+    """A config that trains on this version: its folder as `data`, the version recorded with the run."""
+    version = store.version(dataset, number)
+    folder = materialize(store, dataset, number)
+    changes = {"data": str(folder), "data_name": f"{version.name} (version {number})", "dataset_version": version.ref}
+    return dataclasses.replace(base, **changes) if base else TrainConfig(**changes)
+
+
+def version_of_folder(folder: str | Path, store: DatasetStore) -> str:
+    """'<id>@<n>' when `folder` is a materialised version of this store (how a run trained from the Label
+    page's "Train on this version" is traced back to its dataset), else ''."""
+    path = Path(folder).resolve()
+    match = re.fullmatch(r"v(\d{6})", path.name)
+    if not match or path.parent.name != "materialized" or path.parent.parent.parent != store.root.resolve():
+        return ""
+    return f"{path.parent.parent.name}@{int(match.group(1))}"
+
+
+def retrain_config(config: TrainConfig, store: DatasetStore) -> TrainConfig | None:
+    """The same settings on the newest version of the run's dataset; None if it has no newer version."""
+    ref = config.dataset_version or version_of_folder(config.data, store)
+    if not ref:
+        return None
+    dataset, _, number = ref.partition("@")
+    try:
+        newest = store.head(dataset)
+    except StoreError:
+        return None
+    return train_on(store, dataset, newest, config) if newest > int(number or 0) else None
+
+
+def run_version(config: dict, store: DatasetStore) -> str:
+    """The dataset version a run (its saved config) trained on, or '' for a plain zip or folder."""
+    return config.get("dataset_version") or version_of_folder(config.get("data", ""), store)
+
+
+def retrain_candidates(configs: list[tuple[str, dict]], store: DatasetStore) -> list[tuple[str, TrainConfig]]:
+    """(run id, config on the newest version) for each run whose dataset changed since it trained and that
+    has not been retrained on that newest version yet."""
+    trained_on = {run_version(values, store) for _, values in configs}
+    out = []
+    for run_id, values in configs:
+        newer = retrain_config(TrainConfig.from_dict(values), store)
+        if newer is not None and newer.dataset_version not in trained_on:
+            out.append((run_id, newer))
+    return out

@@ -1,0 +1,140 @@
+"""The Label page headless: unlabelled uploads to a trained model, a relabel, a retrain, export and re-import."""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+from core.data.store import DatasetStore
+from core.training import runs
+from tests.conftest import jpeg_bytes
+from tests.test_app import finished, go, no_exception, open_page, start_training, wait_until
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def said(messages) -> list[str]:
+    """What the user reads (the page escapes every message as plain text)."""
+    return [m.value.replace("\\", "") for m in messages]
+
+
+def ticks(at, prefix: str) -> dict[str, object]:
+    """The grid's tick boxes on screen, by the start of their image's content hash."""
+    return {c.key.rsplit("_", 1)[1]: c for c in at.checkbox if c.key and c.key.startswith(f"tick_{prefix}")}
+
+
+def label_ticked(at, where: str, label: str):
+    at.text_input(key=f"new_{where}").set_value(label).run()  # a tick or a typed name reruns, as in a browser
+    at.button(key=f"assign_{where}").click().run()
+    no_exception(at)
+    return at
+
+
+def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_export(shapes_folder, tmp_path):
+    images = sorted(Path(shapes_folder).rglob("*.jpg"))
+    truth = {hashlib.sha256(p.read_bytes()).hexdigest()[:24]: p.parent.name for p in images}
+    at = open_page("label")
+    no_exception(at)
+    at.button(key="create").click().run()
+    uploads = [(p.name, p.read_bytes(), "image/jpeg") for p in images]
+    uploads += [("broken.jpg", b"\xff\xd8 nope", "image/jpeg"), ("again.jpg", images[0].read_bytes(), "image/jpeg")]
+    at.file_uploader(key="add_files").set_value(uploads).run()
+    at.button(key="add").click().run()
+    no_exception(at)
+    assert any("36 new images added, 1 already in the dataset" in text for text in said(at.success))
+    assert metrics(at)["Unlabelled"] == "36" and metrics(at)["Version"] == "2"
+
+    # Cold start: group the pool, untick the strays, label the whole group at once.
+    at.slider(key="groups").set_value(3).run()
+    shown = ticks(at, "g")
+    majority = Counter(truth[h] for h in shown).most_common(1)[0][0]
+    for digest, box in shown.items():
+        if truth[digest] != majority:
+            box.uncheck()
+    label_ticked(at, "group", majority)
+    assert metrics(at)["Labelled"] == str(sum(truth[h] == majority for h in shown))
+
+    # Three of each other class from the pool, so suggestions can start.
+    at.radio(key="mode").set_value("Browse and relabel").run()
+    at.selectbox(key="browse").set_value("(unlabelled pool)").run()
+    for other in sorted(set(truth.values()) - {majority}):
+        for box in [b for h, b in ticks(at, "b").items() if truth[h] == other][:3]:
+            box.check()
+        label_ticked(at, "browse", other)
+        at.selectbox(key="browse").set_value("(unlabelled pool)").run()
+    before = int(metrics(at)["Labelled"])
+
+    at.radio(key="mode").set_value("Accept suggestions").run()
+    at.slider(key="threshold").set_value(0.5).run()
+    suggested = ticks(at, "s")
+    assert suggested, "no suggestions shown"
+    wrong = [h for h, box in suggested.items() if not box.label.startswith(truth[h])]
+    for digest in wrong:
+        suggested[digest].uncheck()  # review the grid: untick the wrong ones
+    at.run()
+    at.button(key="accept").click().run()
+    no_exception(at)
+    assert int(metrics(at)["Labelled"]) == before + len(suggested) - len(wrong)
+    assert len(wrong) <= len(suggested) // 4  # the head is mostly right on shapes
+
+    # The camera: a photo straight into a class.
+    at.selectbox(key="camera_class").set_value("circle").run()
+    at.camera_input(key="camera").set_value(("shot.jpg", jpeg_bytes((250, 250, 250), (96, 96)), "image/jpeg")).run()
+    no_exception(at)
+    assert any("Photo added to circle" in text for text in said(at.success))
+
+    # Train on the newest version (short).
+    store = DatasetStore(_workspace(at) / "datasets")
+    dataset = at.session_state["dataset_choice"]
+    trained_version = store.head(dataset)
+    at.selectbox(key="use_version").set_value(trained_version).run()
+    at.button(key="train_on").click().run()
+    no_exception(at)
+    go(at, "train")
+    start_training(at, epochs=1)
+    wait_until(at, finished)
+
+    # Relabel one image: a new version; the run can be retrained on it from Runs.
+    go(at, "label")
+    at.radio(key="mode").set_value("Browse and relabel").run()
+    at.selectbox(key="browse").set_value("circle").run()
+    next(iter(ticks(at, "b").values())).check()
+    label_ticked(at, "browse", "square")
+    relabelled = store.version(dataset)
+    assert relabelled.number == trained_version + 1 and relabelled.summary() == "1 relabelled"
+    go(at, "runs")
+    no_exception(at)
+    assert at.dataframe[0].value["dataset version"].tolist() == [f"{dataset}@{trained_version}"]
+    at.button(key="retrain").click().run()
+    no_exception(at)
+    retrained = [r for r in runs.list_runs(_workspace(at) / "runs") if r.config["dataset_version"]]
+    assert [r.config["dataset_version"] for r in retrained] == [f"{dataset}@{relabelled.number}"]
+    assert "retrain" not in [b.key for b in at.button]  # offered once per new version, not again
+    wait_until(at, lambda _: runs.read_status(retrained[0].path).get("state") == "finished")
+    assert len(at.multiselect[0].value) == 2 and at.get("plotly_chart")  # Runs compares the two
+
+    # Export the version and re-import it: identical counts.
+    go(at, "label")
+    at.selectbox(key="use_version").set_value(relabelled.number).run()
+    at.button(key="export").click().run()
+    no_exception(at)
+    assert at.get("download_button")
+    exported = Path(at.session_state["label_export"])
+    with zipfile.ZipFile(exported) as archive:
+        in_zip = Counter(name.split("/")[0] for name in archive.namelist())
+    assert dict(in_zip) == {k: v for k, v in relabelled.counts().items() if v}
+    at.file_uploader(key="labelled_zip").set_value((exported.name, exported.read_bytes(), "application/zip")).run()
+    no_exception(at)
+    copy = store.version(at.session_state["dataset_choice"])
+    assert copy.dataset != dataset and copy.counts() == {k: v for k, v in relabelled.counts().items() if v}
+    assert json.dumps(metrics(at))  # the page drew its numbers for the re-imported copy
+
+
+def _workspace(at) -> Path:
+    from core import paths
+
+    return paths.home() / "workspaces" / at.query_params["ws"]

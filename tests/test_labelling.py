@@ -1,0 +1,69 @@
+"""Model-assisted labelling on real shape images: groups, suggestions, uncertainty order, the feature cache."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.data import intake, labelling
+from core.data.store import DatasetStore, Edit
+from core.models.features import FeatureCache
+
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def pool(shapes_folder, tmp_path_factory):
+    """The 36 shape images, all unlabelled, in a fresh store; plus the true class of each."""
+    root = tmp_path_factory.mktemp("label-store")
+    store = DatasetStore(root / "datasets")
+    created = intake.new_pool(store, "shapes", [])
+    files = [(p.name, p.read_bytes()) for p in sorted(Path(shapes_folder).rglob("*.jpg"))]
+    added = intake.add_uploads(store, created.dataset, created.number, files, None, root / "work")
+    truth = {hashlib.sha256(p.read_bytes()).hexdigest(): p.parent.name for p in Path(shapes_folder).rglob("*.jpg")}
+    return store, added.version, truth, FeatureCache(root / "features")
+
+
+def test_groups_gather_similar_images(pool):
+    store, version, truth, cache = pool
+    digests = version.pool()
+    groups = labelling.group(labelling.embed(store, digests, cache, SIZE), 3)
+    assert sorted(len(g) for g in groups) != [0, 0, 36] and sum(len(g) for g in groups) == 36
+    purity = sum(Counter(truth[digests[i]] for i in g).most_common(1)[0][1] for g in groups) / 36
+    assert purity >= 0.8  # a group is mostly one shape: labelling it at once is nearly right
+
+
+def test_features_are_cached_by_content(pool, monkeypatch):
+    store, version, _, cache = pool
+    labelling.embed(store, version.pool(), cache, SIZE)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("features were recomputed")
+
+    monkeypatch.setattr(labelling, "_pooled", no_compute)
+    assert labelling.embed(store, version.pool(), cache, SIZE).shape[0] == 36
+
+
+def test_suggestions_start_at_three_labels_per_class_and_are_mostly_right(pool):
+    store, version, truth, cache = pool
+    by_class: dict[str, list[str]] = {}
+    for digest in sorted(version.pool()):
+        by_class.setdefault(truth[digest], []).append(digest)
+    two_each = store.commit(version.dataset, version.number, Edit(set_label={
+        d: label for label, ds in by_class.items() for d in ds[:2]}))
+    ready, why = labelling.ready_for_suggestions(two_each)
+    assert not ready and "3 labelled images" in why
+    assert labelling.suggestions_for(store, two_each, cache, SIZE) == []
+    three_each = store.commit(version.dataset, two_each.number, Edit(set_label={
+        ds[2]: label for label, ds in by_class.items()}))
+    suggestions = labelling.suggestions_for(store, three_each, cache, SIZE)
+    assert {s.digest for s in suggestions} == set(three_each.pool()) and len(suggestions) == 27
+    assert sum(truth[s.digest] == s.label for s in suggestions) / 27 >= 0.8
+    ordered = labelling.most_uncertain_first(suggestions)
+    assert [s.margin for s in ordered] == sorted(s.margin for s in suggestions)
+    sure = labelling.confident(suggestions, 0.5)
+    assert all(s.confidence >= 0.5 for s in sure) and sure == sorted(sure, key=lambda s: -s.confidence)
+    accepted = store.commit(version.dataset, three_each.number, Edit(set_label={s.digest: s.label for s in sure}))
+    assert len(accepted.pool()) == 27 - len(sure) and accepted.changes["labelled"] == len(sure)

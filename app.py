@@ -6,6 +6,7 @@ st.navigation([
     st.Page("pages/data.py", title="1. Data", icon=":material/folder_open:", default=True),
     st.Page("pages/train.py", title="2. Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="3. Evaluate", icon=":material/analytics:"),
+    st.Page("pages/review.py", title="Review labels", icon=":material/fact_check:"),
     st.Page("pages/predict.py", title="4. Predict", icon=":material/image_search:"),
     st.Page("pages/export.py", title="5. Export", icon=":material/download:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import data, model, train
+from core.cli import data, insight, model, train
 from core.training import config as cfg
 
 # Each module adds its subcommands; a new capability adds its module to this tuple.
-COMMAND_MODULES = (data, train, model)
+COMMAND_MODULES = (data, train, model, insight)
 
 
 def main(argv: list[str] | None = None) -> int:

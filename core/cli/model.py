@@ -22,8 +22,9 @@ def _predict(args: argparse.Namespace) -> int:
     from core.serving.inference import Predictor
 
     predictor = Predictor(Path(args.run))
-    for image, top in zip(args.images, predictor.predict(args.images, top_k=args.top_k)):
-        print(json.dumps({"image": image, "top_k": top}, ensure_ascii=False))
+    for image, details in zip(args.images, predictor.predict_details(args.images, top_k=args.top_k)):
+        answer = details.to_json()  # top_k plus "unsure", "unknown", "ood_score"
+        print(json.dumps({"image": image, "top_k": answer.pop("predictions"), **answer}, ensure_ascii=False))
     return 0
 
 

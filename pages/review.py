@@ -8,19 +8,13 @@ from core import paths
 from core.data.archive import ArchiveRefused
 from core.insight.audit import AuditImpossible, audit, corrected_zip
 from core.insight.embeddings import FeatureSpec
-from core.models.features import FeatureCache
 from core.text import md
 from core.training.config import FREEZE_ALL
 from ui.common import cached_thumbnail, load_report, show_error, workspace
+from ui.insight import feature_cache
 
 SHOWN = 30
 ACTIONS = {"keep": "Keep as it is", "relabel": "Relabel", "remove": "Remove"}
-
-
-@st.cache_resource
-def feature_cache() -> FeatureCache:
-    """The same on-disk cache training uses, so an audit after a run reuses its features."""
-    return FeatureCache(paths.home() / "feature-cache")
 
 
 def spec_for(ws, dataset_path: str) -> tuple[FeatureSpec, bool]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.text import md
 from tests.test_trust import _checkerboard
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -38,8 +39,9 @@ def test_evaluate_shows_intervals_calibration_cells_heatmaps_and_the_card(app_wi
     assert any("Reliability" in t for t in titles) and any("Answer less" in t for t in titles)
     at.selectbox(key="cell").select_index(1).run()  # the first non-empty cell
     no_exception(at)
-    shown = next(c.value for c in at.caption if "image(s): true" in c.value)
-    assert len(at.get("imgs")) >= 1 and shown
+    shown = [c.value.replace("\\", "") for c in at.caption]  # captions are Markdown-escaped
+    assert any("image(s): true" in text for text in shown), shown
+    assert len(at.get("imgs")) >= 1
     at.button(key="model_card").click().run()
     no_exception(at)
     assert at.get("download_button")
@@ -59,5 +61,5 @@ def test_predict_says_unknown_names_a_bad_file_and_shows_a_heatmap(app_with_run,
     assert any("sure)" in m.value for m in at.markdown)
     assert any("does not look like any of your training images" in w.value for w in at.warning)
     errors = " ".join(e.value for e in at.error)
-    assert "bad" in errors and "<b>" not in errors and "UploadedFile" not in errors
+    assert md("<b>bad</b>.png") in errors and "UploadedFile" not in errors  # named by its name, escaped
     assert any("Sanity check" in c.value for c in at.caption)

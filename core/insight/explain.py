@@ -53,10 +53,12 @@ def heatmap(model: StagedModel, x: torch.Tensor, class_index: int | None = None)
 
 
 def randomised_last_stage(model: StagedModel, seed: int = 0) -> StagedModel:
-    """A copy whose last stage is re-initialised: a faithful heatmap must change (Adebayo et al., 2018)."""
+    """A copy whose top (the head and the last stage) is re-initialised: the first step of Adebayo et al.'s
+    (2018) cascading randomisation. A heatmap that explains the model must change; one that only traces edges
+    in the picture would not."""
     torch.manual_seed(seed)
     broken = copy.deepcopy(model)
-    for module in broken.stages[-1].modules():
+    for module in [*broken.head.modules(), *broken.stages[-1].modules()]:
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
     return broken.eval()
@@ -98,5 +100,5 @@ def explain(model: StagedModel, prep: Preprocessing, picture: torch.Tensor, clas
 def sanity_sentence(score: float) -> str:
     verdict = ("so it depends on what the model learned" if score < 0.5 else
                "so treat it with extra caution: it may show the picture's structure more than the model's reasons")
-    return (f"Sanity check: with the last stage's learned weights replaced by random ones, the heatmap's "
+    return (f"Sanity check: with the last stage's and the head's learned weights replaced by random ones, the heatmap's "
             f"similarity to this one is {score:.2f} (1 = identical), {verdict}.")

@@ -41,7 +41,7 @@ def test_evaluate_shows_intervals_calibration_cells_heatmaps_and_the_card(app_wi
     no_exception(at)
     shown = [c.value.replace("\\", "") for c in at.caption]  # captions are Markdown-escaped
     assert any("image(s): true" in text for text in shown), shown
-    assert len(at.get("imgs")) >= 1
+    assert len(at.get("image")) >= 1
     at.button(key="model_card").click().run()
     no_exception(at)
     assert at.get("download_button")

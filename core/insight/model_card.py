@@ -69,6 +69,21 @@ def _mistake_figures(run_dir: Path, report: dict[str, Any]) -> str:
     return "".join(figures) or "<p>The validation images are no longer available.</p>"
 
 
+def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> str:
+    """Images per class and the data report's warnings, when the data is still where the run found it."""
+    from core import paths
+    from core.data.datasets import inspect
+
+    validation = {r["label"]: r["support"] for r in per_class}
+    try:
+        data = inspect(Path(config.get("data", "")), paths.home())
+    except Exception:  # moved or deleted since training: the validation counts are still known
+        return _table(["class", "validation images"], [[k, v] for k, v in validation.items()])
+    table = _table(["class", "images", "validation images"],
+                   [[label, count, validation.get(label, 0)] for label, count in data.classes.items()])
+    return table + "".join(f"<p class='note'>{_e(w)}</p>" for w in data.warnings)
+
+
 def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> list[str]:
     intervals, per_class = report.get("intervals", {}), report.get("per_class", [])
     calibration, abstention, ood = report.get("calibration") or {}, report.get("abstention") or {}, report.get("ood")
@@ -78,7 +93,7 @@ def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> 
         "images by transfer learning. It only knows these classes: anything else gets one of them, unless it is "
         "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
         "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
-        "<h2>Data</h2>" + _table(["class", "validation images"], [[r["label"], r["support"]] for r in per_class]),
+        "<h2>Data</h2>" + _data_summary(config, per_class),
         "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items() if k != "data"]),
         "<h2>Metrics (validation)</h2>" + _table(["measure", "value", "95% interval"], [
             ["accuracy", _pct(report.get("accuracy")), _interval(intervals.get("accuracy"))],

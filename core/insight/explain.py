@@ -43,13 +43,18 @@ def target_layer(model: StagedModel) -> tuple[nn.Module, Callable | None]:
     return last, None
 
 
-def heatmap(model: StagedModel, x: torch.Tensor, class_index: int | None = None) -> np.ndarray:
-    """(H, W) in [0, 1] for one normalised image batch of size 1; class_index None = the predicted class."""
+def heatmaps(model: StagedModel, x: torch.Tensor, class_indices: list[int] | None = None) -> np.ndarray:
+    """(N, H, W) in [0, 1] for a normalised batch, one pass; class_indices None = each image's predicted class."""
     layer, reshape = target_layer(model)
     model.eval()
-    targets = None if class_index is None else [ClassifierOutputTarget(int(class_index))]
+    targets = None if class_indices is None else [ClassifierOutputTarget(int(i)) for i in class_indices]
     with _HOOKS, torch.enable_grad(), GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
-        return cam(input_tensor=x, targets=targets)[0]
+        return cam(input_tensor=x, targets=targets)
+
+
+def heatmap(model: StagedModel, x: torch.Tensor, class_index: int | None = None) -> np.ndarray:
+    """(H, W) for a batch of one image."""
+    return heatmaps(model, x, None if class_index is None else [class_index])[0]
 
 
 def randomised_last_stage(model: StagedModel, seed: int = 0) -> StagedModel:

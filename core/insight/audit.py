@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from core.data.datasets import inspect
 from core.data.report import ImageRecord
@@ -111,10 +112,12 @@ def audit_features(features: np.ndarray, records: list[ImageRecord], labels: lis
     check_auditable(labels, Counter(r.label for r in records), folds)
     index = {label: i for i, label in enumerate(labels)}
     targets = np.array([index[r.label] for r in records])
-    probabilities = out_of_fold(features, targets, folds, seed)
-    suspicion = 1.0 - get_label_quality_scores(targets, probabilities)
-    flagged = find_label_issues(targets, probabilities, return_indices_ranked_by="self_confidence")
-    outliers, duplicates = _neighbourhood_issues(features)
+    # Small matrices: one BLAS thread is faster, and on a busy server multi-threaded BLAS spins (20x slower seen).
+    with threadpool_limits(limits=1):
+        probabilities = out_of_fold(features, targets, folds, seed)
+        suspicion = 1.0 - get_label_quality_scores(targets, probabilities)
+        flagged = find_label_issues(targets, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
+        outliers, duplicates = _neighbourhood_issues(features)
     return AuditResult(labels, records, probabilities, suspicion, [int(i) for i in flagged], outliers, duplicates,
                        folds, time.perf_counter() - started)
 

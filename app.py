@@ -7,6 +7,7 @@ st.navigation([
     st.Page("pages/label.py", title="Label", icon=":material/label:"),
     st.Page("pages/train.py", title="2. Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="3. Evaluate", icon=":material/analytics:"),
+    st.Page("pages/review.py", title="Review labels", icon=":material/fact_check:"),
     st.Page("pages/predict.py", title="4. Predict", icon=":material/image_search:"),
     st.Page("pages/export.py", title="5. Export", icon=":material/download:"),
     st.Page("pages/monitor.py", title="6. Monitor", icon=":material/monitor_heart:"),

@@ -1,13 +1,37 @@
-"""Step 3: how good is the model, per class, and where does it go wrong?"""
+"""Step 3: how good is the model, how sure can we be of that, and where and why does it go wrong?"""
+import traceback
 from pathlib import Path
 
 import streamlit as st
 
-from core.insight import charts
+from core.insight import trust_charts
+from core.insight.explain import CAVEAT
+from core.insight.model_card import write_model_card
+from core.text import md
 from core.training import runs
-from ui.common import cached_thumbnail, pick_run, workspace
+from ui.common import cached_thumbnail, pick_run, show_error, workspace
+from ui.insight import cross_validation, heatmap_overlay
 
 MISTAKES_SHOWN = 24
+CELL_IMAGES_SHOWN = 30
+
+
+def interval_text(pair: list[float] | None) -> str:
+    return f"95% interval: {pair[0]:.0%} to {pair[1]:.0%}" if pair else ""
+
+
+def gallery(root: Path, items: list[dict], run_path: str, heatmaps: bool) -> None:
+    columns = st.columns(6)
+    for i, item in enumerate(items):
+        caption = md(f"true: {item['true']} · predicted: {item['predicted']} ({item['confidence']:.0%})")
+        image = heatmap_overlay(run_path, str(root / item["path"]), item["predicted"]) if heatmaps else None
+        image = image if image is not None else cached_thumbnail(str(root / item["path"]))
+        with columns[i % 6]:
+            if image is not None:
+                st.image(image, caption=caption)
+            else:
+                st.caption(md(f"{item['path']}: ") + caption + " (image no longer available)")
+
 
 st.title("3. Evaluate")
 st.caption("Measured on the validation images: pictures the model did not learn from.")
@@ -18,31 +42,89 @@ report = runs.evaluation(run.path)
 if not report or report.get("accuracy") is None:
     st.warning("This run has no validation images, so it could not be evaluated.")
     st.stop()
+intervals = report.get("intervals", {})
 top = st.columns(3)
 top[0].metric("Accuracy", f"{report['accuracy']:.1%}", help="Share of validation images predicted correctly.")
+top[0].caption(interval_text(intervals.get("accuracy")))
 top[1].metric("Macro F1", f"{report['macro_f1']:.3f}", help="Average over classes of the balance between "
               "precision and recall; low when any class does badly.")
+top[1].caption(interval_text(intervals.get("macro_f1")))
 top[2].metric("Validation images", report["num_images"])
+for note in report.get("interval_notes", [])[:6]:
+    st.info(md(note), icon=":material/straighten:")
+if st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
+    cross_validation(run)
+
 st.markdown("#### Per class")
 st.caption("Precision: when the model says this class, how often it is right. Recall: of the images of this "
-           "class, how many it finds.")
+           "class, how many it finds. The interval is where the recall could really be, given so few images.")
 st.dataframe([{"class": row["label"], "precision": round(row["precision"], 3), "recall": round(row["recall"], 3),
+               "recall 95% interval": interval_text(row.get("recall_interval")).removeprefix("95% interval: "),
                "F1": round(row["f1"], 3), "images": row["support"]} for row in report["per_class"]],
              hide_index=True)
-st.plotly_chart(charts.confusion(report["labels"], report["confusion"]), key="confusion")
+if report["per_class"] and "recall_interval" in report["per_class"][0]:
+    st.plotly_chart(trust_charts.recall_intervals(report["per_class"]), key="recall_intervals")
+
+root = Path(report.get("data_root", ""))
+labels = report["labels"]
+event = st.plotly_chart(trust_charts.confusion(labels, report["confusion"]), key="confusion", on_select="rerun",
+                        selection_mode="points")
+cells = [(t, p) for i, t in enumerate(labels) for j, p in enumerate(labels) if report["confusion"][i][j]]
+clicked = trust_charts.selected_cell(labels, event)
+if clicked in cells:
+    st.session_state["cell"] = cells.index(clicked)
+chosen_cell = st.selectbox("Show the images of one cell", [None, *range(len(cells))], key="cell",
+                           format_func=lambda c: "choose a cell" if c is None else
+                           md(f"true {cells[c][0]}, predicted {cells[c][1]}"))
+if chosen_cell is not None:
+    cell = cells[chosen_cell]
+    chosen = [p for p in report.get("predictions", []) if (p["true"], p["predicted"]) == cell]
+    st.caption(md(f"{len(chosen)} image(s): true {cell[0]}, predicted {cell[1]}"))
+    gallery(root, chosen[:CELL_IMAGES_SHOWN], str(run.path), False)
+
+calibration, abstention = report.get("calibration"), report.get("abstention")
+if calibration:
+    st.markdown("#### How sure is it, and is it right to be?")
+    st.caption(f"Calibration error (ECE) {calibration['ece_before']:.3f} before and {calibration['ece_after']:.3f} "
+               f"after temperature scaling (T = {calibration['temperature']:.2f}); lower is better. Predictions "
+               "use the calibrated confidence.")
+    left, right = st.columns(2)
+    left.plotly_chart(trust_charts.reliability(calibration["bins_before"], calibration["bins_after"]),
+                      key="reliability")
+    if abstention:
+        right.plotly_chart(trust_charts.coverage(abstention["curve"], abstention), key="coverage")
+        if abstention.get("accuracy") is not None:
+            right.markdown(f"At this threshold ({abstention['threshold']:.0%} sure) it answers "
+                           f"**{abstention['coverage']:.0%}** of images and is right on "
+                           f"**{abstention['accuracy']:.0%}** of those. Below it, Predict says *Not sure: refer to "
+                           "a person*.")
+        else:
+            right.warning(f"No threshold reaches {abstention['target_accuracy']:.0%} accuracy on validation, so "
+                          "every answer is marked not sure. More training images usually help.")
+elif report.get("trust_error"):
+    show_error("Calibration could not be computed for this run.", report["trust_error"])
+
 mistakes = report["mistakes"]
 st.markdown(f"#### Misclassified images ({len(mistakes)})")
 if not mistakes:
     st.success("Every validation image was classified correctly.")
-root = Path(report.get("data_root", ""))
-columns = st.columns(6)
-for i, mistake in enumerate(mistakes[:MISTAKES_SHOWN]):
-    image = cached_thumbnail(str(root / mistake["path"]))
-    caption = f"true: {mistake['true']} · predicted: {mistake['predicted']} ({mistake['confidence']:.0%})"
-    with columns[i % 6]:
-        if image is not None:
-            st.image(image, caption=caption)
-        else:
-            st.caption(f"{mistake['path']}: {caption} (image no longer available)")
+heatmaps = bool(mistakes) and st.toggle("Show where the model looked (heatmaps)", key="heatmaps")
+if heatmaps:
+    st.caption(CAVEAT)
+gallery(root, mistakes[:MISTAKES_SHOWN], str(run.path), heatmaps)
 if len(mistakes) > MISTAKES_SHOWN:
     st.caption(f"The {MISTAKES_SHOWN} most confident mistakes are shown, of {len(mistakes)}.")
+
+st.markdown("#### Model card")
+st.caption("One HTML page with the data, settings, metrics with intervals, calibration, limits and example "
+           "mistakes: to share, archive or attach to a report. It is also part of the export.")
+if st.button("Write the model card", key="model_card"):
+    try:
+        with st.spinner("Writing the model card..."):
+            st.session_state[f"card_{run.id}"] = str(write_model_card(run.path))
+    except Exception:  # never a bare traceback
+        show_error("The model card could not be written.", traceback.format_exc())
+card = st.session_state.get(f"card_{run.id}")
+if card and Path(card).exists():
+    st.download_button("Download the model card (HTML)", Path(card).read_bytes(),
+                       file_name=f"model-card-{run.id[:8]}.html", mime="text/html")

@@ -1,4 +1,4 @@
-"""Step 4: try the model on new pictures, from files or the camera."""
+"""Step 4: try the model on new pictures, from files or the camera: its answer, whether to trust it, and why."""
 import traceback
 
 import streamlit as st
@@ -6,22 +6,20 @@ from PIL import Image
 
 from core.data.preprocessing import ImageRejected, load_rgb
 from core.insight import charts
-from core.serving.inference import Predictor
+from core.insight.explain import CAVEAT, explain, sanity_sentence
+from core.text import md
 from ui.common import pick_run, show_error, workspace
+from ui.insight import predictor_for
 
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
-def predictor(run_path: str, modified: float) -> Predictor:
-    """Loaded once per run (and per model file version), then every prediction reuses it."""
-    return Predictor(run_path)
-
+UNKNOWN = "This does not look like any of your training images."
+UNSURE = "Not sure: refer to a person."
 
 st.title("4. Predict")
 run = pick_run(workspace(), "try it")
 if run is None:
     st.stop()
 try:
-    model = predictor(str(run.path), (run.path / "model.safetensors").stat().st_mtime)
+    model = predictor_for(run.path)
 except Exception:  # a damaged or missing model file: say so, never show a bare traceback
     show_error("This model could not be loaded. Its files may be damaged; train it again.", traceback.format_exc())
     st.stop()
@@ -29,17 +27,29 @@ top_k = st.slider("How many guesses to show", 1, max(len(model.labels), 1), min(
 uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
                            accept_multiple_files=True)
 photo = st.camera_input("Or take a photo") if st.toggle("Use the camera") else None
+why = st.toggle("Show where the model looked (heatmap)", key="why")
+if why:
+    st.caption(CAVEAT)
 inputs = [(f.name, f) for f in uploads or []] + ([("camera photo", photo)] if photo is not None else [])
 for position, (name, file) in enumerate(inputs):
     try:
         image = load_rgb(file, min_size=model.preprocessing.resize_size)
-    except ImageRejected as error:
-        show_error(f"'{name}' could not be used: {error}.")
+    except ImageRejected as error:  # the reason without Pillow's parenthesis, which names the upload object
+        show_error(md(f"'{name}' could not be used: {str(error).split(' (')[0]}."))
         continue
-    prediction = model.predict([image], top_k=top_k)[0]
+    answer = model.predict_details([image], top_k=top_k)[0]
+    best = answer.top_k[0]
     left, right = st.columns([1, 2])
     preview = image.copy()
     preview.thumbnail((320, 320), Image.Resampling.BILINEAR)
-    left.image(preview, caption=name)
-    right.markdown(f"**{prediction[0]['label']}** ({prediction[0]['probability']:.0%} sure)")
-    right.plotly_chart(charts.top_k(prediction), key=f"topk_{position}")
+    left.image(preview, caption=md(name))
+    right.markdown(f"**{md(best['label'])}** ({best['probability']:.0%} sure)")
+    if answer.unknown:
+        right.warning(UNKNOWN, icon=":material/help:")
+    elif answer.unsure:
+        right.warning(UNSURE, icon=":material/person_alert:")
+    right.plotly_chart(charts.top_k(answer.top_k), key=f"topk_{position}")  # charts escapes names for Plotly
+    if why:
+        found = explain(model.model, model.preprocessing, model.tensor(image), sanity_check=True)
+        left.image(found.image, caption=md(f"where it looked for '{model.labels[found.class_index]}'"))
+        left.caption(sanity_sentence(found.sanity))

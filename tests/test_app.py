@@ -112,7 +112,7 @@ def test_from_upload_to_training_evaluation_prediction_and_export(tiny_shapes_zi
     go(at, "evaluate")
     no_exception(at)
     assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
-    assert at.dataframe and len(at.get("plotly_chart")) == 1
+    assert at.dataframe and len(at.get("plotly_chart")) >= 1
 
     go(at, "predict")
     image = sorted((shapes_folder / "circle").glob("*.jpg"))[0]

@@ -35,13 +35,14 @@ def _predict(args: argparse.Namespace) -> int:
     failed = 0
     for image in args.images:
         try:
-            (top,) = predictor.predict([image], top_k=args.top_k)
+            (details,) = predictor.predict_details([image], top_k=args.top_k)
         except ImageRejected as error:
             failed += 1
             print(json.dumps({"image": image, "error": str(error)}, ensure_ascii=False))
             print(f"skipped {error}", file=sys.stderr)
             continue
-        print(json.dumps({"image": image, "top_k": top}, ensure_ascii=False), flush=True)
+        answer = details.to_json()  # top_k plus "unsure", "unknown", "ood_score"
+        print(json.dumps({"image": image, "top_k": answer.pop("predictions"), **answer}, ensure_ascii=False), flush=True)
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.insight.model_card import bundle_extras
 from core.serving.inference import Predictor
 from core.training import runs
 
@@ -71,7 +72,7 @@ def export_bundle(run_dir: Path, destination: Path | None = None) -> ExportResul
             same_top1 = bool((exported.argmax(1) == trained.argmax(1)).all())
         onnx_note = _export_onnx(wrapped, batch[:1], folder / "model.onnx")
         onnx_included = (folder / "model.onnx").exists()
-        for name in ("labels.json", "preprocessing.json"):
+        for name in ("labels.json", "preprocessing.json", *bundle_extras(run_dir)):
             shutil.copy(run_dir / name, folder / name)
         shutil.copy(TEMPLATE, folder / "predict.py")
         (folder / "README.txt").write_text(_usage(predictor, onnx_included), encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Predict with a finished run: load it once, then top-k for any number of images."""
+"""Predict with a finished run: load it once, then top-k for any number of images, with calibrated
+probabilities and the run's "not sure" and "unknown input" flags (core.insight.trust stores them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ import torch
 from PIL import Image, ImageOps
 
 from core.data.preprocessing import load_rgb, to_rgb
+from core.insight import ood, trust
 from core.training import runs
 
 ImageInput = str | Path | IO[bytes] | Image.Image
@@ -40,6 +42,11 @@ class Predictor:
         self.model, self.labels, self.preprocessing, self.config = runs.load_model(self.run_dir)
         self.device = torch.device(device)
         self.model.to(self.device)
+        stored = trust.load(self.run_dir) or {}
+        self.temperature = float(stored.get("temperature", 1.0))
+        self.threshold = float(stored.get("threshold", 0.0))  # below it: "not sure"
+        self.ood_threshold = (stored.get("ood") or {}).get("threshold")
+        self.neighbours = ood.load_reference(self.run_dir, (stored.get("ood") or {}).get("k", ood.K))
 
     def tensor(self, image: ImageInput) -> torch.Tensor:
         """One image as the model's uint8 input (3, crop, crop)."""
@@ -50,9 +57,15 @@ class Predictor:
         return self.preprocessing.to_uint8(picture)
 
     @torch.inference_mode()
+    def forward(self, images: list[ImageInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(calibrated probabilities, embeddings): the head's last layer reads the embedding."""
+        batch = self.preprocessing.normalize(torch.stack([self.tensor(image) for image in images]).to(self.device))
+        embedding = self.model.head[:-1](self.model.run_stages(batch))
+        logits = self.model.head[-1](embedding).float()
+        return (logits / self.temperature).softmax(1).cpu(), embedding.float().cpu()
+
     def probabilities(self, images: list[ImageInput]) -> torch.Tensor:
-        batch = torch.stack([self.tensor(image) for image in images]).to(self.device)
-        return self.model(self.preprocessing.normalize(batch)).float().softmax(1).cpu()
+        return self.forward(images)[0]
 
     def predict(self, images: list[ImageInput], top_k: int = 3) -> list[list[dict[str, Any]]]:
         return [p.top_k for p in self.predict_details(images, top_k)]
@@ -61,9 +74,14 @@ class Predictor:
         """Top-k plus the trust flags; serving, the CLI and the Predict page all answer from this."""
         if not images:
             return []
-        probabilities = self.probabilities(images)
+        probabilities, embeddings = self.forward(images)
         k = min(top_k, len(self.labels))
         values, indices = probabilities.topk(k, dim=1)
+        scores = self.neighbours.score(embeddings.numpy()) if self.neighbours is not None else [None] * len(images)
         return [Prediction([{"label": self.labels[i], "probability": round(float(p), 6)}
-                            for p, i in zip(row_p, row_i)])
-                for row_p, row_i in zip(values.tolist(), indices.tolist())]
+                            for p, i in zip(row_p, row_i)],
+                           unsure=bool(row_p[0] < self.threshold),
+                           unknown=bool(score is not None and self.ood_threshold is not None
+                                        and score > self.ood_threshold),
+                           ood_score=None if score is None else round(float(score), 6))
+                for row_p, row_i, score in zip(values.tolist(), indices.tolist(), scores)]

@@ -13,6 +13,7 @@ import torch
 
 from core.data.archive import ArchiveRefused
 from core.insight.evaluation import build_report
+from core.insight.trust import after_fit
 from core.models.backbones import WeightsUnavailable
 from core.models.features import FeatureCache
 from core.training import runs
@@ -34,6 +35,7 @@ def execute(config: TrainConfig, run_dir: Path, events: EventLog, stop: threadin
         report = build_report(result.labels, result.val_records, result.val_probabilities)
         report["data_root"] = str(result.root)
         runs.write_json(run_dir / "evaluation.json", report)
+        after_fit(run_dir, result, config, work_dir, cache)  # calibration, "not sure" threshold, unknown inputs
     except Cancelled:
         return _end(run_dir, events, "cancelled", "run_cancelled", "Cancelled by the user.")
     except Exception as error:  # the worker must survive anything, and say what happened

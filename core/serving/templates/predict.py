@@ -2,11 +2,15 @@
 
     python predict.py photo1.jpg photo2.png [--top-k 3]
 
-Prints one JSON object per image: {"image": ..., "top_k": [{"label": ..., "probability": ...}, ...]}.
+Prints one JSON object per image: {"image": ..., "top_k": [{"label": ..., "probability": ...}, ...],
+"unsure": true/false}. Probabilities are calibrated with the temperature in calibration.json, and "unsure" means
+the top probability is below the threshold chosen on validation ("not sure: refer to a person"). An image that
+cannot be read is reported as {"image": ..., "error": ...} and the next one is processed.
 The preprocessing below is TransferLab's own, so predictions match the app's.
 """
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -47,6 +51,22 @@ def preprocess(path, prep):
     return TF.normalize(x, prep["mean"], prep["std"])
 
 
+def calibration():
+    """Temperature and "not sure" threshold; without calibration.json, plain probabilities and no threshold."""
+    path = HERE / "calibration.json"
+    stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return float(stored.get("temperature", 1.0)), float(stored.get("threshold", 0.0))
+
+
+def answer(model, path, prep, labels, top_k, temperature, threshold):
+    probabilities = model(preprocess(path, prep).unsqueeze(0))[0]
+    # The exported model outputs probabilities; softmax(log p / T) equals softmax(logits / T).
+    probabilities = torch.softmax(torch.log(probabilities.clamp_min(1e-12)) / temperature, dim=0)
+    values, indices = probabilities.topk(min(top_k, len(labels)))
+    top = [{"label": labels[i], "probability": round(float(p), 6)} for p, i in zip(values, indices)]
+    return {"image": str(path), "top_k": top, "unsure": bool(values[0] < threshold)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+")
@@ -56,13 +76,19 @@ def main():
     prep = json.loads((HERE / "preprocessing.json").read_text(encoding="utf-8"))
     warnings.filterwarnings("ignore", category=FutureWarning)  # TorchScript's deprecation notice
     model = torch.jit.load(str(HERE / "model.torchscript.pt"), map_location="cpu").eval()
+    temperature, threshold = calibration()
+    failed = 0
     with torch.inference_mode():
         for path in args.images:
-            probabilities = model(preprocess(path, prep).unsqueeze(0))[0]
-            values, indices = probabilities.topk(min(args.top_k, len(labels)))
-            top = [{"label": labels[i], "probability": round(float(p), 6)} for p, i in zip(values, indices)]
-            print(json.dumps({"image": path, "top_k": top}, ensure_ascii=False))
+            try:
+                result = answer(model, path, prep, labels, args.top_k, temperature, threshold)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+                failed += 1  # one bad file must not stop the rest
+                result = {"image": str(path), "error": f"could not read this image ({error})"}
+                print(f"skipped {path}: could not read this image", file=sys.stderr)
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Why did it decide that? Grad-CAM heatmaps (pytorch-grad-cam) for every backbone family.
+
+Convolutional backbones: the last stage's feature map. Vision transformer: the last encoder block's first
+LayerNorm, its patch tokens reshaped into a grid (the block's own output reaches the classifier only through the
+class token, so its patch tokens get no gradient). A heatmap is a hint about where the model looked, not proof.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from scipy.stats import spearmanr
+from torch import nn
+
+from core.data.preprocessing import Preprocessing
+from core.models.backbones import StagedModel
+
+CAVEAT = ("The heatmap shows which parts of the picture pushed the model towards its answer. It is a hint, not "
+          "proof: a model can look at the right place for the wrong reason.")
+_HOOKS = threading.Lock()  # GradCAM hooks the shared model's layer: one explanation at a time per process
+
+
+def _vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """(N, 1 + h*w, C) -> (N, C, h, w), dropping the class token."""
+    patches = tokens[:, 1:, :]
+    side = int(math.isqrt(patches.shape[1]))
+    return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
+
+
+def target_layer(model: StagedModel) -> tuple[nn.Module, Callable | None]:
+    last = model.stages[-1]
+    if hasattr(last, "ln_1") and hasattr(last, "self_attention"):  # torchvision's ViT EncoderBlock
+        return last.ln_1, _vit_tokens_to_grid
+    return last, None
+
+
+def heatmaps(model: StagedModel, x: torch.Tensor, class_indices: list[int] | None = None) -> np.ndarray:
+    """(N, H, W) in [0, 1] for a normalised batch, one pass; class_indices None = each image's predicted class."""
+    layer, reshape = target_layer(model)
+    model.eval()
+    targets = None if class_indices is None else [ClassifierOutputTarget(int(i)) for i in class_indices]
+    with _HOOKS, torch.enable_grad(), GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+        return cam(input_tensor=x, targets=targets)
+
+
+def heatmap(model: StagedModel, x: torch.Tensor, class_index: int | None = None) -> np.ndarray:
+    """(H, W) for a batch of one image."""
+    return heatmaps(model, x, None if class_index is None else [class_index])[0]
+
+
+def randomised_last_stage(model: StagedModel, seed: int = 0) -> StagedModel:
+    """A copy whose top (the head and the last stage) is re-initialised: the first step of Adebayo et al.'s
+    (2018) cascading randomisation. A heatmap that explains the model must change; one that only traces edges
+    in the picture would not."""
+    torch.manual_seed(seed)
+    broken = copy.deepcopy(model)
+    for module in [*broken.head.modules(), *broken.stages[-1].modules()]:
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return broken.eval()
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two heatmaps: 1 = the same ranking of places, about 0 = unrelated."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(spearmanr(a.ravel(), b.ravel()).statistic)
+
+
+def overlay(picture: torch.Tensor, cam: np.ndarray) -> Image.Image:
+    """The heatmap over the (3, H, W) uint8 image the model saw."""
+    rgb = picture.permute(1, 2, 0).numpy().astype(np.float32) / 255.0
+    return Image.fromarray(show_cam_on_image(rgb, cam, use_rgb=True, image_weight=0.55))
+
+
+@dataclass(frozen=True)
+class Explanation:
+    class_index: int
+    cam: np.ndarray
+    image: Image.Image
+    sanity: float | None  # similarity to the randomised-last-stage heatmap (lower is better), when asked
+
+
+def explain(model: StagedModel, prep: Preprocessing, picture: torch.Tensor, class_index: int | None = None,
+            sanity_check: bool = False) -> Explanation:
+    """`picture`: the (3, crop, crop) uint8 input, e.g. Predictor.tensor(image)."""
+    x = prep.normalize(picture.unsqueeze(0)).to(next(model.parameters()).device)
+    if class_index is None:
+        with torch.inference_mode():
+            class_index = int(model(x).argmax(1))
+    cam = heatmap(model, x, class_index)
+    sanity = similarity(cam, heatmap(randomised_last_stage(model), x, class_index)) if sanity_check else None
+    return Explanation(class_index, cam, overlay(picture.cpu(), cam), sanity)
+
+
+def sanity_sentence(score: float) -> str:
+    verdict = ("so it depends on what the model learned" if score < 0.5 else
+               "so treat it with extra caution: it may show the picture's structure more than the model's reasons")
+    return (f"Sanity check: with the last stage's and the head's learned weights replaced by random ones, the heatmap's "
+            f"similarity to this one is {score:.2f} (1 = identical), {verdict}.")

@@ -1,0 +1,52 @@
+"""95% intervals for small validation sets: Wilson for proportions, a seeded bootstrap for macro-F1."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+Z95 = 1.959963984540054
+WIDE = 0.20  # an interval wider than 20 points gets a plain sentence
+BOOTSTRAP_SAMPLES = 1000
+
+
+def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval; unlike the normal approximation it stays inside [0, 1] and works at 0% and 100%."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> float:
+    """Macro-F1 over every class (absent ones count 0), in numpy: the bootstrap calls it a thousand times."""
+    true_positive = np.bincount(y_true[y_true == y_pred], minlength=classes)
+    predicted, actual = np.bincount(y_pred, minlength=classes), np.bincount(y_true, minlength=classes)
+    denominator = predicted + actual
+    f1 = np.divide(2 * true_positive, denominator, out=np.zeros(classes), where=denominator > 0)
+    return float(f1.mean())
+
+
+def bootstrap_macro_f1(y_true: list[int], y_pred: list[int], classes: int, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap over images (true and predicted label resampled together)."""
+    truth, guess = np.asarray(y_true), np.asarray(y_pred)
+    if len(truth) < 2 or len(set(zip(y_true, y_pred))) < 2:
+        value = macro_f1(truth, guess, classes)
+        return value, value
+    result = stats.bootstrap((truth, guess), lambda t, g: macro_f1(t, g, classes), paired=True, vectorized=False,
+                             n_resamples=BOOTSTRAP_SAMPLES, method="percentile", random_state=seed)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def is_wide(interval: tuple[float, float]) -> bool:
+    return interval[1] - interval[0] > WIDE
+
+
+def wide_sentence(what: str, count: int, noun: str, interval: tuple[float, float]) -> str | None:
+    """E.g. "With 10 images of 'rose', its recall could be anywhere from 55% to 98%." or None when narrow."""
+    if not is_wide(interval):
+        return None
+    return f"With {count} {noun}, {what} could be anywhere from {interval[0]:.0%} to {interval[1]:.0%}."

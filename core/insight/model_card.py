@@ -1,0 +1,150 @@
+"""The model card: one self-contained HTML page about a run (data, settings, honest metrics, limits).
+
+Images are inline (base64 PNG) and every user-supplied string is escaped, so the file can be mailed, archived
+or opened offline without running anything.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import traceback
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from core.insight.explain import CAVEAT, explain
+from core.training import runs
+
+CARD_FILE = "model_card.html"
+EXAMPLE_MISTAKES = 6
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
+          "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+          ".note{background:#fff8e1;padding:.5em 1em;border-left:4px solid #f0b400}"
+          "figure{display:inline-block;margin:.4em;width:200px;vertical-align:top}img{width:200px}")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
+
+
+def _interval(pair: Any) -> str:
+    return f"{pair[0]:.0%} to {pair[1]:.0%}" if isinstance(pair, list) and len(pair) == 2 else "n/a"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _png(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _mistake_figures(run_dir: Path, report: dict[str, Any]) -> str:
+    from core.serving.inference import Predictor
+
+    root, mistakes = Path(report.get("data_root", "")), report.get("mistakes", [])[:EXAMPLE_MISTAKES]
+    if not mistakes:
+        return "<p>No validation image was misclassified.</p>"
+    predictor, figures = Predictor(run_dir), []
+    for mistake in mistakes:
+        try:
+            picture = predictor.tensor(root / mistake["path"])
+            found = explain(predictor.model, predictor.preprocessing, picture,
+                            predictor.labels.index(mistake["predicted"]))
+        except (OSError, ValueError):
+            continue  # the data moved or the file is gone: the card still has everything else
+        caption = f"{mistake['path']}: true {mistake['true']}, predicted {mistake['predicted']}"
+        figures.append(f"<figure><img alt='' src='{_png(found.image)}'><figcaption>{_e(caption)}</figcaption></figure>")
+    return "".join(figures) or "<p>The validation images are no longer available.</p>"
+
+
+def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> str:
+    """Images per class and the data report's warnings, when the data is still where the run found it."""
+    from core import paths
+    from core.data.datasets import inspect
+
+    validation = {r["label"]: r["support"] for r in per_class}
+    try:
+        data = inspect(Path(config.get("data", "")), paths.home())
+    except Exception:  # moved or deleted since training: the validation counts are still known
+        return _table(["class", "validation images"], [[k, v] for k, v in validation.items()])
+    table = _table(["class", "images", "validation images"],
+                   [[label, count, validation.get(label, 0)] for label, count in data.classes.items()])
+    return table + "".join(f"<p class='note'>{_e(w)}</p>" for w in data.warnings)
+
+
+def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    intervals, per_class = report.get("intervals", {}), report.get("per_class", [])
+    calibration, abstention, ood = report.get("calibration") or {}, report.get("abstention") or {}, report.get("ood")
+    worst = sorted(per_class, key=lambda r: r["recall"])[:3]
+    sections = [
+        "<h2>Intended use and limits</h2><p>A classifier for the classes below, trained on the user's own labelled "
+        "images by transfer learning. It only knows these classes: anything else gets one of them, unless it is "
+        "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
+        "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
+        "<h2>Data</h2>" + _data_summary(config, per_class),
+        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items() if k != "data"]),
+        "<h2>Metrics (validation)</h2>" + _table(["measure", "value", "95% interval"], [
+            ["accuracy", _pct(report.get("accuracy")), _interval(intervals.get("accuracy"))],
+            ["macro-F1", _pct(report.get("macro_f1")), _interval(intervals.get("macro_f1"))]])
+        + _table(["class", "precision", "recall", "recall 95% interval", "images"],
+                 [[r["label"], _pct(r["precision"]), _pct(r["recall"]), _interval(r.get("recall_interval")),
+                   r["support"]] for r in per_class])
+        + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.get("interval_notes", [])),
+        "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
+                                           [[r["label"], _pct(r["recall"]), r["support"]] for r in worst]),
+        "<h2>Calibration</h2>" + (_table(["temperature", "ECE before", "ECE after"], [[
+            f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}", f"{calibration['ece_after']:.3f}"]])
+            if calibration else "<p>Not calibrated (no validation images).</p>"),
+        "<h2>Not sure: the abstention trade-off</h2>" + (
+            f"<p>Answers below {_pct(abstention['threshold'])} confidence are marked not sure. On validation the "
+            f"model then answers {_pct(abstention['coverage'])} of images and is right on "
+            f"{_pct(abstention['accuracy'])} of those (target {_pct(abstention['target_accuracy'])}).</p>"
+            if abstention.get("accuracy") is not None else "<p>No threshold reached the target accuracy on "
+            "validation, so every answer is marked not sure.</p>"),
+        "<h2>Unknown inputs</h2>" + (f"<p>An image whose distance to its {ood['k']} most similar training images "
+                                     f"exceeds {ood['threshold']:.3f} is answered 'This does not look like any of "
+                                     f"your training images'.</p>" if ood else "<p>Not available for this run.</p>"),
+        f"<h2>Example mistakes, with heatmaps</h2><p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run_dir, report),
+    ]
+    return sections
+
+
+def build_html(run_dir: Path) -> str:
+    run_dir = Path(run_dir)
+    config, report = runs.read_json(run_dir / "config.json", {}), runs.evaluation(run_dir) or {}
+    title = f"Model card: {config.get('backbone', 'model')} on {config.get('data_name') or Path(config.get('data', '')).name}"
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "".join(_sections(run_dir, config, report))
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>Run {_e(run_dir.name)}, written {when} by "
+            f"TransferLab.</p>{body}</body></html>")
+
+
+def write_model_card(run_dir: Path) -> Path:
+    target = Path(run_dir) / CARD_FILE
+    tmp = target.with_name(f".{CARD_FILE}.tmp")
+    tmp.write_text(build_html(run_dir), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def bundle_extras(run_dir: Path) -> list[str]:
+    """Files of the run folder that go into the export bundle beside the model; the card is written if missing."""
+    if not (Path(run_dir) / CARD_FILE).exists():
+        try:
+            write_model_card(run_dir)
+        except Exception:  # the bundle's promise is the model; a card that cannot be written is left out
+            traceback.print_exc()
+    return [name for name in ("calibration.json", CARD_FILE) if (Path(run_dir) / name).exists()]

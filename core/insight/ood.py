@@ -1,0 +1,71 @@
+"""'This does not look like any of your training images': k-nearest-neighbour distance in embedding space.
+
+The score of an image is its mean cosine distance to the k most similar training images, in the embedding the
+classifier reads. The threshold comes from images the model has not memorised: validation images scored
+against the training set, and each training image scored against the others (leave-one-out).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.neighbors import NearestNeighbors
+
+K = 5
+QUANTILE = 0.99  # about 1 in 100 ordinary images would be called unknown
+MAX_REFERENCE = 2000  # training embeddings kept in the run folder (float16: 2000 x 1280 = 5 MB)
+REFERENCE_FILE = "ood_reference.safetensors"
+
+
+def normalise(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
+    values = np.asarray(embeddings, dtype=np.float32)
+    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+
+
+class NeighbourScore:
+    """Scores new embeddings against a fixed reference set."""
+
+    def __init__(self, reference: np.ndarray, k: int = K) -> None:
+        self.reference = normalise(reference)
+        self.k = max(1, min(k, len(self.reference) - 1))
+        self.index = NearestNeighbors(n_neighbors=self.k + 1, metric="cosine").fit(self.reference)
+
+    def score(self, embeddings: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
+        """Mean cosine distance to the k nearest reference images (itself excluded when leave_one_out)."""
+        distances, _ = self.index.kneighbors(normalise(embeddings), n_neighbors=self.k + 1)
+        chosen = distances[:, 1:] if leave_one_out else distances[:, :self.k]
+        return chosen.mean(axis=1)
+
+
+def subsample(embeddings: np.ndarray, limit: int = MAX_REFERENCE, seed: int = 0) -> np.ndarray:
+    if len(embeddings) <= limit:
+        return embeddings
+    keep = np.random.default_rng(seed).choice(len(embeddings), limit, replace=False)
+    return embeddings[np.sort(keep)]
+
+
+def fit_reference(train: np.ndarray, val: np.ndarray, seed: int = 0) -> tuple[NeighbourScore, dict[str, Any]]:
+    """The scorer and its threshold (the QUANTILE of the in-distribution scores)."""
+    scorer = NeighbourScore(subsample(train, seed=seed))
+    ordinary = np.concatenate([scorer.score(scorer.reference, leave_one_out=True),
+                               scorer.score(val) if len(val) else np.empty(0)])
+    threshold = float(np.quantile(ordinary, QUANTILE))
+    flagged_val = float((scorer.score(val) > threshold).mean()) if len(val) else 0.0
+    return scorer, {"k": scorer.k, "threshold": threshold, "reference_images": len(scorer.reference),
+                    "validation_flagged": flagged_val}
+
+
+def save_reference(scorer: NeighbourScore, run_dir: Path) -> None:
+    tmp = run_dir / f".{REFERENCE_FILE}.tmp"
+    save_file({"embeddings": torch.from_numpy(scorer.reference).half().contiguous()}, str(tmp))
+    tmp.replace(run_dir / REFERENCE_FILE)
+
+
+def load_reference(run_dir: Path, k: int = K) -> NeighbourScore | None:
+    path = Path(run_dir) / REFERENCE_FILE
+    if not path.exists():
+        return None
+    return NeighbourScore(load_file(path)["embeddings"].float().numpy(), k)

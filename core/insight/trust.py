@@ -1,0 +1,78 @@
+"""After training: calibrate the confidence, choose the "not sure" threshold, store the unknown-input reference.
+
+One call from the runner once evaluation.json is written. Writes calibration.json and ood_reference.safetensors
+into the run folder and adds "calibration", "abstention" and "ood" to evaluation.json. A failure here never
+fails the run: the model is still good, it only lacks the trust flags, and evaluation.json says why.
+"""
+from __future__ import annotations
+
+import copy
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.data.datasets import inspect, split
+from core.insight import calibration, ood
+from core.models.features import FeatureCache
+from core.training import devices, runs
+from core.training.config import TrainConfig
+from core.training.inputs import Inputs
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def after_fit(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
+              cache: FeatureCache | None = None) -> None:
+    """`result` is the FitResult. Never raises."""
+    evaluation_path = Path(run_dir) / "evaluation.json"
+    report = runs.read_json(evaluation_path, {})
+    try:
+        report.update(compute(Path(run_dir), result, config, work_dir, cache))
+    except Exception:  # the run finished; without these it answers without trust flags, and says so
+        report["trust_error"] = traceback.format_exc(limit=5)
+    runs.write_json(evaluation_path, report)
+
+
+def compute(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
+            cache: FeatureCache | None) -> dict[str, Any]:
+    index = {label: i for i, label in enumerate(result.labels)}
+    targets = np.array([index[r.label] for r in result.val_records], dtype=int)
+    probabilities = result.val_probabilities.float().numpy()
+    stored: dict[str, Any] = {}
+    if len(targets):
+        stored = calibration.calibrate(probabilities, targets)
+    train_embeddings, val_embeddings = embeddings(result, config, work_dir, cache)
+    scorer, ood_info = ood.fit_reference(train_embeddings, val_embeddings, config.seed)
+    ood.save_reference(scorer, run_dir)
+    abstention = stored.pop("abstention", None)
+    trust = {"temperature": stored.get("temperature", 1.0),
+             "threshold": abstention["threshold"] if abstention else 0.0, "ood": ood_info}
+    runs.write_json(run_dir / CALIBRATION_FILE, trust)
+    return {"calibration": stored or None, "abstention": abstention, "ood": ood_info}
+
+
+def embeddings(result: Any, config: TrainConfig, work_dir: Path,
+               cache: FeatureCache | None) -> tuple[np.ndarray, np.ndarray]:
+    """The trained model's penultimate vectors of the training and validation images.
+
+    With feature extraction the stages are the frozen backbone, so the shared cache already holds their output;
+    a fine-tuned model's stages changed, so its features are computed afresh and never cached.
+    """
+    model = result.model
+    total = len(model.stages)
+    extracted = result.frozen_stages >= total
+    train_records, val_records = split(inspect(Path(config.data), work_dir), config.val_split, config.seed)
+    inputs = Inputs(result.root, {"train": train_records, "val": val_records}, result.labels, result.preprocessing,
+                    model, devices.resolve(config.device), (cache or FeatureCache(None)) if extracted
+                    else FeatureCache(None), (config.backbone, config.weights, config.seed))
+    before_last = copy.deepcopy(model.head[:-1]).cpu().float().eval()
+    with torch.inference_mode():
+        train, val = (before_last(inputs.features(part, total).float()).numpy() for part in ("train", "val"))
+    return train, val
+
+
+def load(run_dir: Path) -> dict[str, Any] | None:
+    return runs.read_json(Path(run_dir) / CALIBRATION_FILE)

@@ -1,0 +1,113 @@
+"""Review: which of my labels are probably wrong? Mark each keep / relabel / remove; download the corrected data."""
+import traceback
+from pathlib import Path
+
+import streamlit as st
+
+from core import paths
+from core.data.archive import ArchiveRefused
+from core.insight.audit import AuditImpossible, audit, corrected_zip
+from core.insight.embeddings import FeatureSpec
+from core.text import md
+from core.training.config import FREEZE_ALL
+from ui.common import cached_thumbnail, load_report, show_error, workspace
+from ui.insight import feature_cache
+
+SHOWN = 30
+ACTIONS = {"keep": "Keep as it is", "relabel": "Relabel", "remove": "Remove"}
+
+
+def spec_for(ws, dataset_path: str) -> tuple[FeatureSpec, bool]:
+    """The newest run on this data sets the backbone (its features are cached); otherwise the bundled one."""
+    for run in ws.finished_runs():
+        config = run.config
+        if config.get("data") == dataset_path:
+            spec = FeatureSpec(config["backbone"], config.get("weights", "default"), config.get("seed", 0),
+                               config.get("image_size"), "auto")
+            return spec, config.get("freeze_depth", FREEZE_ALL) != FREEZE_ALL
+    return FeatureSpec(), False
+
+
+ws = workspace()
+st.title("Review your labels")
+st.caption("Every image is predicted by a model that never saw it (5-fold cross-validation on the backbone's "
+           "features). Where that model strongly disagrees with your label, the label may be wrong.")
+dataset = ws.dataset()
+if not dataset:
+    st.info("First choose your images on the **Data** page.")
+    st.stop()
+try:
+    report = load_report(dataset)
+except (ArchiveRefused, OSError) as error:
+    show_error(f"The dataset cannot be used: {error}")
+    st.stop()
+spec, fine_tuned = spec_for(ws, dataset["path"])
+if fine_tuned:
+    st.info("Your run retrained part of the backbone; the audit uses the original (frozen) backbone's features.")
+key = f"audit_{dataset['path']}"
+if st.button("Check my labels", type="primary", key="run_audit"):
+    try:
+        with st.spinner("Checking every label (seconds once the features are computed)..."):
+            st.session_state[key] = audit(Path(dataset["path"]), spec, work_dir=paths.home(), cache=feature_cache())
+    except (AuditImpossible, ArchiveRefused) as error:
+        show_error(f"The audit cannot run: {error}")
+    except Exception:  # never a bare traceback
+        show_error("The audit did not work on this data.", traceback.format_exc())
+result = st.session_state.get(key)
+if result is None:
+    st.stop()
+
+marks: dict = st.session_state.setdefault("review_marks", {}).setdefault(dataset["path"], {})
+st.subheader(f"Probably wrong labels ({len(result.flagged)})")
+if not result.flagged:
+    st.success("No label looks wrong: every image agrees with a model that never saw it.")
+for position, i in enumerate(result.flagged[:SHOWN]):
+    record = result.records[i]
+    left, right = st.columns([1, 3])
+    image = cached_thumbnail(str(result.root / record.path))
+    if image is not None:
+        left.image(image, caption=md(record.path))
+    right.markdown(f"Labelled **{md(record.label)}**, looks like **{md(result.suggested(i))}**")
+    right.caption(md(result.reason(i)))
+    action = right.radio("What to do", list(ACTIONS), format_func=ACTIONS.get, horizontal=True, key=f"act_{i}",
+                         index=list(ACTIONS).index(marks.get(record.path, {}).get("action", "keep")))
+    label = None
+    if action == "relabel":
+        others = [c for c in result.labels if c != record.label]
+        suggested = result.suggested(i)
+        label = right.selectbox("New label", others, index=others.index(suggested) if suggested in others else 0,
+                                format_func=md, key=f"label_{i}")
+    marks[record.path] = {"action": action, "label": label}
+if len(result.flagged) > SHOWN:
+    st.caption(f"The {SHOWN} most suspicious of {len(result.flagged)} are shown.")
+
+with st.expander(f"Odd ones out ({len(result.outliers)}): unlike most of your images"):
+    st.caption("These may be from another source, badly exposed, or not what the class is about.")
+    for i, score in result.outliers[:SHOWN]:
+        record = result.records[i]
+        image = cached_thumbnail(str(result.root / record.path))
+        if image is not None:
+            st.image(image, caption=md(f"{record.path} ({record.label}), unusual: {score:.0%}"), width=160)
+with st.expander(f"Near-duplicates ({len(result.near_duplicates)} pairs)"):
+    st.caption("Copies make validation look better than it is: a copy of a training image is easy to get right.")
+    for a, b, similarity in result.near_duplicates[:SHOWN]:
+        pair = [cached_thumbnail(str(result.root / result.records[j].path)) for j in (a, b)]
+        if all(image is not None for image in pair):
+            st.image(pair, caption=[md(result.records[a].path), md(result.records[b].path)], width=120)
+        st.caption(f"{similarity:.1%} similar")
+
+changes = {path: mark for path, mark in marks.items() if mark["action"] != "keep"}
+st.subheader("Apply")
+st.caption(f"{len(changes)} change(s) marked. The corrected copy holds your images with the marks applied.")
+if st.button("Prepare the corrected zip", disabled=not changes, key="prepare_zip"):
+    target = ws.root / "corrected.zip"
+    try:
+        corrected_zip(result.root, report.images, changes, target)
+        st.session_state[f"{key}_zip"] = str(target)
+    except OSError:
+        show_error("The corrected zip could not be written.", traceback.format_exc())
+ready = st.session_state.get(f"{key}_zip")
+if ready and Path(ready).exists():
+    stem = Path(dataset["name"]).stem or "data"
+    st.download_button("Download the corrected images (zip)", Path(ready).read_bytes(),
+                       file_name=f"{stem}-corrected.zip", mime="application/zip", type="primary")

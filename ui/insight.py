@@ -1,0 +1,78 @@
+"""What the Evaluate, Predict and Review pages share for the trust loop: one loaded model per run, cached
+heatmaps, cross-validation on the run's own cached features."""
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import streamlit as st
+
+from core import paths
+from core.data.archive import ArchiveRefused
+from core.data.preprocessing import ImageRejected
+from core.insight.audit import AuditImpossible
+from core.insight.crossval import cross_validate, fine_tuning_note
+from core.insight.embeddings import FeatureSpec
+from core.insight.explain import explain
+from core.models.features import FeatureCache
+from core.serving.inference import Predictor
+from core.training import runs
+from core.training.config import FREEZE_ALL
+from ui.common import show_error
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+def load_predictor(run_path: str, modified: float) -> Predictor:
+    """Loaded once per run (and per model file version), then every prediction reuses it."""
+    return Predictor(run_path)
+
+
+def predictor_for(run_path: str | Path) -> Predictor:
+    return load_predictor(str(run_path), (Path(run_path) / "model.safetensors").stat().st_mtime)
+
+
+@st.cache_resource
+def feature_cache() -> FeatureCache:
+    """The on-disk cache training uses: an audit or cross-validation after a run reuses its features."""
+    return FeatureCache(paths.home() / "feature-cache")
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def heatmap_overlay(run_path: str, image_path: str, label: str):
+    """The Grad-CAM overlay for `label` on one image, or None when the image is gone."""
+    predictor = predictor_for(run_path)
+    try:
+        picture = predictor.tensor(image_path)
+    except (ImageRejected, OSError):
+        return None
+    index = predictor.labels.index(label) if label in predictor.labels else None
+    return explain(predictor.model, predictor.preprocessing, picture, index).image
+
+
+def spec_of(config: dict) -> FeatureSpec:
+    return FeatureSpec(config.get("backbone", FeatureSpec.backbone), config.get("weights", "default"),
+                       config.get("seed", 0), config.get("image_size"), "auto")
+
+
+def cross_validation(run: runs.RunSummary, folds: int = 5) -> None:
+    """Feature extraction: k head fits on the cached features, now. Fine-tuning: say what it would cost."""
+    config = run.config
+    if config.get("freeze_depth", FREEZE_ALL) != FREEZE_ALL:
+        st.info(fine_tuning_note(folds, run.status.get("elapsed_s")))
+        return
+    key = f"cv_{run.id}"
+    if key not in st.session_state:
+        try:
+            with st.spinner(f"Fitting {folds} heads on the cached features..."):
+                st.session_state[key] = cross_validate(Path(config["data"]), spec_of(config), folds, config.get(
+                    "seed", 0), paths.home(), feature_cache())
+        except (AuditImpossible, ArchiveRefused) as error:
+            show_error(f"Cross-validation cannot run: {error}")
+            return
+        except Exception:  # never a bare traceback
+            show_error("Cross-validation did not work on this data.", traceback.format_exc())
+            return
+    result = st.session_state[key]
+    summary = result.summary()
+    st.markdown(result.sentence() + f" Macro-F1 {summary['macro_f1_mean']:.3f} ± {summary['macro_f1_std']:.3f}. "
+                "Each fold fits the same linear head on the frozen backbone's features, on all your images.")

@@ -53,9 +53,12 @@ def fit_reference(train: np.ndarray, val: np.ndarray, seed: int = 0) -> tuple[Ne
     ordinary = np.concatenate([scorer.score(scorer.reference, leave_one_out=True),
                                scorer.score(val) if len(val) else np.empty(0)])
     threshold = float(np.quantile(ordinary, QUANTILE))
-    flagged_val = float((scorer.score(val) > threshold).mean()) if len(val) else 0.0
+    val_scores = scorer.score(val) if len(val) else np.empty(0)
+    flagged_val = float((val_scores > threshold).mean()) if len(val) else 0.0
+    # The validation scores are the reference the Monitor page compares served traffic with (drift).
     return scorer, {"k": scorer.k, "threshold": threshold, "reference_images": len(scorer.reference),
-                    "validation_flagged": flagged_val}
+                    "validation_flagged": flagged_val,
+                    "validation_scores": [round(float(s), 5) for s in val_scores[:MAX_REFERENCE]]}
 
 
 def save_reference(scorer: NeighbourScore, run_dir: Path) -> None:

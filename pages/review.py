@@ -6,6 +6,8 @@ import streamlit as st
 
 from core import paths
 from core.data.archive import ArchiveRefused
+from core.data.checkout import apply_review_marks, materialize
+from core.data.store import DatasetStore, StoreError
 from core.insight.audit import AuditImpossible, audit, corrected_zip
 from core.insight.embeddings import FeatureSpec
 from core.text import md
@@ -106,6 +108,18 @@ if st.button("Prepare the corrected zip", disabled=not changes, key="prepare_zip
         st.session_state[f"{key}_zip"] = str(target)
     except OSError:
         show_error("The corrected zip could not be written.", traceback.format_exc())
+if st.button("Save the marks as a new dataset version", disabled=not changes, key="save_version",
+             help="The Label page lists every version; train on the new one from there or from Runs."):
+    try:
+        version = apply_review_marks(DatasetStore(ws.root / "datasets"), dataset["path"], report.images, changes,
+                                     Path(dataset["name"]).stem or "My images", paths.home())
+    except StoreError as error:
+        show_error(str(error))
+    else:
+        ws.set_dataset(materialize(DatasetStore(ws.root / "datasets"), version.dataset, version.number),
+                       f"{version.name} (version {version.number})")
+        st.success(md(f"Saved as version {version.number} of '{version.name}' ({version.summary()}). "
+                      "It is now the dataset the Train page uses."))
 ready = st.session_state.get(f"{key}_zip")
 if ready and Path(ready).exists():
     stem = Path(dataset["name"]).stem or "data"

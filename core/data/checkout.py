@@ -113,3 +113,33 @@ def retrain_candidates(configs: list[tuple[str, dict]], store: DatasetStore) -> 
         if newer is not None and newer.dataset_version not in trained_on:
             out.append((run_id, newer))
     return out
+
+
+def apply_review_marks(store: DatasetStore, data_folder: str | Path, records: list, marks: dict[str, dict],
+                       name: str, work_dir: Path) -> Version:
+    """The label audit's marks ({path: {"action": keep|relabel|remove, "label"}}) as a new dataset version.
+
+    Data trained from a store version gets a new version of that dataset (based on the version it was, so a
+    concurrent edit is rebased or refused as usual); a plain zip or folder first becomes a dataset of its own.
+    """
+    from core.data import intake
+    from core.data.store import Edit
+
+    ref = version_of_folder(data_folder, store)
+    if ref:
+        dataset, _, number = ref.partition("@")
+        base = int(number)
+    else:
+        imported = intake.import_labelled(store, Path(data_folder), name, work_dir)
+        dataset, base = imported.version.dataset, imported.version.number
+    by_path = {record.path: record for record in records}
+    edit = Edit(message="label review")
+    for path, mark in marks.items():
+        record = by_path.get(path)
+        if record is None or mark.get("action") == "keep":
+            continue
+        if mark["action"] == "remove":
+            edit.remove.add(record.sha256)
+        elif mark["action"] == "relabel" and mark.get("label"):
+            edit.set_label[record.sha256] = mark["label"]
+    return store.commit(dataset, base, edit)

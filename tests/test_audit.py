@@ -97,6 +97,7 @@ def test_review_page_shows_suspects_and_offers_the_corrected_zip(noisy_folder):
     ws = at.query_params["ws"]
     from core import paths
     from core.training import runs
+    (paths.home() / "workspaces" / ws).mkdir(parents=True, exist_ok=True)  # created on the first save
     runs.write_json(paths.home() / "workspaces" / ws / "workspace.json",
                     {"dataset": {"path": str(noisy_folder[0]), "name": "noisy *shapes*"}})
     at.switch_page("pages/review.py").run()
@@ -109,3 +110,6 @@ def test_review_page_shows_suspects_and_offers_the_corrected_zip(noisy_folder):
     at.button(key="prepare_zip").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.get("download_button"), "the corrected zip is offered"
+    at.button(key="save_version").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Saved as version" in s.value for s in at.success)

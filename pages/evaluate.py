@@ -4,7 +4,6 @@ from pathlib import Path
 import streamlit as st
 
 from core.insight import charts
-from core.training import runs
 from ui.common import cached_thumbnail, pick_run, workspace
 
 MISTAKES_SHOWN = 24
@@ -14,8 +13,11 @@ st.caption("Measured on the validation images: pictures the model did not learn 
 run = pick_run(workspace(), "evaluate it")
 if run is None:
     st.stop()
-report = runs.evaluation(run.path)
-if not report or report.get("accuracy") is None:
+report = run.run.evaluation()
+if report is None:
+    st.warning(" ".join(run.run.problems) or "This run has no evaluation report.")
+    st.stop()
+if report["accuracy"] is None:
     st.warning("This run has no validation images, so it could not be evaluated.")
     st.stop()
 top = st.columns(3)

@@ -70,7 +70,8 @@ def _draw(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str) -> Non
             view.figure_version = view.progress.version
         st.plotly_chart(view.figure, key="live_curves")
     if state in ACTIVE_STATES and st.button("Cancel training", key="cancel"):
-        manager.cancel(job_id)
+        if not manager.cancel(job_id):  # a run this server does not supervise still obeys its stop file
+            Run(ws.runs / job_id).stop.set()
         st.toast("Cancelling: it stops after the current batch.")
     _ending(progress, view.progress.end, ws.runs / job_id)
 

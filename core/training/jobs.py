@@ -163,12 +163,12 @@ class JobManager:
         run = job.run
         if run.stop.is_set():
             return _record_end(run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
+        # Written before the process exists, so it never overwrites what the process writes once it is up.
+        run.set_status("running", device=job.device_label)
         with run.file(WORKER_LOG).open("ab") as log:
             process = subprocess.Popen(self.command(job), cwd=ROOT, env=self.environment(job), stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         job.pid = process.pid
-        if run.status().get("state") == "queued":  # the process writes its own status once it is up
-            run.set_status("running", pid=process.pid, device=job.device_label)
         return _outcome(run, _wait(process, run))
 
     def command(self, job: Job) -> list[str]:

@@ -6,6 +6,7 @@ something new arrived; a queued job is polled less often. Training itself runs i
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from ui.common import Workspace, show_error
 
 POLL_RUNNING_S = 1.0
 POLL_QUEUED_S = 5.0
+BATCH_CURVE_REFRESH_S = 5.0  # new epochs redraw the chart at once; new batch losses alone at most this often
 
 
 @dataclass
@@ -29,7 +31,8 @@ class _View:
     tail: JsonlTail
     progress: RunProgress = field(default_factory=RunProgress)
     figure: Any = None
-    figure_version: int = -1
+    figure_epochs: int = -1
+    figure_at: float = 0.0
 
 
 def job_state(manager: JobManager, ws: Workspace, job_id: str) -> str:
@@ -65,15 +68,25 @@ def _draw(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str) -> Non
     progress = view.progress.summary(state)
     _headline(manager, job_id, progress, view.progress.started)
     if view.progress.epochs or view.progress.batches:
-        if view.figure_version != view.progress.version:  # nothing new: the same figure, no rebuild
+        if _chart_is_stale(view, state):  # else the same figure object: nothing rebuilt, the browser keeps it
             view.figure = charts.training_curves(view.progress.epochs, view.progress.batches)
-            view.figure_version = view.progress.version
+            view.figure_epochs, view.figure_at = len(view.progress.epochs), time.monotonic()
         st.plotly_chart(view.figure, key="live_curves")
     if state in ACTIVE_STATES and st.button("Cancel training", key="cancel"):
         if not manager.cancel(job_id):  # a run this server does not supervise still obeys its stop file
             Run(ws.runs / job_id).stop.set()
         st.toast("Cancelling: it stops after the current batch.")
     _ending(progress, view.progress.end, ws.runs / job_id)
+
+
+def _chart_is_stale(view: _View, state: str) -> bool:
+    if view.figure is None:
+        return True
+    if view.figure_at >= view.progress.updated_at:
+        return False  # nothing arrived since it was built
+    if len(view.progress.epochs) != view.figure_epochs or state not in ACTIVE_STATES:
+        return True
+    return time.monotonic() - view.figure_at >= BATCH_CURVE_REFRESH_S
 
 
 def _headline(manager: JobManager, job_id: str, progress: Progress, started: dict[str, Any] | None) -> None:

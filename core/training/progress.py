@@ -5,6 +5,7 @@ series bounded, and `summary()` says where the run stands: epoch, fraction, time
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ class RunProgress:
     batches: list[dict[str, Any]] = field(default_factory=list)
     end: dict[str, Any] | None = None
     version: int = 0
+    updated_at: float = 0.0  # time.monotonic() of the last new record
     _stride: int = 1
     _batch_count: int = 0
     _epoch_first_batch: dict[str, Any] | None = None
@@ -94,6 +96,7 @@ class RunProgress:
                 self.end = record
         if records:
             self.version += 1
+            self.updated_at = time.monotonic()
         return bool(records)
 
     def _add_batch(self, record: dict[str, Any]) -> None:

@@ -99,11 +99,28 @@ def epoch_times(home: Path) -> list[float]:
     return times
 
 
-def epochs_per_minute(home: Path, window: float) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def training_pid(home: Path) -> int:
+    status = next(home.glob("workspaces/*/runs/*/status.json"))
+    return int(json.loads(status.read_text())["pid"])
+
+
+def epochs_per_minute(home: Path, window: float, pids: dict[str, int]) -> tuple[float, dict[str, float]]:
+    """Epochs per minute over the window, and the share of a core each named process used meanwhile."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     start = time.time()
     time.sleep(window)
     end = time.time()
-    return 60 * sum(start <= t < end for t in epoch_times(home)) / (end - start)
+    cores = {name: round((cpu_seconds(pid) - before[name]) / (end - start), 3) for name, pid in pids.items()}
+    return 60 * sum(start <= t < end for t in epoch_times(home)) / (end - start), cores
 
 
 def timed_load(context, job_url: str):
@@ -132,18 +149,19 @@ def main() -> None:
                 if len(epoch_times(home)) >= 2:
                     break
                 time.sleep(0.5)
-            unwatched = epochs_per_minute(home, args.window)
+            pids = {"web_server": server.pid, "training_process": training_pid(home)}
+            unwatched, cores_unwatched = epochs_per_minute(home, args.window, pids)
             tabs, loads = [], []
             for _ in range(args.tabs):
                 page, seconds = timed_load(context, job_url)
                 tabs.append(page)
                 loads.append(seconds)
-            watched = epochs_per_minute(home, args.window)
+            watched, cores_watched = epochs_per_minute(home, args.window, pids)
             extra, load_while_watched = timed_load(context, job_url)
             extra.close()
             for page in tabs:
                 page.close()
-            unwatched_after = epochs_per_minute(home, args.window)
+            unwatched_after, _ = epochs_per_minute(home, args.window, pids)
             browser.close()
     finally:
         server.terminate()
@@ -154,10 +172,12 @@ def main() -> None:
         "epochs_per_min_unwatched": round(unwatched, 2), "epochs_per_min_unwatched_after": round(unwatched_after, 2),
         "epochs_per_min_watched": round(watched, 2),
         "watched_over_unwatched": round(watched / baseline, 3) if baseline else None,
+        "cores_used_unwatched": cores_unwatched, "cores_used_watched": cores_watched,
         "page_load_s_while_opening_tabs": loads, "page_load_s_while_watched": load_while_watched,
         "goal": "watched >= 0.7x unwatched; page load < 3 s while watched",
         "workload": "sample dataset (96 train / 24 val), efficientnet_lite0 at 64 px, last stage trained, no augmentation",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg(),
+                    "note": "the headless browser's tabs run on the same cores as the server and the training"},
     }
     print(json.dumps(result, indent=2))
     out = ROOT / "bench" / "results" / f"watch_load-{os.cpu_count()}core-cpu.json"

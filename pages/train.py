@@ -111,20 +111,35 @@ try:
                          augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
                          seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
                          two_stage=two_stage, data_name=dataset["name"])
-    with duration.container(), st.spinner("Measuring this computer's speed (once)..."):
-        speed = estimate.device_speed(devices.resolve(device).device.type)
-        num_val = sum(report.splits.get("val", {}).values()) if report.splits else round(num_images * val_split)
-
-        def take(frozen: int) -> str:
-            return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
-                                                         num_images - num_val, num_val, int(epochs), speed))
-        others = {total: "feature extraction", max(total - 2, 0): "the last two stages", 0: "everything"}
-        st.caption(f"**Time on this computer: about {take(depth)}** with these settings (for all {int(epochs)} "
-                   "epochs; early stopping may end sooner). For comparison: "
-                   + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != depth) + ".")
 except (ConfigError, ValueError) as error:
     show_error(str(error))
     st.stop()
+
+
+def time_estimate() -> None:
+    """About how long these settings take here; measured in the background the first time (then a rerun)."""
+    crop = backbones.preprocessing(backbone, config.image_size).crop_size
+    speed = estimate.ready(devices.resolve(device).device.type, backbone, crop)
+    if speed is None:
+        st.caption("Measuring this computer's speed to estimate the training time...")
+        return
+    if pending:
+        st.rerun()  # measured: draw the page once more, without the timer
+    num_val = sum(report.splits.get("val", {}).values()) if report.splits else round(num_images * val_split)
+
+    def take(frozen: int) -> str:
+        return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
+                                                     num_images - num_val, num_val, int(epochs), speed))
+    others = {total: "feature extraction", max(total - 2, 0): "the last two stages", 0: "everything"}
+    st.caption(f"**Time on this computer: about {take(depth)}** with these settings (for all {int(epochs)} epochs; "
+               "early stopping may end sooner). For comparison: "
+               + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != depth) + ".")
+
+
+pending = estimate.ready(devices.resolve(device).device.type, backbone,
+                         backbones.preprocessing(backbone, config.image_size).crop_size) is None
+with duration.container():
+    st.fragment(run_every=2.0 if pending else None)(time_estimate)()
 if st.button("Start training", type="primary", key="start"):
     job = manager.submit(config, ws.runs, all_gpus=all_gpus)
     remember("job", job.id)

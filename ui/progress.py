@@ -6,7 +6,6 @@ something new arrived; a queued job is polled less often. Training itself runs i
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,8 @@ from ui.common import Workspace, show_error
 
 POLL_RUNNING_S = 1.0
 POLL_QUEUED_S = 5.0
-BATCH_CURVE_REFRESH_S = 5.0  # new epochs redraw the chart at once; new batch losses alone at most this often
+CHART_REFRESH_S = 5.0  # the curves: drawing a Plotly figure costs far more than the progress bar
+POLL_SECONDS = POLL_RUNNING_S
 
 
 @dataclass
@@ -31,8 +31,7 @@ class _View:
     tail: JsonlTail
     progress: RunProgress = field(default_factory=RunProgress)
     figure: Any = None
-    figure_epochs: int = -1
-    figure_at: float = 0.0
+    figure_version: int = -1
 
 
 def job_state(manager: JobManager, ws: Workspace, job_id: str) -> str:
@@ -43,50 +42,48 @@ def job_state(manager: JobManager, ws: Workspace, job_id: str) -> str:
     return Run(ws.runs / job_id).state
 
 
-def _view(ws: Workspace, job_id: str) -> _View:
+def _view(ws: Workspace, job_id: str, state: str) -> _View:
     key = f"progress_{job_id}"
     if key not in st.session_state:
         st.session_state[key] = _View(Run(ws.runs / job_id).tail())
     view: _View = st.session_state[key]
-    view.progress.add(view.tail.read())
+    view.progress.add(view.tail.read() if state in ACTIVE_STATES else view.tail.read_to_end())
     return view
 
 
 def show_job(manager: JobManager, ws: Workspace, job_id: str) -> None:
+    """Two timed fragments: the progress line every second (every few seconds while queued), the curves every
+    few seconds. A finished run is drawn once, with no timer."""
     state = job_state(manager, ws, job_id)
-    every = POLL_QUEUED_S if state == "queued" else POLL_RUNNING_S if state in ACTIVE_STATES else None
-    st.fragment(run_every=every)(_draw)(manager, ws, job_id, state)
+    active = state in ACTIVE_STATES
+    every = POLL_QUEUED_S if state == "queued" else POLL_RUNNING_S if active else None
+    st.fragment(run_every=every)(_draw_status)(manager, ws, job_id, state)
+    st.fragment(run_every=CHART_REFRESH_S if active else None)(_draw_curves)(ws, job_id, state)
+    if not active:
+        view = _view(ws, job_id, state)
+        _ending(view.progress.summary(state), view.progress.end, ws.runs / job_id)
 
 
-def _draw(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str) -> None:
+def _draw_status(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str) -> None:
     state = job_state(manager, ws, job_id)
     if state != drawn_as and (drawn_as == "queued" or state not in ACTIVE_STATES):
-        st.rerun()  # started or ended: redraw the whole page once, with the right polling rate
-    view = _view(ws, job_id)
-    if state not in ACTIVE_STATES:
-        view.progress.add(view.tail.read_to_end())
-    progress = view.progress.summary(state)
-    _headline(manager, job_id, progress, view.progress.started)
-    if view.progress.epochs or view.progress.batches:
-        if _chart_is_stale(view, state):  # else the same figure object: nothing rebuilt, the browser keeps it
-            view.figure = charts.training_curves(view.progress.epochs, view.progress.batches)
-            view.figure_epochs, view.figure_at = len(view.progress.epochs), time.monotonic()
-        st.plotly_chart(view.figure, key="live_curves")
+        st.rerun()  # started or ended: redraw the whole page once, with the right timers
+    view = _view(ws, job_id, state)
+    _headline(manager, job_id, view.progress.summary(state), view.progress.started)
     if state in ACTIVE_STATES and st.button("Cancel training", key="cancel"):
         if not manager.cancel(job_id):  # a run this server does not supervise still obeys its stop file
             Run(ws.runs / job_id).stop.set()
         st.toast("Cancelling: it stops after the current batch.")
-    _ending(progress, view.progress.end, ws.runs / job_id)
 
 
-def _chart_is_stale(view: _View, state: str) -> bool:
-    if view.figure is None:
-        return True
-    if view.figure_at >= view.progress.updated_at:
-        return False  # nothing arrived since it was built
-    if len(view.progress.epochs) != view.figure_epochs or state not in ACTIVE_STATES:
-        return True
-    return time.monotonic() - view.figure_at >= BATCH_CURVE_REFRESH_S
+def _draw_curves(ws: Workspace, job_id: str, state: str) -> None:
+    view = _view(ws, job_id, state)
+    if not (view.progress.epochs or view.progress.batches):
+        return
+    if view.figure_version != view.progress.version:  # nothing new: the same figure object, nothing rebuilt
+        view.figure = charts.training_curves(view.progress.epochs, view.progress.batches)
+        view.figure_version = view.progress.version
+    st.plotly_chart(view.figure, key="live_curves")
 
 
 def _headline(manager: JobManager, job_id: str, progress: Progress, started: dict[str, Any] | None) -> None:

@@ -6,7 +6,7 @@ it says "about", and counts every planned epoch (early stopping may end sooner).
 """
 from __future__ import annotations
 
-import json
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,11 +16,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from core import paths
 from core.models import backbones
+from core.training import runs
 
 SPEED_FILE = "device-speed.json"
 CALIBRATION_BACKBONE, CALIBRATION_SIZE, CALIBRATION_BATCH = backbones.BUNDLED, 128, 4
 DECODE_S_PER_IMAGE = 0.004  # reading and resizing one photo once per run, on one core
 EPOCH_OVERHEAD_S = 0.2  # evaluation bookkeeping, events
+_COUNTED: set[tuple[str, int]] = set()  # (backbone, crop size) whose stage FLOPs are known in this process
+_PENDING: set[tuple[str, str, int]] = set()
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class DeviceSpeed:
 @lru_cache(maxsize=64)
 def stage_flops(backbone: str, crop_size: int) -> tuple[float, ...]:
     """FLOPs of one image through each stage, then the head, at this input size."""
+    flops = _count_flops(backbone, crop_size)
+    _COUNTED.add((backbone, crop_size))
+    return flops
+
+
+def _count_flops(backbone: str, crop_size: int) -> tuple[float, ...]:
     model = backbones.build(backbone, 2, pretrained=False).eval()
     x, flops = torch.zeros(1, 3, crop_size, crop_size), []
     with torch.no_grad():
@@ -42,19 +52,44 @@ def stage_flops(backbone: str, crop_size: int) -> tuple[float, ...]:
     return tuple(flops)
 
 
+def ready(device: str, backbone: str, crop_size: int) -> DeviceSpeed | None:
+    """The device's speed when it and the backbone's compute are known; else None, and they are worked out in a
+    background thread (seconds on a busy machine), so that a page view never waits for them."""
+    speed = _stored_speeds().get(_speed_key(device))
+    if isinstance(speed, dict) and (backbone, crop_size) in _COUNTED:
+        return DeviceSpeed(**speed)
+    with _LOCK:
+        if (device, backbone, crop_size) in _PENDING:
+            return None
+        _PENDING.add((device, backbone, crop_size))
+
+    def work() -> None:
+        try:
+            device_speed(device)
+            stage_flops(backbone, crop_size)
+        finally:
+            with _LOCK:
+                _PENDING.discard((device, backbone, crop_size))
+    threading.Thread(target=work, name="transferlab-speed", daemon=True).start()
+    return None
+
+
 def device_speed(device: str = "cpu") -> DeviceSpeed:
     """Measured once per device, torch version and thread count; kept on disk, so a restart does not measure."""
-    key = f"{device}|{torch.__version__}|{torch.get_num_threads()}"
-    path = paths.home() / SPEED_FILE
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    if not isinstance(known, dict) or not isinstance(known.get(key), dict):
-        known = known if isinstance(known, dict) else {}
-        known[key] = _measure(torch.device(device)).__dict__
-        path.write_text(json.dumps(known), encoding="utf-8")
-    return DeviceSpeed(**known[key])
+    known = _stored_speeds()
+    if not isinstance(known.get(_speed_key(device)), dict):
+        known[_speed_key(device)] = _measure(torch.device(device)).__dict__
+        runs.write_json(paths.home() / SPEED_FILE, known)
+    return DeviceSpeed(**known[_speed_key(device)])
+
+
+def _speed_key(device: str) -> str:
+    return f"{device}|{torch.__version__}|{torch.get_num_threads()}"
+
+
+def _stored_speeds() -> dict:
+    known = runs.read_json(paths.home() / SPEED_FILE, {})
+    return known if isinstance(known, dict) else {}
 
 
 def _measure(device: torch.device) -> DeviceSpeed:

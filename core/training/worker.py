@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = FeatureCache(work_dir / "feature-cache")  # on disk: it stays effective from one process to the next
     state = runner.execute(run.train_config(), run.path, events, run.stop, work_dir, cache)
     print(f"run {run.id}: {state}", file=sys.stderr)
-    return 0
+    # Non-zero on failure: under torchrun that ends the other ranks at once instead of leaving them waiting.
+    return 0 if state in ("finished", "cancelled") else 1
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ Imports stay lean: no streamlit, nothing the run does not need.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+WORKER_NICENESS = 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--work-dir", type=Path, default=None, help="default: $TRANSFERLAB_HOME")
     args = parser.parse_args(argv)
+    try:  # the web server answers first, training takes every cycle it leaves (it needs few: it only reads files)
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
 
     from core import paths
     from core.models.features import FeatureCache

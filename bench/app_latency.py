@@ -24,7 +24,7 @@ from core.data import sample  # noqa: E402
 from core.serving.inference import Predictor  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
 from core.training.jobs import JobManager  # noqa: E402
-from ui.progress import POLL_SECONDS  # noqa: E402  (the live view's refresh interval)
+from ui.progress import POLL_RUNNING_S as POLL_SECONDS  # noqa: E402  (the live view's refresh interval)
 
 
 def first_curve_point(manager: JobManager, runs_root: Path) -> dict:
@@ -32,12 +32,12 @@ def first_curve_point(manager: JobManager, runs_root: Path) -> dict:
     warm.wait()
     started = time.perf_counter()
     job = manager.submit(TrainConfig(data=str(sample.SAMPLE_ZIP), lr=0.01), runs_root)
-    while not job.events.of_kind("epoch_end"):
+    while not job.run.records("epoch_end"):
         time.sleep(0.005)
     first = time.perf_counter() - started
     job.wait()
     return {"first_curve_point_s": round(first, 3), "on_screen_within_s": round(first + POLL_SECONDS, 3),
-            "features_cached": job.events.of_kind("run_started")[0].data["features_cached"]}
+            "features_cached": job.run.records("run_started")[0]["features_cached"]}
 
 
 def prediction_latency(manager: JobManager, runs_root: Path, folder: Path) -> dict:

@@ -8,7 +8,6 @@ from core.insight import trust_charts
 from core.insight.explain import CAVEAT
 from core.insight.model_card import write_model_card
 from core.text import md
-from core.training import runs
 from ui.common import cached_thumbnail, pick_run, show_error, workspace
 from ui.insight import cross_validation, heatmap_overlay
 
@@ -38,8 +37,11 @@ st.caption("Measured on the validation images: pictures the model did not learn 
 run = pick_run(workspace(), "evaluate it")
 if run is None:
     st.stop()
-report = runs.evaluation(run.path)
-if not report or report.get("accuracy") is None:
+report = run.run.evaluation()
+if report is None:
+    st.warning(" ".join(run.run.problems) or "This run has no evaluation report.")
+    st.stop()
+if report["accuracy"] is None:
     st.warning("This run has no validation images, so it could not be evaluated.")
     st.stop()
 intervals = report.get("intervals", {})

@@ -34,10 +34,15 @@ chosen = st.multiselect("Compare the curves of", history, default=history[:2], f
 if chosen:
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "train_loss"], horizontal=True,
                       format_func=lambda m: m.replace("_", " "))
-    curves = {describe_run(r): runs.metrics(r.path) for r in chosen}
+    curves = {describe_run(r): r.run.metrics() for r in chosen}
     st.plotly_chart(charts.compare_runs(curves, metric), key="compare")
+    for problem in {p for r in chosen for p in r.run.problems}:
+        st.caption(problem)
 with st.expander("Delete a run"):
     doomed = st.selectbox("Run to delete", history, format_func=describe_run, key="doomed")
-    if st.button("Delete it for good", disabled=doomed.state in runs.ACTIVE_STATES):
-        runs.delete(doomed.path)
+    running = doomed.run.is_running()  # checked now: a run whose process is gone can always be deleted
+    if running:
+        st.caption("This run is still training: cancel it on the Train page first.")
+    if st.button("Delete it for good", disabled=running, key="delete"):
+        doomed.run.delete()
         st.rerun()

@@ -3,8 +3,10 @@ import streamlit as st
 
 from core.data.archive import ArchiveRefused
 from core.models import backbones
-from core.training import advice, devices
-from core.training.config import AUGMENTATIONS, DEVICES, OPTIMIZERS, ConfigError, TrainConfig
+from core.training import advice, devices, estimate
+from core.training.config import AUGMENTATIONS, BATCH_SIZES, DEVICES, OPTIMIZERS, RANGES, ConfigError, TrainConfig
+from core.training.config import defaults as config_defaults
+from core.training.progress import format_duration
 from ui.common import is_id, job_manager, load_report, remember, show_error, url_param, workspace
 from ui.progress import show_job
 
@@ -64,33 +66,44 @@ if not backbones.info(backbone).bundled and not backbones.weights_available(back
 st.subheader("How much to retrain")
 table = advice.stage_table(backbone)
 total = len(table.names)
-recommended, why = advice.recommend_freeze(num_images, total)
+on_cpu = not manager.gpus and not manager.mps
+recommended, why = advice.recommend_freeze(num_images, total, on_cpu=on_cpu)
 depth = st.select_slider("Freeze depth: stages kept as they are", options=list(range(total + 1)),
                          value=recommended, format_func=lambda d: advice.freeze_label(backbone, d),
                          key=f"depth_{backbone}")
 st.caption(f"Recommended: {advice.freeze_label(backbone, recommended)}. {why}")
+duration = st.empty()  # filled once the advanced settings below are known
 trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
 st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will change while training.")
 st.caption(f"{trainable / every:.2%} of the network's {every:,} parameters will be trained.")
 
+DEFAULT = config_defaults()
 with st.expander("Advanced settings (the defaults work well)"):
     cols = st.columns(3)
-    epochs = cols[0].number_input("Epochs (passes over the data)", 1, 500, 10, key="epochs")
-    batch_size = cols[1].selectbox("Batch size", [8, 16, 32, 64, 128], index=2)
-    optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS)
-    augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, help=AUGMENT_HELP)
+    epochs = cols[0].number_input("Epochs (passes over the data)", *map(int, RANGES["epochs"]), DEFAULT["epochs"],
+                                  key="epochs")
+    batch_size = cols[1].selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT["batch_size"]))
+    optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT["optimizer"]))
+    augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(DEFAULT["augment"]),
+                                help=AUGMENT_HELP)
     fixed = backbones.info(backbone).fixed_size
-    image_size = cols[1].number_input("Image size (pixels)", 32, 1024, backbones.info(backbone).input_size,
-                                      disabled=fixed, help="Smaller is faster; the backbone was trained at 224.",
-                                      key="image_size")
-    device = cols[2].selectbox("Device", DEVICES)
+    image_size = cols[1].number_input("Image size (pixels)", *map(int, RANGES["image_size"]),
+                                      backbones.info(backbone).input_size, disabled=fixed,
+                                      help="Smaller is faster; the backbone was trained at 224.", key="image_size")
+    device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
     own_lr = cols[0].checkbox("Set the learning rate myself", help="Default: chosen from the freeze depth.")
-    lr = cols[1].number_input("Learning rate", 1e-6, 0.5, 1e-3, format="%.6f", disabled=not own_lr)
-    patience = cols[2].number_input("Early stopping patience (0 = off)", 0, 100, 3)
-    val_split = cols[0].slider("Validation share", 0.05, 0.5, 0.2, disabled=bool(report.splits))
-    seed = cols[1].number_input("Random seed", 0, 2**31 - 1, 0)
+    lr = cols[1].number_input("Learning rate", *RANGES["lr"], 1e-3, format="%.6f", disabled=not own_lr)
+    patience = cols[2].number_input("Early stopping patience (0 = off)", *map(int, RANGES["early_stopping"]),
+                                    DEFAULT["early_stopping"])
+    val_split = cols[0].slider("Validation share", *RANGES["val_split"], DEFAULT["val_split"],
+                               disabled=bool(report.splits))
+    seed = cols[1].number_input("Random seed", *map(int, RANGES["seed"]), DEFAULT["seed"])
     two_stage = cols[2].checkbox("Two-stage: train the head first, then unfreeze with smaller steps for "
                                  "earlier layers")
+all_gpus = False
+if len(manager.gpus) > 1 and device in ("auto", "cuda"):
+    all_gpus = st.checkbox(f"Use all {len(manager.gpus)} GPUs for this run", key="all_gpus",
+                           help="Starts one training process per GPU (torchrun); the run waits until every GPU is free.")
 try:
     st.caption(f"Training runs on: **{devices.describe(device)}**")
     config = TrainConfig(data=dataset["path"], backbone=backbone, freeze_depth=depth, epochs=int(epochs),
@@ -98,10 +111,36 @@ try:
                          augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
                          seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
                          two_stage=two_stage, data_name=dataset["name"])
-except ConfigError as error:
+except (ConfigError, ValueError) as error:
     show_error(str(error))
     st.stop()
+
+
+def time_estimate() -> None:
+    """About how long these settings take here; measured in the background the first time (then a rerun)."""
+    crop = backbones.preprocessing(backbone, config.image_size).crop_size
+    speed = estimate.ready(devices.resolve(device).device.type, backbone, crop)
+    if speed is None:
+        st.caption("Measuring this computer's speed to estimate the training time...")
+        return
+    if pending:
+        st.rerun()  # measured: draw the page once more, without the timer
+    num_val = sum(report.splits.get("val", {}).values()) if report.splits else round(num_images * val_split)
+
+    def take(frozen: int) -> str:
+        return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
+                                                     num_images - num_val, num_val, int(epochs), speed))
+    others = {total: "feature extraction", max(total - 2, 0): "the last two stages", 0: "everything"}
+    st.caption(f"**Time on this computer: about {take(depth)}** with these settings (for all {int(epochs)} epochs; "
+               "early stopping may end sooner). For comparison: "
+               + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != depth) + ".")
+
+
+pending = estimate.ready(devices.resolve(device).device.type, backbone,
+                         backbones.preprocessing(backbone, config.image_size).crop_size) is None
+with duration.container():
+    st.fragment(run_every=2.0 if pending else None)(time_estimate)()
 if st.button("Start training", type="primary", key="start"):
-    job = manager.submit(config, ws.runs)
+    job = manager.submit(config, ws.runs, all_gpus=all_gpus)
     remember("job", job.id)
     st.rerun()

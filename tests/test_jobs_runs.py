@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +36,7 @@ def test_a_finished_job_leaves_a_complete_run_folder(shapes_folder, tmp_path):
     evaluation = runs.evaluation(job.run_dir)
     assert evaluation["labels"] == ["circle", "square", "triangle"] and len(evaluation["confusion"]) == 3
     assert {"precision", "recall", "f1", "support"} <= set(evaluation["per_class"][0])
-    assert job.events.of_kind("run_finished") and runs.read_status(job.run_dir)["state"] == "finished"
+    assert job.run.records("run_finished") and runs.read_status(job.run_dir)["state"] == "finished"
     assert [r["epoch"] for r in runs.metrics(job.run_dir)] == [1, 2]
 
 
@@ -59,7 +61,7 @@ def test_a_failing_job_reports_failed_with_a_plain_reason_and_the_traceback(tmp_
     assert job.wait(60) and job.state == "failed"
     status = runs.read_status(job.run_dir)
     assert "at least two" in status["message"] and "Traceback" in status["details"]
-    assert job.events.of_kind("run_failed")[0].data["message"] == status["message"]
+    assert job.run.records("run_failed")[0]["message"] == status["message"]
 
 
 def test_out_of_memory_is_explained_as_what_to_try():
@@ -81,14 +83,19 @@ def test_runs_are_listed_by_a_new_process_and_orphans_show_as_interrupted(traine
     assert f"{trained_run.name} finished" in listing and f"{orphan.name} interrupted" in listing
 
 
-def test_the_worker_survives_a_job_whose_bookkeeping_fails(shapes_folder, tmp_path, monkeypatch):
+def test_a_killed_training_process_fails_the_run_with_a_sentence_and_the_next_job_runs(shapes_folder, tmp_path):
     manager = JobManager(tmp_path / "work")
-    config = TrainConfig(data=str(shapes_folder), image_size=64, epochs=1)
-    real_execute = runner.execute
-    monkeypatch.setattr(runner, "execute", lambda *a, **k: (_ for _ in ()).throw(OSError("No space left on device")))
-    broken = manager.submit(config, tmp_path / "runs")
-    assert broken.wait(60) and broken.state == "failed"
-    assert "No space left" in broken.events.of_kind("run_failed")[0].data["message"]
-    monkeypatch.setattr(runner, "execute", real_execute)
-    healthy = manager.submit(config, tmp_path / "runs")
+    slow = TrainConfig(data=str(shapes_folder), backbone="mobilenet_v3_small", weights="none", freeze_depth=0,
+                       image_size=64, batch_size=4, epochs=100)
+    doomed = manager.submit(slow, tmp_path / "runs")
+    assert wait_for(lambda: doomed.run.records("epoch_end"))  # it is training, in its own process
+    worker_pid = runs.read_status(doomed.run_dir)["pid"]
+    assert worker_pid != os.getpid()
+    os.kill(worker_pid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    assert doomed.wait(60) and doomed.state == "failed"
+    status = runs.read_status(doomed.run_dir)
+    assert "SIGKILL" in status["message"] and "memory" in status["message"]
+    assert doomed.run.records("run_failed")[0]["message"] == status["message"]
+    healthy = manager.submit(TrainConfig(data=str(shapes_folder), image_size=64, epochs=1), tmp_path / "runs")
     assert healthy.wait(120) and healthy.state == "finished"
+    assert runs.read_status(healthy.run_dir)["pid"] not in (worker_pid, os.getpid())  # a fresh process

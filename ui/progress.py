@@ -1,98 +1,124 @@
-"""The live view of one training job: curves, progress, ETA, cancel. It only reads: the job's event log
-while this server process runs it, the run folder on disk otherwise (after a restart)."""
+"""The live view of one training job: curves, progress, time left, cancel.
+
+It only reads the run folder, and cheaply, because thirty tabs may watch one run: each session keeps its own
+reader of metrics.jsonl and parses only the bytes added since its last poll; the chart is rebuilt only when
+something new arrived; a queued job is polled less often. Training itself runs in another process.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 
 from core.insight import charts
-from core.training import runs
-from core.training.events import TERMINAL_KINDS, read_jsonl
-from core.training.jobs import Job, JobManager
+from core.text import md
+from core.training.events import JsonlTail
+from core.training.jobs import JobManager
+from core.training.progress import Progress, RunProgress
+from core.training.runs import ACTIVE_STATES, Run
 from ui.common import Workspace, show_error
 
-POLL_SECONDS = 1.0
+POLL_RUNNING_S = 1.0
+POLL_QUEUED_S = 5.0
+CHART_REFRESH_S = 5.0  # the curves: drawing a Plotly figure costs far more than the progress bar
+POLL_SECONDS = POLL_RUNNING_S
 
 
-def _live_job(manager: JobManager, ws: Workspace, job_id: str) -> Job | None:
-    """The job when this server process runs it (and it belongs to this workspace), else None."""
-    job = manager.get(job_id)
-    return job if job is not None and job.run_dir.parent == ws.runs else None
+@dataclass
+class _View:
+    """One session's reading position in one run's event log, and what it made of it so far."""
+    tail: JsonlTail
+    progress: RunProgress = field(default_factory=RunProgress)
+    figure: Any = None
+    figure_version: int = -1
 
 
 def job_state(manager: JobManager, ws: Workspace, job_id: str) -> str:
-    job = _live_job(manager, ws, job_id)
-    return job.state if job else runs.read_status(ws.runs / job_id).get("state", "unknown")
+    """The job's state: from this server's job manager when it runs the job, else from the run folder."""
+    job = manager.get(job_id)
+    if job is not None and job.run_dir.parent == ws.runs:
+        return job.state
+    return Run(ws.runs / job_id).state
 
 
-def job_records(manager: JobManager, ws: Workspace, job_id: str) -> list[dict[str, Any]]:
-    job = _live_job(manager, ws, job_id)
-    if job:
-        return [e.as_record() for e in job.events.since(0)[0]]
-    return read_jsonl(ws.runs / job_id / "metrics.jsonl")
+def _view(ws: Workspace, job_id: str, state: str) -> _View:
+    key = f"progress_{job_id}"
+    if key not in st.session_state:
+        st.session_state[key] = _View(Run(ws.runs / job_id).tail())
+    view: _View = st.session_state[key]
+    view.progress.add(view.tail.read() if state in ACTIVE_STATES else view.tail.read_to_end())
+    return view
 
 
 def show_job(manager: JobManager, ws: Workspace, job_id: str) -> None:
-    live = job_state(manager, ws, job_id) in runs.ACTIVE_STATES
-    st.fragment(run_every=POLL_SECONDS if live else None)(_draw)(manager, ws, job_id, live)
-
-
-def _draw(manager: JobManager, ws: Workspace, job_id: str, was_live: bool) -> None:
+    """Two timed fragments: the progress line every second (every few seconds while queued), the curves every
+    few seconds. A finished run is drawn once, with no timer."""
     state = job_state(manager, ws, job_id)
-    records = job_records(manager, ws, job_id)
-    if was_live and state not in runs.ACTIVE_STATES:
-        st.rerun()  # finished: redraw the whole page once, without the timer
-    started = next((r for r in records if r["event"] == "run_started"), None)
-    epochs = [r for r in records if r["event"] == "epoch_end"]
-    batches = [r for r in records if r["event"] == "batch_end"]
-    end = next((r for r in records if r["event"] in TERMINAL_KINDS), None)
-    _headline(manager, job_id, state, started, epochs, batches)
-    if epochs or batches:
-        st.plotly_chart(charts.training_curves(epochs, batches), key="live_curves")
-    if state in runs.ACTIVE_STATES and st.button("Cancel training", key="cancel"):
-        manager.cancel(job_id)
+    active = state in ACTIVE_STATES
+    every = POLL_QUEUED_S if state == "queued" else POLL_RUNNING_S if active else None
+    st.fragment(run_every=every)(_draw_status)(manager, ws, job_id, state)
+    st.fragment(run_every=CHART_REFRESH_S if active else None)(_draw_curves)(ws, job_id, state)
+    if not active:
+        view = _view(ws, job_id, state)
+        _ending(view.progress.summary(state), view.progress.end, ws.runs / job_id)
+
+
+def _draw_status(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str) -> None:
+    state = job_state(manager, ws, job_id)
+    if state != drawn_as and (drawn_as == "queued" or state not in ACTIVE_STATES):
+        st.rerun()  # started or ended: redraw the whole page once, with the right timers
+    view = _view(ws, job_id, state)
+    _headline(manager, job_id, view.progress.summary(state), view.progress.started)
+    if state in ACTIVE_STATES and st.button("Cancel training", key="cancel"):
+        if not manager.cancel(job_id):  # a run this server does not supervise still obeys its stop file
+            Run(ws.runs / job_id).stop.set()
         st.toast("Cancelling: it stops after the current batch.")
-    _ending(state, end, job_id, ws)
 
 
-def _headline(manager, job_id, state, started, epochs, batches) -> None:
-    if state == "queued":
-        st.info(f"Queued: {manager.ahead_of(job_id)} training job(s) ahead of yours. It starts by itself.")
+def _draw_curves(ws: Workspace, job_id: str, state: str) -> None:
+    view = _view(ws, job_id, state)
+    if not (view.progress.epochs or view.progress.batches):
         return
-    if started is None:
+    if view.figure_version != view.progress.version:  # nothing new: the same figure object, nothing rebuilt
+        view.figure = charts.training_curves(view.progress.epochs, view.progress.batches)
+        view.figure_version = view.progress.version
+    st.plotly_chart(view.figure, key="live_curves")
+
+
+def _headline(manager: JobManager, job_id: str, progress: Progress, started: dict[str, Any] | None) -> None:
+    if progress.state == "queued":
+        job = manager.get(job_id)
+        where = f" for {job.device_label}" if job else ""
+        st.info(f"Queued: {manager.ahead_of(job_id)} training job(s) ahead of yours{where}. It starts by itself.")
+        return
+    if progress.state == "preparing":
         st.info("Preparing: reading images and loading the backbone...")
         return
-    cached = " · features cached" if started.get("features_cached") else ""
-    st.markdown(f"**{started['backbone']}** on **{started['device']}** · {started['num_train']} training and "
-                f"{started['num_val']} validation images · {started['trainable_params']:,} trainable parameters"
-                f"{cached}")
-    total = started["epochs"]
-    done = epochs[-1]["epoch"] if epochs else 0
-    last_batch = batches[-1] if batches else None
-    partial = (last_batch["batch"] / last_batch["batches"]
-               if last_batch and last_batch["epoch"] == done + 1 and last_batch.get("batches") else 0.0)
-    fraction = min((done + partial) / total, 1.0)
-    speed = (epochs[-1] if epochs else last_batch or {}).get("images_per_s")
-    parts = [f"Epoch {min(done + 1, total) if state == 'running' else done} of {total}"]
-    if epochs and state == "running":
-        per_epoch = epochs[-1]["elapsed_s"] / done
-        parts.append(f"about {max(per_epoch * (total - done - partial), 0):.0f} s left")
-    if speed:
-        parts.append(f"{speed:,.0f} images/s")
-    st.progress(fraction, text=" · ".join(parts))
+    if started is None:
+        return  # it ended before training began: the ending says how
+    st.markdown(f"**{md(started['backbone'])}** on **{md(started['device'])}** · {started['num_train']} training "
+                f"and {started['num_val']} validation images · {started['trainable_params']:,} trainable parameters")
+    st.progress(progress.fraction, text=progress.text())
 
 
-def _ending(state, end, job_id, ws) -> None:
+def _ending(progress: Progress, end: dict[str, Any] | None, run_dir) -> None:
+    state = progress.state
     if state == "finished":
-        status = runs.read_status(ws.runs / job_id)
-        st.success(f"Finished: {status.get('val_accuracy', 0):.1%} of validation images recognised correctly "
-                   f"(best epoch {status.get('best_epoch')}).")
+        status = Run(run_dir).status()
+        accuracy = status.get("val_accuracy")
+        score = f"{accuracy:.1%} of validation images recognised correctly" if isinstance(accuracy, float) else \
+            "the model is saved"
+        st.success(f"Finished: {score} (best epoch {status.get('best_epoch')}).")
         st.page_link("pages/evaluate.py", label="See the details on 3. Evaluate", icon=":material/analytics:")
         st.page_link("pages/predict.py", label="Try it on new images on 4. Predict", icon=":material/image_search:")
     elif state == "failed":
-        show_error(end["message"] if end else "Training failed.", end.get("details") if end else None)
+        message = (end or {}).get("message") or Run(run_dir).status().get("message") or "Training failed."
+        show_error(message, (end or {}).get("details") or Run(run_dir).status().get("details"))
     elif state == "cancelled":
         st.warning("Training was cancelled. Nothing was saved for this run.")
     elif state == "interrupted":
-        st.warning("This run was interrupted: the server stopped while it was training. Please start it again.")
+        st.warning("This run was interrupted: the process training it stopped (the server or the computer was "
+                   "restarted). Please start it again.")
+    elif state not in ("queued", "preparing", "training"):
+        st.warning(Run(run_dir).status().get("message", "This run's files are damaged."))

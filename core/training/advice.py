@@ -39,8 +39,18 @@ def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int,
     return sum(per_stage[frozen:]) + head, sum(per_stage) + head
 
 
-def recommend_freeze(num_images: int, total_stages: int) -> tuple[int, str]:
-    """(depth, why). Little data cannot retrain millions of weights without memorising it."""
+def recommend_freeze(num_images: int, total_stages: int, on_cpu: bool = False) -> tuple[int, str]:
+    """(depth, why). Little data cannot retrain millions of weights without memorising it. On a CPU, fine-tuning
+    is slow, so start with feature extraction (seconds) and offer fine-tuning as the next step."""
+    depth, why = _by_data(num_images, total_stages)
+    if on_cpu and depth < total_stages:
+        return total_stages, (f"{why} But this computer trains on its processor (no GPU), where that takes long: "
+                              "start with feature extraction, which takes seconds, and try fine-tuning as a next "
+                              "step once you have seen the result.")
+    return depth, why
+
+
+def _by_data(num_images: int, total_stages: int) -> tuple[int, str]:
     if num_images < 500:
         return total_stages, (f"With {num_images} images, keep the pretrained layers as they are and train only the "
                               "new final layer: it is fast and avoids memorising your few examples.")

@@ -10,6 +10,19 @@ AUGMENTATIONS = ("auto", "none", "light", "strong")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHT_CHOICES = ("default", "none")
 FREEZE_ALL = "all"
+BATCH_SIZES = (8, 16, 32, 64, 128)  # what the Train page offers; any size within RANGES works
+# (lowest, highest) allowed for each number a user sets: the one table TrainConfig, the Train page and the CLI read.
+RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1000),
+    "batch_size": (1, 4096),
+    "lr": (1e-6, 0.5),
+    "image_size": (32, 1024),
+    "val_split": (0.05, 0.5),
+    "seed": (0, 2**31 - 1),
+    "early_stopping": (0, 100),
+    "weight_decay": (0.0, 1.0),
+}
+_WORDS = {"lr": "learning rate", "val_split": "validation split"}
 
 
 class ConfigError(ValueError):
@@ -44,15 +57,10 @@ class TrainConfig:
         _require(self.weights in WEIGHT_CHOICES, "weights", self.weights, WEIGHT_CHOICES)
         if not (isinstance(self.freeze_depth, int) and self.freeze_depth >= 0) and self.freeze_depth != FREEZE_ALL:
             raise ConfigError(f"freeze depth must be a whole number >= 0 or 'all', not {self.freeze_depth!r}")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("early_stopping", 0)):
-            if int(getattr(self, name)) < low:
-                raise ConfigError(f"{name} must be at least {low}, not {getattr(self, name)}")
-        if self.image_size is not None and not 32 <= self.image_size <= 1024:
-            raise ConfigError(f"image size must be between 32 and 1024 pixels, not {self.image_size}")
-        if not 0.05 <= self.val_split <= 0.5:
-            raise ConfigError(f"validation split must be between 0.05 and 0.5, not {self.val_split}")
-        if self.lr is not None and not 0 < self.lr < 1:
-            raise ConfigError(f"learning rate must be between 0 and 1, not {self.lr}")
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or not low <= value <= high):
+                raise ConfigError(f"{_WORDS.get(name, name.replace('_', ' '))} must be between {low:g} and {high:g}, not {value}")
 
     def resolved_augment(self, frozen_stages: int, total_stages: int) -> str:
         if self.augment != "auto":
@@ -69,6 +77,11 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def defaults() -> dict[str, Any]:
+    """Each setting's default, from the dataclass itself (so there is one place to change it)."""
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
 def default_lr(frozen_stages: int, total_stages: int) -> float:

@@ -1,8 +1,7 @@
-"""The closed set of training events and the thread-safe, append-only log they go to.
+"""The closed set of training events, the append-only log they go to, and a reader of that log on disk.
 
-The log is *state* (pages read it while training runs); the stop `threading.Event` held by a job is
-*control*. A log optionally mirrors every event as one JSON line in the run's `metrics.jsonl`, so a run
-folder alone replays its curves after a restart.
+The log is *state*: the training process appends every event as one JSON line to the run's `metrics.jsonl`, and
+readers (the live view, the CLI) follow that file. Stopping is *control*: a stop request (see runs.StopFile).
 """
 from __future__ import annotations
 
@@ -13,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EVENT_KINDS: tuple[str, ...] = (
-    "run_started",
-    "batch_end",
-    "epoch_end",
-    "run_finished",
-    "run_failed",
-    "run_cancelled",
-)
-TERMINAL_KINDS: frozenset[str] = frozenset({"run_finished", "run_failed", "run_cancelled"})
+RUN_STARTED = "run_started"
+BATCH_END = "batch_end"
+EPOCH_END = "epoch_end"
+RUN_FINISHED = "run_finished"
+RUN_FAILED = "run_failed"
+RUN_CANCELLED = "run_cancelled"
+EVENT_KINDS: tuple[str, ...] = (RUN_STARTED, BATCH_END, EPOCH_END, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED)
+TERMINAL_KINDS: frozenset[str] = frozenset({RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,10 @@ class Event:
 
 
 class EventLog:
-    """Append-only list of events behind a lock; readers keep a cursor and ask for what is new."""
+    """Append-only list of events behind a lock; readers keep a cursor and ask for what is new.
+
+    With a path, every event is also appended to that file as one JSON line (one write call per line, so a
+    reader in another process sees whole lines or a torn last one, never interleaved ones)."""
 
     def __init__(self, jsonl_path: Path | None = None) -> None:
         self._lock = threading.Lock()
@@ -68,14 +69,54 @@ class EventLog:
             return len(self._events)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a run's metrics.jsonl; a torn last line (the process died mid-write) is ignored."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+class JsonlTail:
+    """Follows a growing metrics.jsonl: each `read()` parses only the bytes added since the last one.
+
+    A line still being written (no newline yet) waits for the next read; a line that is not a JSON object
+    (torn by a crash, or damaged) is skipped and counted in `skipped`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self.skipped = 0
+
+    def read(self) -> list[dict[str, Any]]:
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+            with self.path.open("rb") as source:
+                source.seek(self.offset)
+                chunk = source.read()
+        except OSError:
+            return []
+        complete = chunk.rfind(b"\n") + 1
+        self.offset += complete
+        return self._parse(chunk[:complete])
+
+    def read_to_end(self) -> list[dict[str, Any]]:
+        """Everything new, including a last line without its newline (the writer is gone)."""
+        records = self.read()
+        try:
+            rest = self.path.read_bytes()[self.offset:]
+        except OSError:
+            return records
+        self.offset += len(rest)
+        return records + self._parse(rest)
+
+    def _parse(self, data: bytes) -> list[dict[str, Any]]:
+        records = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("event"), str):
+                records.append(record)
+            else:
+                self.skipped += 1
+        return records
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a run's metrics.jsonl; torn or damaged lines are skipped (see JsonlTail)."""
+    return JsonlTail(path).read_to_end()

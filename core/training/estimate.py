@@ -1,0 +1,139 @@
+"""How long will these settings take on this computer? Shown before Start, next to the freeze-depth choice.
+
+From each stage's compute (counted once per backbone and image size with PyTorch's FlopCounterMode) and this
+device's speed (measured once, a fraction of a second, and kept on disk under $TRANSFERLAB_HOME). An estimate:
+it says "about", and counts every planned epoch (early stopping may end sooner).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from core import paths
+from core.models import backbones
+from core.training import runs
+
+SPEED_FILE = "device-speed.json"
+CALIBRATION_BACKBONE, CALIBRATION_SIZE, CALIBRATION_BATCH = backbones.BUNDLED, 128, 4
+DECODE_S_PER_IMAGE = 0.004  # reading and resizing one photo once per run, on one core
+EPOCH_OVERHEAD_S = 0.2  # evaluation bookkeeping, events
+_COUNTED: set[tuple[str, int]] = set()  # (backbone, crop size) whose stage FLOPs are known in this process
+_PENDING: set[tuple[str, str, int]] = set()
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DeviceSpeed:
+    forward_flops_per_s: float  # inference through frozen stages
+    train_flops_per_s: float  # forward-FLOPs per second of a training step (forward and backward)
+
+
+@lru_cache(maxsize=64)
+def stage_flops(backbone: str, crop_size: int) -> tuple[float, ...]:
+    """FLOPs of one image through each stage, then the head, at this input size."""
+    flops = _count_flops(backbone, crop_size)
+    _COUNTED.add((backbone, crop_size))
+    return flops
+
+
+def _count_flops(backbone: str, crop_size: int) -> tuple[float, ...]:
+    model = backbones.build(backbone, 2, pretrained=False).eval()
+    x, flops = torch.zeros(1, 3, crop_size, crop_size), []
+    with torch.no_grad():
+        for module in [*model.stages, model.head]:
+            with FlopCounterMode(display=False) as counter:
+                x = module(x)
+            flops.append(float(counter.get_total_flops()))
+    return tuple(flops)
+
+
+def ready(device: str, backbone: str, crop_size: int) -> DeviceSpeed | None:
+    """The device's speed when it and the backbone's compute are known; else None, and they are worked out in a
+    background thread (seconds on a busy machine), so that a page view never waits for them."""
+    speed = _stored_speeds().get(_speed_key(device))
+    if isinstance(speed, dict) and (backbone, crop_size) in _COUNTED:
+        return DeviceSpeed(**speed)
+    with _LOCK:
+        if (device, backbone, crop_size) in _PENDING:
+            return None
+        _PENDING.add((device, backbone, crop_size))
+
+    def work() -> None:
+        try:
+            device_speed(device)
+            stage_flops(backbone, crop_size)
+        finally:
+            with _LOCK:
+                _PENDING.discard((device, backbone, crop_size))
+    threading.Thread(target=work, name="transferlab-speed", daemon=True).start()
+    return None
+
+
+def device_speed(device: str = "cpu") -> DeviceSpeed:
+    """Measured once per device, torch version and thread count; kept on disk, so a restart does not measure."""
+    known = _stored_speeds()
+    if not isinstance(known.get(_speed_key(device)), dict):
+        known[_speed_key(device)] = _measure(torch.device(device)).__dict__
+        runs.write_json(paths.home() / SPEED_FILE, known)
+    return DeviceSpeed(**known[_speed_key(device)])
+
+
+def _speed_key(device: str) -> str:
+    return f"{device}|{torch.__version__}|{torch.get_num_threads()}"
+
+
+def _stored_speeds() -> dict:
+    known = runs.read_json(paths.home() / SPEED_FILE, {})
+    return known if isinstance(known, dict) else {}
+
+
+def _measure(device: torch.device) -> DeviceSpeed:
+    """Time a few training steps of the bundled backbone; a forward pass alone costs about a third of a step
+    (the backward pass costs about twice the forward)."""
+    model = backbones.build(CALIBRATION_BACKBONE, 2, pretrained=False).to(device).train()
+    x = torch.randn(CALIBRATION_BATCH, 3, CALIBRATION_SIZE, CALIBRATION_SIZE, device=device)
+    flops = sum(stage_flops(CALIBRATION_BACKBONE, CALIBRATION_SIZE)) * CALIBRATION_BATCH
+    train = _best_time(lambda: model(x).sum().backward(), device)
+    return DeviceSpeed(3 * flops / train, flops / train)
+
+
+def _best_time(step, device: torch.device, repeats: int = 3) -> float:
+    step()  # warm-up: the first call chooses kernels and allocates
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - started)
+    return max(min(times), 1e-6)
+
+
+def seconds(backbone: str, crop_size: int, frozen: int, augmented: bool, num_train: int, num_val: int,
+            epochs: int, speed: DeviceSpeed) -> float:
+    """Estimated seconds for a run: one-off work (decoding, cached features) plus the epochs."""
+    flops = stage_flops(backbone, crop_size)
+    prefix, rest = sum(flops[:frozen]), sum(flops[frozen:])
+    fwd, train = speed.forward_flops_per_s, speed.train_flops_per_s
+    once = (num_train + num_val) * DECODE_S_PER_IMAGE + num_val * prefix / fwd  # validation features: cached
+    if augmented or frozen == 0:  # the frozen prefix runs on every augmented image, every epoch
+        per_epoch = num_train * (prefix / fwd + rest / train)
+    else:  # features computed once; only the trainable rest runs each epoch
+        once += num_train * prefix / fwd
+        per_epoch = num_train * rest / train
+    per_epoch += num_val * rest / fwd + EPOCH_OVERHEAD_S
+    return once + epochs * per_epoch
+
+
+def for_settings(backbone: str, image_size: int | None, frozen: int, augment: str, num_train: int, num_val: int,
+                 epochs: int, speed: DeviceSpeed) -> float:
+    """`seconds` for the Train page's choices ("auto" augmentation resolved as training will resolve it)."""
+    total = len(stage_flops(backbone, backbones.preprocessing(backbone, image_size).crop_size)) - 1
+    augmented = augment not in ("none",) and not (augment == "auto" and frozen >= total)
+    crop = backbones.preprocessing(backbone, image_size).crop_size
+    return seconds(backbone, crop, frozen, augmented, num_train, num_val, epochs, speed)

@@ -1,0 +1,47 @@
+"""The training process: `python -m core.training.worker RUN_DIR [--work-dir DIR]`.
+
+Started by the job thread (core.training.jobs), one process per run, so that the web server's page views never
+compete with training for the interpreter and a crash here never takes the server down. It reads the run's
+config.json, trains, and reports only through the run folder (metrics.jsonl, status.json, the model files).
+Stopping is the run's STOP file, checked every batch by every process of the run (torchrun included).
+Imports stay lean: no streamlit, nothing the run does not need.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+WORKER_NICENESS = 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.training.worker")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: $TRANSFERLAB_HOME")
+    args = parser.parse_args(argv)
+    try:  # the web server answers first, training takes every cycle it leaves (it needs few: it only reads files)
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
+
+    from core import paths
+    from core.models.features import FeatureCache
+    from core.training import distributed, runner
+    from core.training.events import EventLog
+    from core.training.runs import METRICS, Run
+
+    run = Run(args.run_dir)
+    work_dir = args.work_dir or paths.home()
+    main_process = distributed.is_main()
+    events = EventLog(run.file(METRICS) if main_process else None)  # only rank 0 writes the event log
+    cache = FeatureCache(work_dir / "feature-cache")  # on disk: it stays effective from one process to the next
+    state = runner.execute(run.train_config(), run.path, events, run.stop, work_dir, cache)
+    print(f"run {run.id}: {state}", file=sys.stderr)
+    # Non-zero on failure: under torchrun that ends the other ranks at once instead of leaving them waiting.
+    return 0 if state in ("finished", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Training in its own process: watched by several tabs it keeps going, a GPU per queue, pid reuse is seen through."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import paths
+from core.training import runs
+from core.training.config import ConfigError, TrainConfig
+from core.training.jobs import JobManager, describe_slots
+from core.training.runs import Run
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def wait_for(predicate, timeout=120.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def train_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/train.py")
+    return at.run()
+
+
+def test_a_run_trains_in_its_own_process_while_two_tabs_watch_it_and_a_tab_cancels_it(shapes_folder):
+    ws = train_page().query_params["ws"]  # a workspace the server handed out
+    manager = JobManager(paths.home())
+    slow = TrainConfig(data=str(shapes_folder), backbone="mobilenet_v3_small", weights="none", freeze_depth=0,
+                       image_size=48, batch_size=8, epochs=500, early_stopping=0)
+    job = manager.submit(slow, paths.home() / "workspaces" / ws / "runs")
+    assert wait_for(lambda: job.run.records("epoch_end"))
+    assert job.run.status()["pid"] != os.getpid()  # training is not in the server's interpreter
+    tabs = [train_page(ws=ws, job=job.id) for _ in range(2)]
+    epochs_when_watched = len(job.run.records("epoch_end"))
+    deadline = time.time() + 120
+    while len(job.run.records("epoch_end")) < epochs_when_watched + 2 and time.time() < deadline:
+        for tab in tabs:  # every tab polls, as browsers would
+            tab.run()
+            assert not tab.exception
+    assert len(job.run.records("epoch_end")) >= epochs_when_watched + 2, "epochs stopped coming while watched"
+    assert any("Epoch" in p.proto.text for tab in tabs for p in tab.get("progress"))
+    tabs[0].button(key="cancel").click().run()  # a tab of another server process: the stop file still works
+    assert job.wait(60) and job.state == "cancelled"
+    ended = train_page(ws=ws, job=job.id)
+    assert any("cancelled" in w.value for w in ended.warning)
+    assert not any("Preparing" in i.value or "Queued" in i.value for i in ended.info)
+
+
+FAKE_WORKER = """
+import os, sys, time
+from core.training.runs import Run
+run = Run(sys.argv[1])
+run.set_status("running", visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"))
+while not run.stop.is_set():
+    time.sleep(0.05)
+run.set_status("cancelled", message="Cancelled by the user.")
+"""
+
+
+class FakeGpuServer(JobManager):
+    """A four-GPU server whose training processes only wait for their stop file (this machine has no GPU)."""
+
+    def command(self, job):
+        self.launched = getattr(self, "launched", {}) | {job.id: super().command(job)}
+        return [sys.executable, "-c", FAKE_WORKER, str(job.run_dir)]
+
+
+def test_four_gpus_run_four_jobs_at_once_and_the_queue_names_the_gpu(tmp_path):
+    manager = FakeGpuServer(tmp_path / "work", gpu_count=4, mps=False)
+    config = TrainConfig(data="unused", device="cuda")
+    jobs = [manager.submit(config, tmp_path / "runs") for _ in range(5)]
+    everything = manager.submit(config, tmp_path / "runs", all_gpus=True)
+    running = jobs[:4]
+    assert wait_for(lambda: all(j.run.status().get("visible_gpus") is not None for j in running), 30)
+    assert [j.run.status()["visible_gpus"] for j in running] == ["0", "1", "2", "3"]
+    assert [j.device_label for j in running] == ["GPU 0", "GPU 1", "GPU 2", "GPU 3"]
+    waiting = jobs[4]
+    assert waiting.state == "queued" and waiting.device_label == "GPU 0" and manager.ahead_of(waiting.id) == 1
+    assert everything.device_label == "all 4 GPUs" and manager.ahead_of(everything.id) == 5
+    manager.cancel(jobs[0].id)
+    assert wait_for(lambda: waiting.run.status().get("visible_gpus") == "0", 30)  # GPU 0 is free: the next one
+    assert everything.state == "queued"  # it needs every GPU
+    for job in jobs[1:]:
+        manager.cancel(job.id)
+    assert wait_for(lambda: everything.state == "running", 30)
+    assert manager.launched[everything.id][1:5] == ["-m", "torch.distributed.run", "--standalone",
+                                                    "--nproc_per_node=4"]
+    assert manager.launched[everything.id][5:8] == ["-m", "core.training.worker", str(everything.run_dir)]
+    manager.cancel(everything.id)
+    assert everything.wait(30) and everything.state == "cancelled"
+    assert describe_slots(("cpu",)) == "the CPU"
+
+
+def test_a_cancelled_queued_job_leaves_the_queue_at_once(tmp_path):
+    manager = FakeGpuServer(tmp_path / "work", gpu_count=1, mps=False)
+    first, second = (manager.submit(TrainConfig(data="unused"), tmp_path / "runs") for _ in range(2))
+    assert second.state == "queued" and manager.ahead_of(second.id) == 1
+    assert manager.cancel(second.id) and second.done.is_set()
+    assert second.state == "cancelled" and manager.ahead_of(second.id) == 0
+    assert second.run.records("run_cancelled")[0]["message"] == "Cancelled before it started."
+    manager.cancel(first.id)
+    assert first.wait(30)
+
+
+def test_a_gpu_that_is_not_there_is_refused_before_a_run_folder_exists(tmp_path):
+    with pytest.raises(ConfigError, match="no usable NVIDIA GPU"):
+        JobManager(tmp_path, gpu_count=0, mps=False).submit(TrainConfig(data="x", device="cuda"), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_reused_pid_does_not_keep_a_run_running_and_it_can_be_deleted(tmp_path):
+    run = Run(runs.create(tmp_path, TrainConfig(data="x")))
+    run.set_status("running")  # this very process, with its real start time: alive
+    assert run.is_running()
+    stored = runs.read_json(run.file(runs.STATUS))
+    runs.write_json(run.file(runs.STATUS), stored | {"pid_start": "1"})  # same pid, another process's start
+    assert run.state == "interrupted" and not run.is_running()
+    assert [r.state for r in runs.list_runs(tmp_path)] == ["interrupted"]
+    run.delete()
+    assert not run.path.exists()

@@ -7,7 +7,7 @@ import streamlit as st
 from core.insight import trust_charts
 from core.insight.explain import CAVEAT
 from core.insight.model_card import write_model_card
-from core.text import md
+from core.text import md, plain
 from ui.common import cached_thumbnail, pick_run, show_error, workspace
 from ui.insight import cross_validation, heatmap_overlay
 
@@ -77,7 +77,7 @@ if clicked in cells:
     st.session_state["cell"] = cells.index(clicked)
 chosen_cell = st.selectbox("Show the images of one cell", [None, *range(len(cells))], key="cell",
                            format_func=lambda c: "choose a cell" if c is None else
-                           md(f"true {cells[c][0]}, predicted {cells[c][1]}"))
+                           plain(f"true {cells[c][0]}, predicted {cells[c][1]}"))
 if chosen_cell is not None:
     cell = cells[chosen_cell]
     chosen = [p for p in report.get("predictions", []) if (p["true"], p["predicted"]) == cell]

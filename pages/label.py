@@ -10,7 +10,7 @@ from core.data.archive import ArchiveRefused
 from core.data.preprocessing import IMAGE_SUFFIXES
 from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
 from core.models.features import FeatureCache
-from core.text import md
+from core.text import md, plain
 from ui.common import cached_thumbnail, show_error, workspace
 
 PAGE_SIZE = 36
@@ -128,7 +128,7 @@ def _set_ticks(keys: list[str], value: bool) -> None:
 def assign(ticked: list[str], classes: list[str], dataset: str, base: int, key: str) -> None:
     left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
     target = left.selectbox("Give the ticked images the class", [*classes, POOL, REMOVE], key=f"to_{key}",
-                            format_func=md)
+                            format_func=plain)
     typed = middle.text_input("...or a new class", key=f"new_{key}")
     if right.button(f"Label {len(ticked)} ticked", key=f"assign_{key}", disabled=not ticked, type="primary"):
         label = typed.strip() or target
@@ -141,7 +141,7 @@ def assign(ticked: list[str], classes: list[str], dataset: str, base: int, key: 
 def add_images(dataset: str, base: int, classes: list[str]) -> None:
     files = st.file_uploader("Images, or zips of images (any folders)", accept_multiple_files=True, key="add_files",
                              type=[s.lstrip(".") for s in IMAGE_SUFFIXES] + ["zip"])
-    target = st.selectbox("Put them in", [POOL, *classes], key="add_to", format_func=md)
+    target = st.selectbox("Put them in", [POOL, *classes], key="add_to", format_func=plain)
     if st.button("Add them", key="add", disabled=not files):
         with st.spinner("Checking every image..."):
             result = intake.add_uploads(store, dataset, base, [(f.name, f.getvalue()) for f in files],
@@ -153,7 +153,7 @@ def add_images(dataset: str, base: int, classes: list[str]) -> None:
     if not classes:
         st.info("Create a class first (label some images, or name one when you create the dataset).")
         return
-    shot_class = st.selectbox("Class for the photos", classes, key="camera_class", format_func=md)
+    shot_class = st.selectbox("Class for the photos", classes, key="camera_class", format_func=plain)
     photo = st.camera_input("Take a photo", key="camera")
     if photo is not None and st.session_state.get("camera_done") != photo.file_id:
         st.session_state["camera_done"] = photo.file_id
@@ -200,7 +200,7 @@ def label_images(version, base: int) -> None:
 
 
 def browse(version, base: int) -> None:
-    shown = st.selectbox("Show", [*version.classes, POOL], key="browse", format_func=md)
+    shown = st.selectbox("Show", [*version.classes, POOL], key="browse", format_func=plain)
     label = None if shown == POOL else shown
     members = sorted((d for d, e in version.images.items() if e["label"] == label),
                      key=lambda d: version.images[d]["name"])
@@ -254,7 +254,7 @@ try:
     if not known:
         st.stop()
     chosen = st.selectbox("Dataset", list(known), key="dataset_choice",
-                          format_func=lambda d: md(f"{known[d].name} (version {known[d].number})"))
+                          format_func=lambda d: plain(f"{known[d].name} (version {known[d].number})"))
     head = store.version(chosen)
     base = st.session_state.get(f"seen_{chosen}", head.number)  # what this tab showed when the user acted
     st.session_state[f"seen_{chosen}"] = head.number

@@ -10,7 +10,7 @@ from core.data.checkout import apply_review_marks, materialize
 from core.data.store import DatasetStore, StoreError
 from core.insight.audit import AuditImpossible, audit, corrected_zip
 from core.insight.embeddings import FeatureSpec
-from core.text import md
+from core.text import md, plain
 from core.training.config import FREEZE_ALL
 from ui.common import cached_thumbnail, load_report, show_error, workspace
 from ui.insight import feature_cache
@@ -78,7 +78,7 @@ for position, i in enumerate(result.flagged[:SHOWN]):
         others = [c for c in result.labels if c != record.label]
         suggested = result.suggested(i)
         label = right.selectbox("New label", others, index=others.index(suggested) if suggested in others else 0,
-                                format_func=md, key=f"label_{i}")
+                                format_func=plain, key=f"label_{i}")
     marks[record.path] = {"action": action, "label": label}
 if len(result.flagged) > SHOWN:
     st.caption(f"The {SHOWN} most suspicious of {len(result.flagged)} are shown.")

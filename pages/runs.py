@@ -6,7 +6,7 @@ import streamlit as st
 from core.data.checkout import retrain_candidates, run_version
 from core.data.store import DatasetStore
 from core.insight import charts
-from core.text import md
+from core.text import md, plain
 from core.training import runs
 from ui.common import describe_run, job_manager, workspace
 
@@ -30,16 +30,16 @@ for run_id, newer in [c for c in retrain_candidates([(r.id, r.config) for r in h
     if st.button("Retrain with the new labels", key="retrain", help="Same settings, newest dataset version"):
         job_manager().submit(newer, ws.runs)
         st.rerun()
-chosen = st.multiselect("Compare the curves of", history, default=history[:2], format_func=describe_run)
+chosen = st.multiselect("Compare the curves of", history, default=history[:2], format_func=lambda r: plain(describe_run(r)))
 if chosen:
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "train_loss"], horizontal=True,
                       format_func=lambda m: m.replace("_", " "))
     curves = {describe_run(r): r.run.metrics() for r in chosen}
     st.plotly_chart(charts.compare_runs(curves, metric), key="compare")
     for problem in {p for r in chosen for p in r.run.problems}:
-        st.caption(problem)
+        st.caption(md(problem))
 with st.expander("Delete a run"):
-    doomed = st.selectbox("Run to delete", history, format_func=describe_run, key="doomed")
+    doomed = st.selectbox("Run to delete", history, format_func=lambda r: plain(describe_run(r)), key="doomed")
     running = doomed.run.is_running()  # checked now: a run whose process is gone can always be deleted
     if running:
         st.caption("This run is still training: cancel it on the Train page first.")

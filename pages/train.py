@@ -3,6 +3,7 @@ import streamlit as st
 
 from core.data.archive import ArchiveRefused
 from core.models import backbones
+from core.text import md
 from core.training import advice, devices, estimate
 from core.training.config import AUGMENTATIONS, BATCH_SIZES, DEVICES, OPTIMIZERS, RANGES, ConfigError, TrainConfig
 from core.training.config import defaults as config_defaults
@@ -38,7 +39,7 @@ if not report.trainable:
     show_error(report.error)
     st.stop()
 num_images, num_classes = sum(report.classes.values()), len(report.classes)
-st.caption(f"Dataset: **{dataset['name']}**: {num_images} images in {num_classes} classes.")
+st.caption(f"Dataset: **{md(dataset['name'])}**: {num_images} images in {num_classes} classes.")
 
 st.subheader("Backbone")
 st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")

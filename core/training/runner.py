@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import torch
 
 from core.data.archive import ArchiveRefused
+from core.data.preprocessing import ImageRejected
 from core.insight.evaluation import build_report
 from core.insight.trust import after_fit
 from core.models.backbones import WeightsUnavailable
@@ -70,6 +71,6 @@ def explain(error: BaseException) -> str:
     if isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower():
         return ("The computer ran out of memory while training. Try a smaller batch size, a smaller image size "
                 "or a smaller backbone.")
-    if isinstance(error, (WeightsUnavailable, DataError, ArchiveRefused, ConfigError, FileNotFoundError)):
+    if isinstance(error, (WeightsUnavailable, DataError, ArchiveRefused, ConfigError, FileNotFoundError, ImageRejected)):
         return text
     return f"Training stopped because of an unexpected error ({type(error).__name__}: {text[:300]})."

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or paths.home()
     main_process = distributed.is_main()
     events = EventLog(run.file(METRICS) if main_process else None)  # only rank 0 writes the event log
-    cache = FeatureCache(work_dir / "feature-cache")  # on disk: it stays effective from one process to the next
+    # On disk, so it stays effective from one process to the next; scoped to the runs' folder (one workspace), so
+    # a new workspace never learns from the cache that another one trained on the same images.
+    cache = FeatureCache(work_dir / "feature-cache").scoped(str(run.path.parent.resolve()))
     state = runner.execute(run.train_config(), run.path, events, run.stop, work_dir, cache)
     print(f"run {run.id}: {state}", file=sys.stderr)
     # Non-zero on failure: under torchrun that ends the other ranks at once instead of leaving them waiting.

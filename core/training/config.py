@@ -33,6 +33,8 @@ class TrainConfig:
     weights: str = "default"
     early_stopping: int = 3  # epochs without val-loss improvement before stopping; 0 = never
     two_stage: bool = False
+    # augmented views of each training image whose frozen-stage output is kept (core.training.views); 0 = off
+    augmented_views: int = 4
     weight_decay: float = 1e-4
     data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists
 
@@ -43,7 +45,7 @@ class TrainConfig:
         _require(self.weights in WEIGHT_CHOICES, "weights", self.weights, WEIGHT_CHOICES)
         if not (isinstance(self.freeze_depth, int) and self.freeze_depth >= 0) and self.freeze_depth != FREEZE_ALL:
             raise ConfigError(f"freeze depth must be a whole number >= 0 or 'all', not {self.freeze_depth!r}")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("early_stopping", 0)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("early_stopping", 0), ("augmented_views", 0)):
             if int(getattr(self, name)) < low:
                 raise ConfigError(f"{name} must be at least {low}, not {getattr(self, name)}")
         if self.image_size is not None and not 32 <= self.image_size <= 1024:

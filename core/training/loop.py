@@ -21,8 +21,9 @@ from core.training import devices
 from core.training.config import FREEZE_ALL, TrainConfig
 from core.training.events import EventLog
 from core.training.inputs import Inputs
+from core.training.views import ViewSource
 
-Source = FeatureSource | ImageSource
+Source = FeatureSource | ImageSource | ViewSource
 BatchCallback = Callable[[int, float, float], None]  # (batch index, loss, images per second)
 BATCH_EVENT_INTERVAL_S = 0.5
 # A head on cached features costs milliseconds per pass, so each epoch makes passes enough for this many
@@ -103,13 +104,13 @@ def _epoch_batches(source: Source, batch_size: int, generator: torch.Generator, 
         yield from source.batches(batch_size, generator, device)
 
 
-def train_one_epoch(model: backbones.StagedModel, frozen: int, source: Source, optimizer: torch.optim.Optimizer,
+def train_one_epoch(model: nn.Module, frozen: int, source: Source, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, accel: devices.Accelerator, batch_size: int,
                     generator: torch.Generator, stop: threading.Event, on_batch: BatchCallback,
-                    passes: int = 1) -> tuple[float, float, float]:
-    """One epoch; returns (mean loss, accuracy, images per second)."""
+                    passes: int = 1, scaler: torch.amp.GradScaler | None = None) -> tuple[float, float, float]:
+    """One epoch; returns (mean loss, accuracy, images per second). `scaler` (fp16 only) lives as long as the
+    phase, so its scale carries over from epoch to epoch."""
     criterion = nn.CrossEntropyLoss()
-    scaler = torch.amp.GradScaler(accel.device.type) if accel.needs_grad_scaler else None
     total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
     for step, (x, y) in enumerate(_epoch_batches(source, batch_size, generator, accel.device, passes)):
         if stop.is_set():
@@ -213,10 +214,14 @@ def _prepare(config: TrainConfig, events: EventLog, stop: threading.Event, work_
     depth = frozen_count(config, total)
     inputs = Inputs(report.root, {"train": train_records, "val": val_records}, report.labels, prep, model, accel,
                     cache or FeatureCache(None), (config.backbone, config.weights, config.seed))
+    trainable = set_trainable(model, depth)
+    augment = config.resolved_augment(depth, total)
+    views = inputs.plan_views(config.augmented_views, depth, augment != "none", config.epochs)
     events.emit("run_started", backbone=config.backbone, device=str(accel.device), classes=report.labels,
                 num_train=len(train_records), num_val=len(val_records), frozen_stages=depth, total_stages=total,
-                trainable_params=set_trainable(model, depth), total_params=sum(p.numel() for p in model.parameters()),
-                augment=config.resolved_augment(depth, total), features_cached=inputs.will_use_cache("train", depth),
+                trainable_params=trainable, total_params=sum(p.numel() for p in model.parameters()),
+                augment=augment, features_cached=inputs.will_use_cache("train", depth),
+                augmented_views=views.views, **({"views_fallback": views.reason} if views.reason else {}),
                 epochs=config.epochs)
     return _Session(config, model, inputs, accel, depth, total, events, stop,
                     torch.Generator().manual_seed(config.seed), time.perf_counter())
@@ -232,12 +237,13 @@ def _train_phase(s: _Session, tracker: _BestTracker, epoch: int, frozen: int, ep
     batches = batch_count(len(train_source), config.batch_size) * passes
     optimizer, scheduler = make_optimizer(s.model, config, frozen, config.resolved_lr(frozen, s.total),
                                           discriminative, epochs * batches)
+    scaler = torch.amp.GradScaler(s.accel.device.type) if s.accel.needs_grad_scaler else None
     for _ in range(epochs):
         epoch += 1
         set_trainable(s.model, frozen)
         train_loss, train_acc, speed = train_one_epoch(
             s.model, frozen, train_source, optimizer, scheduler, s.accel, config.batch_size, s.generator, s.stop,
-            _batch_reporter(s.events, epoch, batches), passes)
+            _batch_reporter(s.events, epoch, batches), passes, scaler)
         val_loss, val_acc, _ = evaluate(s.model, frozen, val_source, s.accel, config.batch_size)
         s.events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
                       train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,

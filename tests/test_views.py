@@ -14,6 +14,7 @@ from core.models import backbones
 from core.models.features import FeatureCache
 from core.training import devices
 from core.training.config import TrainConfig
+from core.training.distributed import FromStage
 from core.training.events import EventLog
 from core.training.loop import Cancelled, fit, make_optimizer, set_trainable, train_one_epoch
 from core.training.views import ViewSource, plan
@@ -44,7 +45,7 @@ def _train(model, source, epochs: int = 3) -> dict:
     torch.manual_seed(0)  # the head's dropout draws from the global generator
     for _ in range(epochs):
         set_trainable(model, 11)
-        train_one_epoch(model, 11, source, optimizer, scheduler, accel, 4, generator, threading.Event(),
+        train_one_epoch(FromStage(model, 11), source, optimizer, scheduler, accel, 4, generator, threading.Event(),
                         lambda *a: None)
     return model.state_dict()
 

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from core.training import ddp, distributed
+    if distributed.is_distributed():  # launched by torchrun: every process trains its share (DDP)
+        return ddp.train(args)
     from core.models.features import FeatureCache
     from core.training import runner, runs
     from core.training.events import EventLog

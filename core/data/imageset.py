@@ -91,18 +91,29 @@ def augmenter(kind: str, size: int) -> BatchAugment | None:
     return BatchAugment(size, (0.35, 1.0), v2.TrivialAugmentWide())
 
 
-def index_batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None,
+                  shard: tuple[int, int] = (0, 1)) -> list[torch.Tensor]:
     """Shuffled (with a generator) or ordered batches; a lone trailing sample joins the previous batch,
-    since BatchNorm cannot train on a batch of one."""
+    since BatchNorm cannot train on a batch of one.
+
+    `shard` = (rank, processes): this process's share, as torch's DistributedSampler deals it. Every process
+    shuffles with the same generator, so process r's batch k and the others' together are the single process's
+    batch k. Training pads with repeats so every process makes the same number of steps (DDP needs it).
+    """
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    rank, processes = shard
+    if processes > 1:
+        if generator is not None:
+            order = torch.cat([order, order[:(-n) % processes]])
+        order = order[rank::processes]
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2] = torch.cat([batches[-2], batches.pop()])
     return batches
 
 
-def batch_count(n: int, batch_size: int) -> int:
-    return len(index_batches(n, batch_size, None))
+def batch_count(n: int, batch_size: int, shard: tuple[int, int] = (0, 1)) -> int:
+    return len(index_batches(n, batch_size, torch.Generator() if shard[1] > 1 else None, shard))
 
 
 @dataclass
@@ -110,13 +121,14 @@ class FeatureSource:
     """Inputs already run through the frozen prefix (the feature cache): an epoch costs almost nothing."""
     features: torch.Tensor
     labels: torch.Tensor
+    shard: tuple[int, int] = (0, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batches(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in index_batches(len(self), batch_size, generator):
+        for idx in index_batches(len(self), batch_size, generator, self.shard):
             yield self.features[idx].to(device, non_blocking=True).float(), self.labels[idx].to(device)
 
 
@@ -130,13 +142,14 @@ class ImageSource:
     augment: BatchAugment | None
     prefix: Prefix | None
     channels_last: bool = False
+    shard: tuple[int, int] = (0, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batches(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in index_batches(len(self), batch_size, generator):
+        for idx in index_batches(len(self), batch_size, generator, self.shard):
             raw = self.images[idx]
             if raw.device != device:
                 raw = (raw.pin_memory() if device.type == "cuda" else raw).to(device, non_blocking=True)

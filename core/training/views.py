@@ -15,6 +15,7 @@ import torch
 
 from core.data.imageset import BatchAugment, LazyImages, Prefix, index_batches
 from core.data.preprocessing import Preprocessing
+from core.training import distributed
 
 DEFAULT_VIEWS = 4
 MAX_VIEWS = 16
@@ -61,6 +62,7 @@ class ViewSource:
     views: int
     channels_last: bool = False
     feature_flip: bool = False  # also flip stored views (a cheap extra augmentation in feature space)
+    shard: tuple[int, int] = (0, 1)
     _store: torch.Tensor | None = field(default=None, repr=False)
     _filled: int = 0
 
@@ -81,7 +83,9 @@ class ViewSource:
 
     def _fill(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in index_batches(len(self), batch_size, generator):
+        computed = []
+        for idx in index_batches(len(self), batch_size, generator, self.shard):
+            computed.append(idx)
             raw = self.images[idx].to(device, non_blocking=True)
             x = self.augment(raw, generator) if self.augment is not None else raw
             x = self.prep.normalize(x)
@@ -92,6 +96,8 @@ class ViewSource:
             self._keep(idx, features)
             # What trains is what is kept (fp16), so a view reused later is exactly the one first trained on.
             yield features.float(), self.labels[idx].to(device)
+        if self.shard[1] > 1 and self._store is not None:  # each process computed its share: pool them
+            distributed.share_rows(self._store[self._filled], torch.cat(computed))
 
     def _keep(self, idx: torch.Tensor, features: torch.Tensor) -> None:
         if self._store is None:
@@ -101,7 +107,7 @@ class ViewSource:
     def _reuse(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         assert self._store is not None
-        for idx in index_batches(len(self), batch_size, generator):
+        for idx in index_batches(len(self), batch_size, generator, self.shard):
             if self.views > 1 and generator is not None:
                 chosen = self._store[torch.randint(self.views, (len(idx),), generator=generator), idx]
             else:

@@ -1,0 +1,97 @@
+"""`torchrun ... -m core train ...`: the same training on every process of a torchrun launch, with DDP.
+
+Each process trains on its share of every batch (`--batch-size` is per process) and DistributedDataParallel
+averages the gradients, so N processes with batch B train like one with batch N*B. Rank 0 alone writes the run
+folder, the event log and the feature cache. Cancel: create the file `stop` in the run folder (or send SIGTERM /
+SIGINT); every process checks it before each batch. A process that fails prints one sentence (its rank and
+error) and exits non-zero; torchrun then stops the others, and rank 0's run status says what happened.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from core import paths
+from core.data.datasets import inspect
+from core.models.features import FeatureCache
+from core.training import distributed, runner, runs
+from core.training.config import TrainConfig
+from core.training.events import EventLog
+from core.training.loop import Cancelled, fit
+
+
+class StopFile(threading.Event):
+    """Set by a signal, or by anyone (the app, a user) creating `path`."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.path.exists()
+
+
+class _Echo(EventLog):
+    """The run's event log that also prints each epoch's global line, as `python -m core train` does."""
+
+    def emit(self, kind: str, **data):
+        event = super().emit(kind, **data)
+        if kind == "epoch_end":
+            print(f"epoch {data['epoch']}/{data['epochs']} ({data['world_size']} processes): loss "
+                  f"{data['train_loss']:.4f} | val loss {data['val_loss']:.4f} acc {data['val_accuracy']:.3f} | "
+                  f"{data['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
+        elif kind in ("run_failed", "run_cancelled", "run_finished"):
+            print(data.get("message", kind), file=sys.stderr, flush=True)
+        return event
+
+
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        data=str(Path(args.data).resolve()), backbone=args.backbone, freeze_depth=args.freeze_depth,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
+        image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
+        weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
+        data_name=Path(args.data).name)
+
+
+def train(args: argparse.Namespace) -> int:
+    """Entry point of every process; returns the exit code (0 finished, 130 cancelled, 1 failed)."""
+    distributed.init()
+    try:
+        return _train(config_from(args), Path(args.out))
+    except Exception as error:  # one sentence per failing process; torchrun stops the others
+        print(f"TransferLab: process {distributed.rank()} of {distributed.world_size()} failed: "
+              f"{type(error).__name__}: {str(error)[:300]}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        distributed.teardown()
+
+
+def _train(config: TrainConfig, out: Path) -> int:
+    home = paths.home()
+    if distributed.is_main():
+        inspect(Path(config.data), home)  # an archive is unpacked once, by rank 0, before the others read it
+    run_dir = Path(distributed.share(str(runs.create(out, config)) if distributed.is_main() else None))
+    stop = StopFile(run_dir / "stop")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if not distributed.is_main():
+        try:
+            fit(config, EventLog(), stop, home, FeatureCache(None))
+        except Cancelled:
+            return 130
+        except Exception:
+            if stop.is_set():
+                return 130  # rank 0 stopped first: the broken collective is the cancel, not a failure
+            raise
+        return 0
+    events = _Echo(run_dir / "metrics.jsonl")
+    state = runner.execute(config, run_dir, events, stop, home, FeatureCache(home / "feature-cache"))
+    status = runs.read_status(run_dir)
+    print(json.dumps({"run": str(run_dir), "world_size": distributed.world_size(),
+                      **{k: status.get(k) for k in ("state", "message", "val_accuracy", "best_epoch", "elapsed_s")}}))
+    return {"finished": 0, "cancelled": 130}.get(state, 1)

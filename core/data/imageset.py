@@ -151,7 +151,7 @@ class ImageSource:
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in index_batches(len(self), batch_size, generator, self.shard):
             raw = self.images[idx]
-            if raw.device != device:
+            if raw.device.type != device.type:  # on a GPU the decoded images already live there
                 raw = (raw.pin_memory() if device.type == "cuda" else raw).to(device, non_blocking=True)
             if self.augment is not None and generator is not None:
                 raw = self.augment(raw, generator)

@@ -2,9 +2,9 @@
 
 Each process trains on its share of every batch (`--batch-size` is per process) and DistributedDataParallel
 averages the gradients, so N processes with batch B train like one with batch N*B. Rank 0 alone writes the run
-folder, the event log and the feature cache. Cancel: create the file `stop` in the run folder (or send SIGTERM /
-SIGINT); every process checks it before each batch. A process that fails prints one sentence (its rank and
-error) and exits non-zero; torchrun then stops the others, and rank 0's run status says what happened.
+folder, the event log and the feature cache. Cancel: create the file `stop` in the run folder (or press Ctrl-C);
+every process checks it before each batch. A process that fails prints one sentence (its rank and error) and
+exits non-zero; torchrun then ends the others with SIGTERM, and rank 0's run status says what happened.
 """
 from __future__ import annotations
 
@@ -24,8 +24,16 @@ from core.training.events import EventLog
 from core.training.loop import Cancelled, fit
 
 
+class ProcessTerminated(RuntimeError):
+    """torchrun ends the other processes with SIGTERM when one of them fails."""
+
+
+def _terminated(*_: object) -> None:
+    raise ProcessTerminated("stopped because another training process failed (see its message)")
+
+
 class StopFile(threading.Event):
-    """Set by a signal, or by anyone (the app, a user) creating `path`."""
+    """Set by Ctrl-C, or by anyone (the app, a user) creating `path`."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -62,7 +70,7 @@ def train(args: argparse.Namespace) -> int:
     """Entry point of every process; returns the exit code (0 finished, 130 cancelled, 1 failed)."""
     distributed.init()
     try:
-        return _train(config_from(args), Path(args.out))
+        return _train(config_from(args), Path(args.out), getattr(args, "run_id", None))
     except Exception as error:  # one sentence per failing process; torchrun stops the others
         print(f"TransferLab: process {distributed.rank()} of {distributed.world_size()} failed: "
               f"{type(error).__name__}: {str(error)[:300]}", file=sys.stderr, flush=True)
@@ -71,14 +79,14 @@ def train(args: argparse.Namespace) -> int:
         distributed.teardown()
 
 
-def _train(config: TrainConfig, out: Path) -> int:
+def _train(config: TrainConfig, out: Path, run_id: str | None) -> int:
     home = paths.home()
     if distributed.is_main():
         inspect(Path(config.data), home)  # an archive is unpacked once, by rank 0, before the others read it
-    run_dir = Path(distributed.share(str(runs.create(out, config)) if distributed.is_main() else None))
+    run_dir = Path(distributed.share(str(runs.create(out, config, run_id)) if distributed.is_main() else None))
     stop = StopFile(run_dir / "stop")
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, _terminated)
     if not distributed.is_main():
         try:
             fit(config, EventLog(), stop, home, FeatureCache(None))

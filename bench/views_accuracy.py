@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--sets", default="", help="comma-separated words; only the sets whose name has one")
     parser.add_argument("--out")
     args = parser.parse_args()
     report = {"machine": f"{os.cpu_count()} CPU cores", "load_average_before": os.getloadavg(),
@@ -98,6 +99,8 @@ def main() -> None:
               "epochs": args.epochs, "image_size": args.image_size, "per_class": args.per_class, "sets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in datasets(Path(tmp), args.per_class).items():
+            if args.sets and not any(word in name for word in args.sets.split(",")):
+                continue
             rows = {}
             for views in map(int, args.views.split(",")):
                 runs = [one(data, views, seed, args.epochs, args.image_size) for seed in map(int, args.seeds.split(","))]

@@ -79,4 +79,6 @@ def test_a_failing_process_fails_the_run_with_its_rank_and_error(shapes_folder, 
     assert done.returncode != 0
     assert "process 1 of 2 failed: ValueError: disk on fire" in done.stderr
     (run_dir,) = list((tmp_path / "runs").iterdir())
-    assert json.loads((run_dir / "status.json").read_text())["state"] in ("failed", "running")
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed", status
+    assert "process 1 of 2 failed: ValueError: disk on fire" in status["message"]  # rank 0 quotes rank 1

@@ -72,8 +72,10 @@ def train(args: argparse.Namespace) -> int:
     try:
         return _train(config_from(args), Path(args.out), getattr(args, "run_id", None))
     except Exception as error:  # one sentence per failing process; torchrun stops the others
-        print(f"TransferLab: process {distributed.rank()} of {distributed.world_size()} failed: "
-              f"{type(error).__name__}: {str(error)[:300]}", file=sys.stderr, flush=True)
+        sentence = (f"process {distributed.rank()} of {distributed.world_size()} failed: "
+                    f"{type(error).__name__}: {str(error)[:300]}")
+        distributed.note_failure(sentence)
+        print(f"TransferLab: {sentence}", file=sys.stderr, flush=True)
         return 1
     finally:
         distributed.teardown()
@@ -85,6 +87,7 @@ def _train(config: TrainConfig, out: Path, run_id: str | None) -> int:
         inspect(Path(config.data), home)  # an archive is unpacked once, by rank 0, before the others read it
     run_dir = Path(distributed.share(str(runs.create(out, config, run_id)) if distributed.is_main() else None))
     stop = StopFile(run_dir / "stop")
+    distributed.failure_notes = run_dir
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, _terminated)
     if not distributed.is_main():

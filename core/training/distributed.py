@@ -6,9 +6,12 @@ feature cache. Every collective has a timeout, so a process that dies makes the 
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -151,3 +154,40 @@ def cached_features(cache: FeatureCache, key: str, hashes: list[str],
     if is_main():
         cache.features(key, hashes, lambda indices: features[indices])  # stores, and writes to disk
     return features
+
+
+class PeerFailed(RuntimeError):
+    """Another process of the launch failed, which broke a collective step here; the message says which."""
+
+
+# Where failing processes leave their one-sentence reason for rank 0 to quote (the run folder; set by core.training.ddp)
+failure_notes: Path | None = None
+
+
+def note_failure(sentence: str) -> None:
+    if failure_notes is not None:
+        with contextlib.suppress(OSError):
+            (failure_notes / f".failed-rank{rank()}.txt").write_text(sentence, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def peer_errors() -> Iterator[None]:
+    """Turn a broken collective (a peer died) into one sentence naming the process that failed, if it said."""
+    try:
+        yield
+    except RuntimeError as error:
+        text = str(error)
+        if not active() or isinstance(error, (PeerFailed, torch.OutOfMemoryError)) or not (
+                isinstance(error, dist.DistError) or "gloo" in text or "NCCL" in text):
+            raise
+        raise PeerFailed(f"Another training process failed, so this run stopped: {_peer_reason()}") from error
+
+
+def _peer_reason(wait_s: float = 3.0) -> str:
+    deadline = time.monotonic() + wait_s  # the failing process writes its note as it exits: give it a moment
+    while failure_notes is not None and time.monotonic() < deadline:
+        notes = sorted(failure_notes.glob(".failed-rank*.txt"))
+        if notes:
+            return " ".join(n.read_text(encoding="utf-8") for n in notes)
+        time.sleep(0.2)
+    return "its own output (torchrun's log) says why."

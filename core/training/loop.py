@@ -188,12 +188,13 @@ class _Session:
 def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: Path,
         cache: FeatureCache | None = None) -> FitResult:
     """Train per `config`, announcing run_started, batch_end and epoch_end; return the best epoch's model."""
-    session = _prepare(config, events, stop, work_dir, cache)
-    tracker, epoch = _BestTracker(config.early_stopping), 0
-    for frozen, epochs, discriminative in plan_phases(config, session.depth, session.total):
-        epoch, stopped_early = _train_phase(session, tracker, epoch, frozen, epochs, discriminative)
-        if stopped_early:
-            break  # early stopping ends the whole run, not just the phase
+    with distributed.peer_errors():
+        session = _prepare(config, events, stop, work_dir, cache)
+        tracker, epoch = _BestTracker(config.early_stopping), 0
+        for frozen, epochs, discriminative in plan_phases(config, session.depth, session.total):
+            epoch, stopped_early = _train_phase(session, tracker, epoch, frozen, epochs, discriminative)
+            if stopped_early:
+                break  # early stopping ends the whole run, not just the phase
     model, inputs = session.model, session.inputs
     model.load_state_dict(tracker.state)
     val_source = inputs.source("val", session.depth, None, sharded=False)

@@ -123,3 +123,9 @@ def feature_shape(prefix: Prefix, size: int, device: torch.device) -> tuple[int,
     """The prefix's output shape for one image (one tiny forward pass, no graph)."""
     with torch.no_grad():
         return tuple(prefix(torch.zeros(1, 3, size, size, device=device)).shape[1:])
+
+
+def prefix_passes(plan: ViewPlan, epochs: int) -> int:
+    """How many times the frozen stages run over the training images in `epochs` epochs (for time estimates):
+    once per view kept, or every epoch on today's path."""
+    return min(plan.views, epochs) if plan.views else epochs

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from core.data.imageset import BatchAugment, FeatureSource
+from core.data.imageset import BatchAugment, FeatureSource, index_batches
 from core.data.preprocessing import Preprocessing
 from core.models import backbones
 from core.models.features import FeatureCache
@@ -117,3 +117,11 @@ def test_batch_augment_repeats_with_the_seed_and_crops_differ_per_image():
     assert torch.equal(first, augment(images, torch.Generator().manual_seed(3))) and first.shape == (6, 3, 48, 48)
     boxes = augment.boxes(6, 64, 64, torch.Generator().manual_seed(3))
     assert len({tuple(b.tolist()) for b in boxes}) == 6 and (boxes[:, 2:] <= 64).all() and (boxes[:, :2] >= 0).all()
+
+
+def test_a_lone_last_sample_joins_the_previous_batch_and_no_sample_is_lost_or_repeated():
+    for n in (33, 65, 97):
+        batches = index_batches(n, 32, torch.Generator().manual_seed(0))
+        assert sorted(torch.cat(batches).tolist()) == list(range(n)) and min(len(b) for b in batches) > 1
+    shares = [torch.cat(index_batches(9, 2, torch.Generator().manual_seed(0), (r, 2))) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 5 and set(torch.cat(shares).tolist()) == set(range(9))

@@ -108,7 +108,8 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None,
         order = order[rank::processes]
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        lone = batches.pop()  # popped first: `batches[-2] = cat([batches[-2], batches.pop()])` hits the wrong slot
+        batches[-1] = torch.cat([batches[-1], lone])
     return batches
 
 

@@ -1,9 +1,12 @@
 """TransferLab's engine vs the plain PyTorch transfer-learning recipe, same data, backbone and settings.
 
-    python bench/train_speed.py [--images 400] [--epochs 10] [--modes extract,partial,finetune]
-                                [--backbone efficientnet_lite0] [--weights default|none]
+    python bench/train_speed.py [--images 400] [--epochs 10] [--modes extract,partial,partial-aug,finetune]
+                                [--backbone efficientnet_lite0] [--weights default|none] [--out FILE]
 
-Prints one JSON object. The plain recipe is the official tutorial's: ImageFolder + DataLoader, frozen
+Prints one JSON object (and writes it to --out). Modes: extract (head only), partial (last stage, no
+augmentation), partial-aug (last 2 stages with light augmentation: TransferLab keeps augmented views of the
+frozen part's output; "today" is the same run with augmented views off), finetune (everything, augmented).
+The plain recipe is the official tutorial's: ImageFolder + DataLoader, frozen
 layers by requires_grad=False, every image decoded and run through the whole network every epoch,
 Adam at 1e-3, evaluation each epoch. Each variant runs in its own process (cold caches, its own peak RSS).
 """
@@ -33,7 +36,10 @@ from core.training import runner, runs  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
 from core.training.events import EventLog  # noqa: E402
 
-MODES = {"extract": "all", "partial": -1, "finetune": 0}  # freeze depth (-1: all but the last stage)
+# freeze depth (-k: all but the last k stages)
+MODES = {"extract": "all", "partial": -1, "partial-aug": -2, "finetune": 0}
+AUGMENTED = ("partial-aug", "finetune")
+VARIANTS = {"partial-aug": ("plain", "today", "ours")}
 
 
 def make_dataset(folder: Path, images: int) -> Path:
@@ -51,7 +57,7 @@ def plain_recipe(data: Path, mode: str, epochs: int, batch_size: int, backbone: 
                                      transforms.ToTensor(), normalize])
     augmented = transforms.Compose([transforms.RandomResizedCrop(224, interpolation=bicubic),
                                     transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize])
-    train_tf = augmented if mode == "finetune" else evaluation  # the partial/extract targets are without augmentation
+    train_tf = augmented if mode in AUGMENTED else evaluation  # the partial/extract targets are without augmentation
     train_idx, val_idx = _split_indices(datasets.ImageFolder(data))
     train = DataLoader(Subset(datasets.ImageFolder(data, train_tf), train_idx), batch_size, shuffle=True,
                        num_workers=2)
@@ -96,15 +102,17 @@ def _split_indices(folder) -> tuple[list[int], list[int]]:
 
 def _frozen(mode: str, total: int) -> int:
     depth = MODES[mode]
-    return total if depth == "all" else (total - 1 if depth == -1 else depth)
+    return total if depth == "all" else (total + depth if depth < 0 else depth)
 
 
-def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool) -> dict:
+def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pretrained: bool,
+         views: int | None = None) -> dict:
     total = len(backbones.build(backbone, 2, pretrained=False).stages)
+    extra = {} if views is None else {"augmented_views": views}
     config = TrainConfig(data=str(data), backbone=backbone, weights="default" if pretrained else "none",
                          freeze_depth=_frozen(mode, total), epochs=epochs,
-                         batch_size=batch_size, early_stopping=0, augment="light" if mode == "finetune" else "none",
-                         lr=None if mode == "extract" else 1e-3)
+                         batch_size=batch_size, early_stopping=0, augment="light" if mode in AUGMENTED else "none",
+                         lr=None if mode == "extract" else 1e-3, **extra)
     with tempfile.TemporaryDirectory() as work:
         run_dir = runs.create(Path(work) / "runs", config)
         runner.execute(config, run_dir, EventLog(run_dir / "metrics.jsonl"), threading.Event(), Path(work))
@@ -136,9 +144,11 @@ def _sync(device: torch.device) -> None:
 
 def run_variant(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    result = (plain_recipe if args.variant == "plain" else ours)(Path(args.data), args.mode, args.epochs,
-                                                                 args.batch_size, args.backbone,
-                                                                 args.weights == "default")
+    common = (Path(args.data), args.mode, args.epochs, args.batch_size, args.backbone, args.weights == "default")
+    if args.variant == "plain":
+        result = plain_recipe(*common)
+    else:
+        result = ours(*common, views=0 if args.variant == "today" else None)
     wall = time.perf_counter() - started
     print(json.dumps(result | {"wall_s": round(wall, 2), "images_per_s": round(args.images * args.epochs / wall, 1),
                                "peak_rss_mib": round(_peak_rss_kib() / 1024)}))
@@ -160,12 +170,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--modes", default="extract,partial,finetune")
+    parser.add_argument("--modes", default="extract,partial,partial-aug,finetune")
     parser.add_argument("--backbone", default=backbones.BUNDLED, choices=backbones.NAMES,
                         help="default: the bundled one, pretrained and offline")
     parser.add_argument("--weights", default="default", choices=["default", "none"],
                         help="'none' for speed alone where pretrained weights cannot be downloaded")
-    parser.add_argument("--variant", choices=["plain", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="also write the JSON here (e.g. bench/results/train_speed-<machine>.json)")
+    parser.add_argument("--variant", choices=["plain", "today", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,7 +190,7 @@ def main() -> None:
                   "one_pass_limit_s": round(one_pass_seconds(args.images, args.backbone), 2), "modes": {}}
         for mode in args.modes.split(","):
             results = {}
-            for variant in ("plain", "ours"):
+            for variant in VARIANTS.get(mode, ("plain", "ours")):
                 out = subprocess.run([sys.executable, __file__, "--variant", variant, "--mode", mode, "--data",
                                       str(data), "--images", str(args.images), "--epochs", str(args.epochs),
                                       "--batch-size", str(args.batch_size), "--backbone", args.backbone,
@@ -187,11 +198,16 @@ def main() -> None:
                                      capture_output=True, text=True, env=env, check=True)
                 results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
             results["ratio_ours_to_plain"] = round(results["ours"]["wall_s"] / results["plain"]["wall_s"], 3)
+            if "today" in results:
+                results["ratio_today_to_plain"] = round(results["today"]["wall_s"] / results["plain"]["wall_s"], 3)
             if mode == "extract":
                 results["ratio_ours_to_one_pass"] = round(results["ours"]["wall_s"] / report["one_pass_limit_s"], 3)
             report["modes"][mode] = results
             print(json.dumps({mode: results}), file=sys.stderr, flush=True)
+    report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,11 @@ def _range(name: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from core.training import ddp, distributed
     from core.training.jobs import JobManager
 
+    if distributed.is_distributed():  # launched by torchrun: every process trains its share (DDP)
+        return ddp.train(args)
     config = _config(args)
     backbones.preprocessing(config.backbone, config.image_size)  # fail now on an impossible size
     manager = JobManager(paths.home())

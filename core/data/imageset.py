@@ -1,6 +1,7 @@
 """Images decoded and resized once per run into uint8 tensors, and the batches training draws from them."""
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
 from core.data.preprocessing import Preprocessing, load_rgb
@@ -45,29 +47,74 @@ def decoded_bytes(count: int, prep: Preprocessing) -> int:
     return count * 3 * prep.crop_size * prep.crop_size
 
 
-def augmenter(kind: str, size: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+class BatchAugment:
+    """Random resized crop and horizontal flip of a whole uint8 batch at once, on whatever device it lives on
+    (the GPU when training there): one roi_align call instead of a Python call per image.
+
+    Returns float pixels in [0, 255], ready for `Preprocessing.normalize`. Random parameters come from the
+    epoch's CPU generator, so a seeded run repeats exactly.
+    """
+
+    def __init__(self, size: int, scale: tuple[float, float], extra: Callable | None = None) -> None:
+        self.size, self.scale, self.extra = size, scale, extra
+        self.log_ratio = (math.log(3 / 4), math.log(4 / 3))
+
+    def boxes(self, count: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(count, 4) crop boxes x1, y1, x2, y2: area a uniform share of the image, aspect log-uniform."""
+        area = torch.empty(count).uniform_(*self.scale, generator=generator) * height * width
+        ratio = torch.exp(torch.empty(count).uniform_(*self.log_ratio, generator=generator))
+        w = torch.sqrt(area * ratio).clamp(max=width)
+        h = torch.sqrt(area / ratio).clamp(max=height)
+        x0 = torch.rand(count, generator=generator) * (width - w)
+        y0 = torch.rand(count, generator=generator) * (height - h)
+        return torch.stack([x0, y0, x0 + w, y0 + h], dim=1)
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        count, _, height, width = batch.shape
+        boxes = self.boxes(count, height, width, generator)
+        flip = (torch.rand(count, generator=generator) < 0.5).to(batch.device).view(-1, 1, 1, 1)
+        rois = torch.cat([torch.arange(count, dtype=torch.float32).view(-1, 1), boxes], dim=1).to(batch.device)
+        # one bilinear sample at each output pixel centre: crops are enlarged (light: at least 70% of the area)
+        out = roi_align(batch.float(), rois, self.size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+        out = torch.where(flip, out.flip(-1), out)
+        if self.extra is not None:  # strong: photometric changes per image (the slow, opt-in level)
+            pixels = out.round().clamp(0, 255).to(torch.uint8)
+            out = torch.stack([self.extra(image) for image in pixels]).float()
+        return out
+
+
+def augmenter(kind: str, size: int) -> BatchAugment | None:
     if kind == "none":
         return None
     if kind == "light":
-        steps = [v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True), v2.RandomHorizontalFlip()]
-    else:
-        steps = [v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True), v2.RandomHorizontalFlip(),
-                 v2.TrivialAugmentWide()]
-    return v2.Compose(steps)
+        return BatchAugment(size, (0.7, 1.0))
+    return BatchAugment(size, (0.35, 1.0), v2.TrivialAugmentWide())
 
 
-def index_batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None,
+                  shard: tuple[int, int] = (0, 1)) -> list[torch.Tensor]:
     """Shuffled (with a generator) or ordered batches; a lone trailing sample joins the previous batch,
-    since BatchNorm cannot train on a batch of one."""
+    since BatchNorm cannot train on a batch of one.
+
+    `shard` = (rank, processes): this process's share, as torch's DistributedSampler deals it. Every process
+    shuffles with the same generator, so process r's batch k and the others' together are the single process's
+    batch k. Training pads with repeats so every process makes the same number of steps (DDP needs it).
+    """
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    rank, processes = shard
+    if processes > 1:
+        if generator is not None:
+            order = torch.cat([order, order[:(-n) % processes]])
+        order = order[rank::processes]
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        lone = batches.pop()  # popped first: `batches[-2] = cat([batches[-2], batches.pop()])` hits the wrong slot
+        batches[-1] = torch.cat([batches[-1], lone])
     return batches
 
 
-def batch_count(n: int, batch_size: int) -> int:
-    return len(index_batches(n, batch_size, None))
+def batch_count(n: int, batch_size: int, shard: tuple[int, int] = (0, 1)) -> int:
+    return len(index_batches(n, batch_size, torch.Generator() if shard[1] > 1 else None, shard))
 
 
 @dataclass
@@ -75,38 +122,41 @@ class FeatureSource:
     """Inputs already run through the frozen prefix (the feature cache): an epoch costs almost nothing."""
     features: torch.Tensor
     labels: torch.Tensor
+    shard: tuple[int, int] = (0, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batches(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in index_batches(len(self), batch_size, generator):
+        for idx in index_batches(len(self), batch_size, generator, self.shard):
             yield self.features[idx].to(device, non_blocking=True).float(), self.labels[idx].to(device)
 
 
 @dataclass
 class ImageSource:
-    """Decoded images, augmented per sample, normalised, then (if any stages are frozen) run through the
-    frozen prefix without building a graph."""
+    """Decoded images, augmented a batch at a time on the training device, normalised, then (if any stages are
+    frozen) run through the frozen prefix without building a graph."""
     images: torch.Tensor | LazyImages
     labels: torch.Tensor
     prep: Preprocessing
-    augment: Callable[[torch.Tensor], torch.Tensor] | None
+    augment: BatchAugment | None
     prefix: Prefix | None
     channels_last: bool = False
+    shard: tuple[int, int] = (0, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batches(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in index_batches(len(self), batch_size, generator):
+        for idx in index_batches(len(self), batch_size, generator, self.shard):
             raw = self.images[idx]
+            if raw.device.type != device.type:  # on a GPU the decoded images already live there
+                raw = (raw.pin_memory() if device.type == "cuda" else raw).to(device, non_blocking=True)
             if self.augment is not None and generator is not None:
-                raw = torch.stack([self.augment(image) for image in raw])
-            pinned = raw.pin_memory() if device.type == "cuda" else raw
-            x = self.prep.normalize(pinned.to(device, non_blocking=True))
+                raw = self.augment(raw, generator)
+            x = self.prep.normalize(raw)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.prefix is not None:

@@ -21,6 +21,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**31 - 1),
     "early_stopping": (0, 100),
     "weight_decay": (0.0, 1.0),
+    "augmented_views": (0, 16),
 }
 _WORDS = {"lr": "learning rate", "val_split": "validation split"}
 
@@ -46,6 +47,8 @@ class TrainConfig:
     weights: str = "default"
     early_stopping: int = 3  # epochs without val-loss improvement before stopping; 0 = never
     two_stage: bool = False
+    # augmented views of each training image whose frozen-stage output is kept (core.training.views); 0 = off
+    augmented_views: int = 4
     weight_decay: float = 1e-4
     data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists
     dataset_version: str = ""  # "<dataset id>@<version>" when the data is a version of a stored dataset

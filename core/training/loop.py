@@ -17,12 +17,13 @@ from core.data.imageset import FeatureSource, ImageSource, augmenter, batch_coun
 from core.data.report import ImageRecord
 from core.models import backbones
 from core.models.features import FeatureCache
-from core.training import devices
+from core.training import devices, distributed
 from core.training.config import FREEZE_ALL, TrainConfig
 from core.training.events import EventLog
 from core.training.inputs import Inputs
+from core.training.views import ViewSource
 
-Source = FeatureSource | ImageSource
+Source = FeatureSource | ImageSource | ViewSource
 BatchCallback = Callable[[int, float, float], None]  # (batch index, loss, images per second)
 BATCH_EVENT_INTERVAL_S = 0.5
 # A head on cached features costs milliseconds per pass, so each epoch makes passes enough for this many
@@ -94,7 +95,7 @@ def make_optimizer(model: backbones.StagedModel, config: TrainConfig, frozen: in
 def passes_per_epoch(source: Source, frozen: int, total: int, batch_size: int) -> int:
     if frozen < total or not isinstance(source, FeatureSource):
         return 1
-    return -(-MIN_HEAD_STEPS_PER_EPOCH // batch_count(len(source), batch_size))
+    return -(-MIN_HEAD_STEPS_PER_EPOCH // batch_count(len(source), batch_size, source.shard))
 
 
 def _epoch_batches(source: Source, batch_size: int, generator: torch.Generator, device: torch.device,
@@ -103,19 +104,19 @@ def _epoch_batches(source: Source, batch_size: int, generator: torch.Generator, 
         yield from source.batches(batch_size, generator, device)
 
 
-def train_one_epoch(model: backbones.StagedModel, frozen: int, source: Source, optimizer: torch.optim.Optimizer,
+def train_one_epoch(net: nn.Module, source: Source, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, accel: devices.Accelerator, batch_size: int,
                     generator: torch.Generator, stop: threading.Event, on_batch: BatchCallback,
-                    passes: int = 1) -> tuple[float, float, float]:
-    """One epoch; returns (mean loss, accuracy, images per second)."""
+                    passes: int = 1, scaler: torch.amp.GradScaler | None = None) -> tuple[float, float, float]:
+    """One epoch of `net` (the partial forward, `distributed.wrap`); returns (mean loss, accuracy, images per
+    second) over every process. `scaler` (fp16 only) lives as long as the phase, so its scale carries over."""
     criterion = nn.CrossEntropyLoss()
-    scaler = torch.amp.GradScaler(accel.device.type) if accel.needs_grad_scaler else None
     total_loss, correct, seen, started = 0.0, 0, 0, time.perf_counter()
     for step, (x, y) in enumerate(_epoch_batches(source, batch_size, generator, accel.device, passes)):
         if stop.is_set():
             raise Cancelled()
         with accel.autocast():
-            logits = model.forward_from(x, frozen)
+            logits = net(x)
             loss = criterion(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -130,26 +131,30 @@ def train_one_epoch(model: backbones.StagedModel, frozen: int, source: Source, o
         total_loss += loss.item() * len(y)
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
-        on_batch(step, loss.item(), seen / (time.perf_counter() - started))
+        on_batch(step, loss.item(), seen * source.shard[1] / (time.perf_counter() - started))
+    total_loss, correct, seen = distributed.all_reduce_sum([total_loss, correct, seen])
     return total_loss / max(seen, 1), correct / max(seen, 1), seen / (time.perf_counter() - started)
 
 
 @torch.no_grad()
 def evaluate(model: backbones.StagedModel, frozen: int, source: Source, accel: devices.Accelerator,
              batch_size: int) -> tuple[float, float, torch.Tensor]:
-    """(mean loss, accuracy, class probabilities) over `source`, in order."""
+    """(mean loss, accuracy, class probabilities) over `source`, in order; with a sharded source the loss and
+    accuracy are every process's together, the probabilities this process's share."""
     model.eval()  # the caller restores modes with set_trainable, so frozen stages stay in eval
-    losses, probabilities, targets = [], [], []
+    loss_sum, correct, probabilities = 0.0, 0, []
     for x, y in source.batches(batch_size, None, accel.device):
         with accel.autocast():
             logits = model.forward_from(x, frozen).float()
-        losses.append(nn.functional.cross_entropy(logits, y, reduction="sum").item())
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
         probabilities.append(logits.softmax(1).cpu())
-        targets.append(y.cpu())
-    if not probabilities:
+    seen = sum(len(p) for p in probabilities)
+    if source.shard[1] > 1:
+        loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen])
+    if not seen:
         return float("nan"), float("nan"), torch.empty(0)
-    probs, y_all = torch.cat(probabilities), torch.cat(targets)
-    return sum(losses) / len(y_all), float((probs.argmax(1) == y_all).float().mean()), probs
+    return loss_sum / seen, correct / seen, torch.cat(probabilities) if probabilities else torch.empty(0)
 
 
 class _BestTracker:
@@ -183,15 +188,16 @@ class _Session:
 def fit(config: TrainConfig, events: EventLog, stop: threading.Event, work_dir: Path,
         cache: FeatureCache | None = None) -> FitResult:
     """Train per `config`, announcing run_started, batch_end and epoch_end; return the best epoch's model."""
-    session = _prepare(config, events, stop, work_dir, cache)
-    tracker, epoch = _BestTracker(config.early_stopping), 0
-    for frozen, epochs, discriminative in plan_phases(config, session.depth, session.total):
-        epoch, stopped_early = _train_phase(session, tracker, epoch, frozen, epochs, discriminative)
-        if stopped_early:
-            break  # early stopping ends the whole run, not just the phase
+    with distributed.peer_errors():
+        session = _prepare(config, events, stop, work_dir, cache)
+        tracker, epoch = _BestTracker(config.early_stopping), 0
+        for frozen, epochs, discriminative in plan_phases(config, session.depth, session.total):
+            epoch, stopped_early = _train_phase(session, tracker, epoch, frozen, epochs, discriminative)
+            if stopped_early:
+                break  # early stopping ends the whole run, not just the phase
     model, inputs = session.model, session.inputs
     model.load_state_dict(tracker.state)
-    val_source = inputs.source("val", session.depth, None)
+    val_source = inputs.source("val", session.depth, None, sharded=False)
     _, _, probabilities = evaluate(model, session.depth, val_source, session.accel, config.batch_size)
     model.eval()
     return FitResult(model, inputs.labels, inputs.prep, inputs.root, inputs.parts["val"], probabilities,
@@ -212,11 +218,15 @@ def _prepare(config: TrainConfig, events: EventLog, stop: threading.Event, work_
     total = len(model.stages)
     depth = frozen_count(config, total)
     inputs = Inputs(report.root, {"train": train_records, "val": val_records}, report.labels, prep, model, accel,
-                    cache or FeatureCache(None), (config.backbone, config.weights, config.seed))
+                    cache or FeatureCache(None), (config.backbone, config.weights, config.seed), distributed.shard())
+    trainable = set_trainable(model, depth)
+    augment = config.resolved_augment(depth, total)
+    views = inputs.plan_views(config.augmented_views, depth, augment != "none", config.epochs)
     events.emit("run_started", backbone=config.backbone, device=str(accel.device), classes=report.labels,
                 num_train=len(train_records), num_val=len(val_records), frozen_stages=depth, total_stages=total,
-                trainable_params=set_trainable(model, depth), total_params=sum(p.numel() for p in model.parameters()),
-                augment=config.resolved_augment(depth, total), features_cached=inputs.will_use_cache("train", depth),
+                trainable_params=trainable, total_params=sum(p.numel() for p in model.parameters()),
+                augment=augment, features_cached=inputs.will_use_cache("train", depth),
+                augmented_views=views.views, **({"views_fallback": views.reason} if views.reason else {}),
                 epochs=config.epochs)
     return _Session(config, model, inputs, accel, depth, total, events, stop,
                     torch.Generator().manual_seed(config.seed), time.perf_counter())
@@ -229,20 +239,23 @@ def _train_phase(s: _Session, tracker: _BestTracker, epoch: int, frozen: int, ep
     augment = augmenter(config.resolved_augment(frozen, s.total), s.inputs.prep.crop_size)
     train_source, val_source = s.inputs.source("train", frozen, augment), s.inputs.source("val", frozen, None)
     passes = passes_per_epoch(train_source, frozen, s.total, config.batch_size)
-    batches = batch_count(len(train_source), config.batch_size) * passes
+    batches = batch_count(len(train_source), config.batch_size, train_source.shard) * passes
     optimizer, scheduler = make_optimizer(s.model, config, frozen, config.resolved_lr(frozen, s.total),
                                           discriminative, epochs * batches)
+    scaler = torch.amp.GradScaler(s.accel.device.type) if s.accel.needs_grad_scaler else None
+    net = distributed.wrap(s.model, frozen)
     for _ in range(epochs):
         epoch += 1
         set_trainable(s.model, frozen)
         train_loss, train_acc, speed = train_one_epoch(
-            s.model, frozen, train_source, optimizer, scheduler, s.accel, config.batch_size, s.generator, s.stop,
-            _batch_reporter(s.events, epoch, batches), passes)
+            net, train_source, optimizer, scheduler, s.accel, config.batch_size, s.generator, s.stop,
+            _batch_reporter(s.events, epoch, batches), passes, scaler)
         val_loss, val_acc, _ = evaluate(s.model, frozen, val_source, s.accel, config.batch_size)
         s.events.emit("epoch_end", epoch=epoch, epochs=config.epochs, train_loss=train_loss,
                       train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
                       lr=optimizer.param_groups[-1]["lr"], images_per_s=speed,
-                      elapsed_s=time.perf_counter() - s.started, frozen_stages=frozen)
+                      elapsed_s=time.perf_counter() - s.started, frozen_stages=frozen,
+                      world_size=train_source.shard[1])
         if tracker.should_stop(val_loss, epoch, s.model):
             return epoch, True
     return epoch, False

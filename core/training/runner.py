@@ -71,6 +71,7 @@ def explain(error: BaseException) -> str:
     if isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower():
         return ("The computer ran out of memory while training. Try a smaller batch size, a smaller image size "
                 "or a smaller backbone.")
-    if isinstance(error, (WeightsUnavailable, DataError, ArchiveRefused, ConfigError, FileNotFoundError, ImageRejected)):
+    if isinstance(error, (WeightsUnavailable, DataError, ArchiveRefused, ConfigError, FileNotFoundError, ImageRejected,
+                          distributed.PeerFailed)):
         return text
     return f"Training stopped because of an unexpected error ({type(error).__name__}: {text[:300]})."

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
     run = Run(args.run_dir)
     work_dir = args.work_dir or paths.home()
+    if distributed.is_distributed():  # "Use all N GPUs": torchrun started one of these per GPU; DDP inside
+        from core.training import ddp
+
+        return ddp.train_existing(run.path, work_dir)
     main_process = distributed.is_main()
     events = EventLog(run.file(METRICS) if main_process else None)  # only rank 0 writes the event log
     # On disk, so it stays effective from one process to the next; scoped to the runs' folder (one workspace), so

@@ -82,3 +82,22 @@ def test_a_failing_process_fails_the_run_with_its_rank_and_error(shapes_folder, 
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed", status
     assert "process 1 of 2 failed: ValueError: disk on fire" in status["message"]  # rank 0 quotes rank 1
+
+
+def test_the_apps_all_gpu_launch_trains_one_run_folder_with_every_process(shapes_folder, tmp_path):
+    """The command the job manager uses for "Use all N GPUs" (here 2 CPU processes): one run, global metrics."""
+    from core.training import runs
+    from core.training.config import TrainConfig
+    from core.training.jobs import Job, JobManager
+
+    config = TrainConfig(data=str(shapes_folder), image_size=64, epochs=2, early_stopping=0, batch_size=4)
+    run_dir = runs.create(tmp_path / "runs", config)
+    job = Job(run_dir.name, run_dir, config, ("cuda:0", "cuda:1"))
+    command = JobManager(tmp_path / "home", gpu_count=2).command(job)
+    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    launch = command[:3] + ["--standalone", "--nproc_per_node=2"] + command[5:]
+    done = _run(launch, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert runs.Run(run_dir).status()["state"] == "finished"
+    epochs = [r for r in _metrics(run_dir) if r["event"] == "epoch_end"]
+    assert [e["world_size"] for e in epochs] == [2, 2]

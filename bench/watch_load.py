@@ -163,6 +163,8 @@ def main() -> None:
             unwatched_after, _ = epochs_per_minute(home, args.window, pids)
             browser.close()
     finally:
+        for stop in (home / "workspaces").glob("*/runs/*/config.json"):
+            (stop.parent / "STOP").touch()  # the training process outlives the server by design: end it
         server.terminate()
         server.wait(30)
     baseline = (unwatched + unwatched_after) / 2

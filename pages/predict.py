@@ -34,8 +34,8 @@ inputs = [(f.name, f) for f in uploads or []] + ([("camera photo", photo)] if ph
 for position, (name, file) in enumerate(inputs):
     try:
         image = load_rgb(file, min_size=model.preprocessing.resize_size)
-    except ImageRejected as error:  # the reason without Pillow's parenthesis, which names the upload object
-        show_error(md(f"'{name}' could not be used: {str(error).split(' (')[0]}."))
+    except ImageRejected as error:  # the sentence names the file by the name it was given
+        show_error(f"{error}." if str(error).startswith("'") else f"'{name}': {error}.")
         continue
     answer = model.predict_details([image], top_k=top_k)[0]
     best = answer.top_k[0]

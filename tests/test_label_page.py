@@ -122,7 +122,7 @@ def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_expo
     at.selectbox(key="use_version").set_value(relabelled.number).run()
     at.button(key="export").click().run()
     no_exception(at)
-    assert at.get("download_button")
+    assert at.get("download_button"), [m.value for m in [*at.error, *at.warning, *at.info]]
     exported = Path(at.session_state["label_export"])
     with zipfile.ZipFile(exported) as archive:
         in_zip = Counter(name.split("/")[0] for name in archive.namelist())

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
+from core import paths
 from core.serving.service import create_app
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 def monitored_home(tmp_path_factory, trained_run, shapes_folder) -> tuple[Path, str]:
     """A TransferLab home with one workspace, its trained run and 12 logged answers from the real service."""
     home = tmp_path_factory.mktemp("monitor-home")
-    key = uuid.uuid4().hex
+    key = paths.new_workspace_key(home)  # a key that server issues (signed with the secret under its home)
     run_dir = home / "workspaces" / key / "runs" / trained_run.name
     shutil.copytree(trained_run, run_dir)
     log_url = f"sqlite:///{home / 'serving' / f'{trained_run.name}.sqlite'}"

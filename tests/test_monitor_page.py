@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
 
+from core import paths
 from core.serving.predlog import PredictionLog, default_url
 from core.serving.process import registry
 from core.serving.service import create_app
@@ -22,7 +23,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 @pytest.fixture
 def served_run(trained_run, shapes_folder, isolated_home) -> tuple[str, Path]:
     """A workspace holding the trained run, whose log has 40 answers from the real service, 2 with feedback."""
-    key = uuid.uuid4().hex
+    key = paths.new_workspace_key()  # a key this server issued (signed)
     run_dir = isolated_home / "workspaces" / key / "runs" / trained_run.name
     if not run_dir.exists():
         shutil.copytree(trained_run, run_dir)

@@ -97,7 +97,7 @@ def truncated_jpeg() -> bytes:
 
 
 BAD_UPLOADS = {
-    "not an image": (b"name,age\nann,3\n", 415, "not a readable image"),
+    "not an image": (b"name,age\nann,3\n", 415, "not an image"),
     "truncated": (truncated_jpeg(), 415, "not a readable image"),
     "decompression bomb": (bomb_png(), 413, "too large"),
     "over the size limit": (b"\xff\xd8" + bytes(MAX_FILE_BYTES + 10), 413, "larger than the limit"),

@@ -168,7 +168,7 @@ def test_unlabelled_uploads_skip_junk_report_duplicates_and_refuse_bombs(labelle
     assert added.added == 2 and len(added.version.pool()) == 2
     assert added.duplicates == ["same.jpg"]
     reasons = {s.path: s.reason for s in added.skipped}
-    assert "decompression-bomb" in reasons["bomb.png"] and "not a readable image" in reasons["broken.jpg"]
+    assert "decompression-bomb" in reasons["bomb.png"] and "not an image" in reasons["broken.jpg"]
     assert "not an image file" in reasons["notes.txt"]
     assert added.version.counts() == {"cat": 6, "dog": 5}
 

@@ -59,6 +59,7 @@ def materialize(store: DatasetStore, dataset: str, number: int) -> Path:
 def export_zip(store: DatasetStore, dataset: str, number: int, destination: Path) -> Path:
     """A plain zip of class folders (the layout the Data page accepts), written atomically."""
     version = store.version(dataset, number)
+    destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
         for relative, digest in layout(version).items():

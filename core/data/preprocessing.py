@@ -144,8 +144,10 @@ def _too_large(image: Image.Image, cost: int, name: str | None) -> str:
 
 def _given_name(source: str | Path | IO[bytes]) -> str | None:
     """The file's own name (an upload's as the user gave it), never a folder path or an object's repr."""
-    given = source if isinstance(source, (str, Path)) else getattr(source, "name", None)
-    return Path(given).name if isinstance(given, (str, Path)) and str(given) else None
+    if isinstance(source, (str, Path)):
+        return Path(source).name or None
+    given = getattr(source, "name", None)  # an upload's name is the user's file name as typed, '/' and all
+    return str(given) if isinstance(given, str) and given else None
 
 
 def _named(name: str | None) -> str:

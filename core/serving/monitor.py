@@ -116,7 +116,9 @@ def run_reference(run_dir: Path) -> Reference:
     OOD scores are read from per-image `ood_score` in evaluation predictions, or `ood.validation_scores`, when
     the run has them (older runs do not: the page then says there is nothing to compare with).
     """
-    evaluation = runs.evaluation(Path(run_dir)) or {}
+    # Read leniently: the Monitor needs only these parts, so an otherwise incomplete report still serves.
+    evaluation = runs.read_json(Path(run_dir) / runs.EVALUATION, {})
+    evaluation = evaluation if isinstance(evaluation, dict) else {}
     counts = {c["label"]: int(c.get("support", 0)) for c in evaluation.get("per_class", [])}
     if not counts:
         counts = {label: 0 for label in runs.read_json(Path(run_dir) / "labels.json", [])}

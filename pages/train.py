@@ -130,7 +130,8 @@ def time_estimate() -> None:
 
     def take(frozen: int) -> str:
         return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
-                                                     num_images - num_val, num_val, int(epochs), speed))
+                                                     num_images - num_val, num_val, int(epochs), speed,
+                                                     config.augmented_views))
     others = {total: "feature extraction", max(total - 2, 0): "the last two stages", 0: "everything"}
     st.caption(f"**Time on this computer: about {take(depth)}** with these settings (for all {int(epochs)} epochs; "
                "early stopping may end sooner). For comparison: "

@@ -111,6 +111,8 @@ def test_the_time_estimate_grows_with_what_is_trained(tmp_path):
     everything = estimate.for_settings("efficientnet_lite0", 96, 0, "auto", 200, 50, 10, speed)
     assert 0 < head_only < last_stages < everything
     assert estimate.for_settings("efficientnet_lite0", 96, 9, "auto", 400, 100, 10, speed) > head_only
+    with_views = estimate.for_settings("efficientnet_lite0", 96, 7, "auto", 200, 50, 10, speed, views=4)
+    assert head_only < with_views < last_stages  # the prefix runs for 4 of the 10 epochs, not all of them
     measured = estimate.device_speed("cpu")
     assert measured.forward_flops_per_s > measured.train_flops_per_s > 0
     assert estimate.device_speed("cpu") == measured  # measured once, then read back

@@ -115,13 +115,17 @@ def _best_time(step, device: torch.device, repeats: int = 3) -> float:
 
 
 def seconds(backbone: str, crop_size: int, frozen: int, augmented: bool, num_train: int, num_val: int,
-            epochs: int, speed: DeviceSpeed) -> float:
-    """Estimated seconds for a run: one-off work (decoding, cached features) plus the epochs."""
+            epochs: int, speed: DeviceSpeed, views: int = 0) -> float:
+    """Estimated seconds for a run: one-off work (decoding, cached features) plus the epochs. With `views`
+    augmented views kept (core.training.views), the frozen prefix runs in the first `views` epochs only."""
     flops = stage_flops(backbone, crop_size)
     prefix, rest = sum(flops[:frozen]), sum(flops[frozen:])
     fwd, train = speed.forward_flops_per_s, speed.train_flops_per_s
     once = (num_train + num_val) * DECODE_S_PER_IMAGE + num_val * prefix / fwd  # validation features: cached
-    if augmented or frozen == 0:  # the frozen prefix runs on every augmented image, every epoch
+    if augmented and 0 < frozen and views:
+        once += min(views, epochs) * num_train * prefix / fwd
+        per_epoch = num_train * rest / train
+    elif augmented or frozen == 0:  # the frozen prefix runs on every augmented image, every epoch
         per_epoch = num_train * (prefix / fwd + rest / train)
     else:  # features computed once; only the trainable rest runs each epoch
         once += num_train * prefix / fwd
@@ -131,9 +135,9 @@ def seconds(backbone: str, crop_size: int, frozen: int, augmented: bool, num_tra
 
 
 def for_settings(backbone: str, image_size: int | None, frozen: int, augment: str, num_train: int, num_val: int,
-                 epochs: int, speed: DeviceSpeed) -> float:
+                 epochs: int, speed: DeviceSpeed, views: int = 0) -> float:
     """`seconds` for the Train page's choices ("auto" augmentation resolved as training will resolve it)."""
     total = len(stage_flops(backbone, backbones.preprocessing(backbone, image_size).crop_size)) - 1
     augmented = augment not in ("none",) and not (augment == "auto" and frozen >= total)
     crop = backbones.preprocessing(backbone, image_size).crop_size
-    return seconds(backbone, crop, frozen, augmented, num_train, num_val, epochs, speed)
+    return seconds(backbone, crop, frozen, augmented, num_train, num_val, epochs, speed, views)

@@ -72,13 +72,18 @@ def train(args: argparse.Namespace) -> int:
     try:
         return _train(config_from(args), Path(args.out), getattr(args, "run_id", None))
     except Exception as error:  # one sentence per failing process; torchrun stops the others
-        sentence = (f"process {distributed.rank()} of {distributed.world_size()} failed: "
-                    f"{type(error).__name__}: {str(error)[:300]}")
-        distributed.note_failure(sentence)
-        print(f"TransferLab: {sentence}", file=sys.stderr, flush=True)
-        return 1
+        return _failed(error)
     finally:
         distributed.teardown()
+
+
+def _failed(error: Exception) -> int:
+    """This process's failure as one sentence (its rank and error), for rank 0's run status and the log."""
+    sentence = (f"process {distributed.rank()} of {distributed.world_size()} failed: "
+                f"{type(error).__name__}: {str(error)[:300]}")
+    distributed.note_failure(sentence)
+    print(f"TransferLab: {sentence}", file=sys.stderr, flush=True)
+    return 1
 
 
 def _train(config: TrainConfig, out: Path, run_id: str | None) -> int:
@@ -99,11 +104,7 @@ def train_existing(run_dir: Path, home: Path) -> int:
         distributed.barrier()  # the others wait until rank 0 has unpacked the data
         return train_in(config, run_dir, home)
     except Exception as error:
-        sentence = (f"process {distributed.rank()} of {distributed.world_size()} failed: "
-                    f"{type(error).__name__}: {str(error)[:300]}")
-        distributed.note_failure(sentence)
-        print(f"TransferLab: {sentence}", file=sys.stderr, flush=True)
-        return 1
+        return _failed(error)
     finally:
         distributed.teardown()
 

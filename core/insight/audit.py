@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from core.data.datasets import inspect
-from core.data.report import ImageRecord
+from core.data.report import DataReport, ImageRecord
 from core.insight.embeddings import FeatureSpec, dataset_features
 from core.models.features import FeatureCache
 
@@ -140,16 +140,23 @@ def _neighbourhood_issues(features: np.ndarray) -> tuple[list[tuple[int, float]]
     return sorted(outliers, key=lambda t: -t[1]), duplicates
 
 
+def labelled_features(data: Path, spec: FeatureSpec, folds: int, work_dir: Path | None, cache: FeatureCache | None,
+                      purpose: str) -> tuple[DataReport, list[ImageRecord], np.ndarray]:
+    """The labelled (non-test) images of a dataset with their frozen-backbone features, once it is checked that
+    `folds` folds can be made. Raises AuditImpossible, ArchiveRefused."""
+    report = inspect(Path(data), work_dir)
+    if not report.trainable:
+        raise AuditImpossible(report.error or f"This data cannot be {purpose}.")
+    records = [r for r in report.images if r.split != "test"]
+    check_auditable(report.labels, Counter(r.label for r in records), folds)
+    return report, records, dataset_features(report.root, records, report.labels, spec, cache)
+
+
 def audit(data: Path, spec: FeatureSpec = FeatureSpec(), folds: int = 5, seed: int = 0,
           work_dir: Path | None = None, cache: FeatureCache | None = None) -> AuditResult:
     """Audit every labelled image of a dataset (zip or folder). Raises AuditImpossible, ArchiveRefused."""
     started = time.perf_counter()
-    report = inspect(Path(data), work_dir)
-    if not report.trainable:
-        raise AuditImpossible(report.error or "This data cannot be audited.")
-    records = [r for r in report.images if r.split != "test"]
-    check_auditable(report.labels, Counter(r.label for r in records), folds)
-    features = dataset_features(report.root, records, report.labels, spec, cache)
+    report, records, features = labelled_features(data, spec, folds, work_dir, cache, "audited")
     result = audit_features(features, records, report.labels, folds, seed)
     result.root, result.seconds = report.root, time.perf_counter() - started
     return result

@@ -6,7 +6,6 @@ With feature extraction the backbone is frozen, so each fold is one linear-head 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from core.data.datasets import inspect
-from core.insight.audit import AuditImpossible, check_auditable
-from core.insight.embeddings import FeatureSpec, dataset_features
+from core.insight.audit import labelled_features
+from core.insight.embeddings import FeatureSpec
 from core.models.features import FeatureCache
 
 
@@ -60,12 +58,7 @@ def cross_validate(data: Path, spec: FeatureSpec = FeatureSpec(), folds: int = 5
                    work_dir: Path | None = None, cache: FeatureCache | None = None) -> CrossValidation:
     """Feature extraction only: k linear heads on the frozen backbone's cached features."""
     started = time.perf_counter()
-    report = inspect(Path(data), work_dir)
-    if not report.trainable:
-        raise AuditImpossible(report.error or "This data cannot be cross-validated.")
-    records = [r for r in report.images if r.split != "test"]
-    check_auditable(report.labels, Counter(r.label for r in records), folds)
-    features = dataset_features(report.root, records, report.labels, spec, cache)
+    report, records, features = labelled_features(data, spec, folds, work_dir, cache, "cross-validated")
     targets = np.array([report.labels.index(r.label) for r in records])
     result = cross_validate_features(features, targets, folds, seed)
     return CrossValidation(folds, result.accuracy, result.macro_f1, time.perf_counter() - started)

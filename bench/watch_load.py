@@ -130,10 +130,18 @@ def timed_load(context, job_url: str):
     return page, round(time.perf_counter() - started, 2)
 
 
+def profile(py_spy: str, pid: int, seconds: float) -> subprocess.Popen:
+    """Sample the web server's Python stacks (raw collapsed format, for a flame graph) to /tmp/watch-load-server.txt."""
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+                             "--format", "raw", "--output", "/tmp/watch-load-server.txt", "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tabs", type=int, default=5)
     parser.add_argument("--window", type=float, default=45.0)
+    parser.add_argument("--py-spy", help="path to a py-spy binary: profile the web server while it is watched")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="watch-load-"))
     server, url = start_server(home)
@@ -155,7 +163,10 @@ def main() -> None:
                 page, seconds = timed_load(context, job_url)
                 tabs.append(page)
                 loads.append(seconds)
+            spy = profile(args.py_spy, server.pid, args.window) if args.py_spy else None
             watched, cores_watched = epochs_per_minute(home, args.window, pids)
+            if spy is not None:
+                spy.wait(60)
             extra, load_while_watched = timed_load(context, job_url)
             extra.close()
             for page in tabs:

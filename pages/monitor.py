@@ -4,10 +4,14 @@ import traceback
 
 import streamlit as st
 
+from core import paths
+from core.data.archive import ArchiveRefused
+from core.data.store import DatasetStore, StoreError
 from core.serving import monitor, monitor_charts
 from core.serving.keep import kept_images_for_review
-from core.serving.predlog import LogUnavailable, PredictionLog, default_url
+from core.serving.predlog import LogUnavailable, PredictionLog, allowed_log_url, default_url
 from core.serving.process import ServiceStartError, default_keep_dir, how_to_call, registry
+from core.serving.to_labelling import labelling_dataset, send_for_labelling
 from core.text import md
 from ui.common import cached_thumbnail, pick_run, show_error, workspace
 
@@ -53,6 +57,10 @@ def open_log(source: str, run) -> tuple[PredictionLog, str | None] | None:
     if not url:
         st.info("Enter the URL of a prediction log (the `--log-db` of a service).")
         return None
+    refusal = allowed_log_url(url)
+    if refusal:
+        st.error(md(refusal))
+        return None
     return PredictionLog(url.strip(), create=False), None
 
 
@@ -92,6 +100,32 @@ def review_panel(log: PredictionLog, run) -> None:
         thumb = cached_thumbnail(str(item["path"]))
         if thumb is not None:
             columns[position % 6].image(thumb, caption=md(f"{item['label']} ({item['confidence']:.0%})"))
+    if review:
+        send_panel(run, review)
+
+
+def send_panel(run, review: list[dict]) -> None:
+    """Closing the loop: the kept images into the labelling pool, where labelling them makes the next version."""
+    if st.button(f"Send {len(review)} images to labelling", key="monitor_send", type="primary",
+                 help="They go unlabelled into the dataset this model trained on (a copy of it, for a zip), "
+                      "once each: sending again adds only new images."):
+        store = DatasetStore(space.root / "datasets")
+        try:
+            with st.spinner("Checking every image..."):
+                target = labelling_dataset(store, run.path, run.config, paths.home())
+                st.session_state[f"monitor_sent_{run.id}"] = send_for_labelling(store, target.dataset, review, paths.home())
+        except (StoreError, ArchiveRefused) as error:
+            show_error(f"The images could not be sent to labelling: {error}")
+        except OSError:
+            show_error("The images could not be sent to labelling: the dataset store could not be written.",
+                       traceback.format_exc())
+    sent = st.session_state.get(f"monitor_sent_{run.id}")
+    if sent is not None:
+        st.success(md(sent.summary()))
+        if sent.skipped:
+            with st.expander(f"Skipped images ({len(sent.skipped)}) and why"):
+                st.dataframe([{"file": s.path, "reason": s.reason} for s in sent.skipped], hide_index=True)
+        st.page_link("pages/label.py", label="Label them on the Label page", icon=":material/arrow_forward:")
 
 
 st.title("6. Monitor")
@@ -116,7 +150,7 @@ except LogUnavailable as error:
     if source == FROM_RUN:
         st.info("No predictions logged for this model yet. Start a service above and send it images.")
     else:
-        show_error(f"This log could not be read: {md(error)}.", traceback.format_exc())
+        show_error(f"This log could not be read: {error}.", traceback.format_exc())
     st.stop()
 if not rows:
     st.info("No predictions in this period yet.")
@@ -125,4 +159,3 @@ reference = monitor.run_reference(run.path) if run is not None else monitor.Refe
 show_summary(monitor.summarize(rows, reference), reference, rows)
 if run is not None:
     review_panel(log, run)
-    st.caption("Sending these images to the labelling pool comes with the dataset store.")

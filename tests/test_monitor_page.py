@@ -13,9 +13,12 @@ from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
 
 from core import paths
+from core.data.store import DatasetStore
+from core.serving.keep import ImageKeeper
 from core.serving.predlog import PredictionLog, default_url
-from core.serving.process import registry
+from core.serving.process import default_keep_dir, registry
 from core.serving.service import create_app
+from tests.conftest import jpeg_bytes
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -83,8 +86,12 @@ def test_a_log_url_that_cannot_be_read_is_a_sentence(served_run, tmp_path):
     key, _ = served_run
     at = open_monitor(key)
     at.radio(key="monitor_source").set_value("A prediction log database (URL)").run()
-    at.text_input(key="monitor_url").set_value(f"sqlite:///{tmp_path / 'missing.sqlite'}").run()
+    at.text_input(key="monitor_url").set_value(f"sqlite:///{paths.home() / 'serving' / 'missing.sqlite'}").run()
     assert not at.exception and "could not be read" in at.error[0].value
+    for elsewhere in ("sqlite:////etc/passwd", f"sqlite:///{paths.home()}/../{tmp_path.name}/log.sqlite"):
+        at.text_input(key="monitor_url").set_value(elsewhere).run()
+        assert not at.exception and "Only prediction logs inside" in at.error[0].value
+        assert not at.metric  # nothing was opened
     at.text_input(key="monitor_url").set_value(default_url(served_run[1].name)).run()
     assert not at.exception and metric(at, "Images answered") == "40"
 
@@ -105,3 +112,40 @@ def test_start_and_stop_a_local_service_from_the_page(served_run, shapes_folder)
         assert registry.get(run_dir.name) is None and not service.alive()
     finally:
         registry.stop(run_dir.name)
+
+
+def keep_doubtful_answers(run_id: str, pictures: list[bytes]) -> None:
+    """Kept files and log rows as a service started with --keep-images writes them, all of them unsure."""
+    folder = default_keep_dir(run_id)
+    shutil.rmtree(folder, ignore_errors=True)
+    keeper, rows = ImageKeeper(folder), []
+    for position, picture in enumerate(pictures):
+        prediction = uuid.uuid4().hex
+        rows.append({"id": prediction, "time": time.time() + position, "model": run_id, "content_hash": "0" * 64,
+                     "top_k": [], "label": "<b>zebra</b>", "confidence": 0.4, "unsure": True, "unknown": False,
+                     "latency_ms": 5.0, "kept_file": keeper.keep(prediction, picture, "JPEG")})
+    PredictionLog(default_url(run_id)).write(rows)
+
+
+def test_kept_images_are_sent_to_the_labelling_pool_once(served_run, shapes_folder):
+    key, run_dir = served_run
+    new = [jpeg_bytes((40 * i, 90, 200), (96, 96)) for i in range(3)]
+    trained_on = sorted(shapes_folder.rglob("*.jpg"))[0].read_bytes()
+    keep_doubtful_answers(run_dir.name, new + new[:1] + [trained_on])  # one sent twice; one the model learnt from
+    at = open_monitor(key)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("comes with the dataset store" in c.value for c in at.caption)
+
+    at.button(key="monitor_send").click().run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.success[-1].value.startswith("3 images added to the unlabelled pool of")
+    assert "2 already there" in at.success[-1].value
+    assert [link.proto.page for link in at.get("page_link")] == ["label"]  # the Label page, in the navigation
+    store = DatasetStore(paths.home() / "workspaces" / key / "datasets")
+    [dataset] = store.datasets()
+    assert len(dataset.pool()) == 3 and sum(dataset.counts().values()) == 36  # the training images came along
+
+    at.button(key="monitor_send").click().run()
+    assert at.success[-1].value.startswith("0 images added") and "5 already there" in at.success[-1].value
+    assert store.version(dataset.dataset).number == dataset.number

@@ -48,6 +48,31 @@ def default_url(run_id: str) -> str:
     return f"sqlite:///{folder / f'{run_id}.sqlite'}"
 
 
+def allowed_log_url(url: str) -> str | None:
+    """Why a log URL typed into the app is refused (one sentence), or None when it may be opened.
+
+    A SQLite URL names a file on the server itself: only files under $TRANSFERLAB_HOME, judged on the real path
+    (after '..' and symbolic links), so nobody can open the server's other files through the Monitor page.
+    Database servers (postgresql://...) are reached over the network and stay allowed.
+    """
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError:
+        return f"'{url}' is not a database URL (for example sqlite:///path/log.sqlite)."
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    home = paths.home().resolve()
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or parsed.query:
+        # Options such as uri=true let SQLite read the path as a URI ('%2e%2e' is '..'): a file, nothing else.
+        return "A SQLite log must be a plain file path (for example sqlite:////path/log.sqlite), without options."
+    if not Path(database).is_absolute():
+        return f"A SQLite log must be given by its full path, inside {home}."
+    if not Path(database).resolve().is_relative_to(home):
+        return f"Only prediction logs inside {home} can be opened here."
+    return None
+
+
 def open_engine(url: str, create: bool = True) -> Engine:
     """An engine for url; SQLite files get WAL (readers never block the writer) and a busy timeout."""
     try:

@@ -19,6 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import core  # noqa: E402, F401  (first: it makes OpenMP threads sleep while they wait, as in the app)
+
+# isort: split
 import torch  # noqa: E402
 
 from core.data import sample  # noqa: E402

@@ -17,6 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import core  # noqa: E402, F401  (first: it makes OpenMP threads sleep while they wait, as in the app)
+
+# isort: split
 import torch  # noqa: E402
 
 from core.models import backbones  # noqa: E402

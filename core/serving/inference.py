@@ -41,7 +41,8 @@ class Predictor:
         self.run_dir = Path(run_dir)
         self.model, self.labels, self.preprocessing, self.config = runs.load_model(self.run_dir)
         self.device = torch.device(device)
-        self.model.to(self.device)
+        # channels_last: the convolutions' faster layout for inference on CPUs (oneDNN) as on GPUs
+        self.model.to(self.device, memory_format=torch.channels_last)
         stored = trust.load(self.run_dir) or {}
         self.temperature = float(stored.get("temperature", 1.0))
         self.threshold = float(stored.get("threshold", 0.0))  # below it: "not sure"
@@ -60,6 +61,7 @@ class Predictor:
     def forward(self, images: list[ImageInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """(calibrated probabilities, embeddings): the head's last layer reads the embedding."""
         batch = self.preprocessing.normalize(torch.stack([self.tensor(image) for image in images]).to(self.device))
+        batch = batch.contiguous(memory_format=torch.channels_last)
         embedding = self.model.head[:-1](self.model.run_stages(batch))
         logits = self.model.head[-1](embedding).float()
         return (logits / self.temperature).softmax(1).cpu(), embedding.float().cpu()

@@ -50,6 +50,13 @@ def test_train_on_data_without_images_leaves_no_run_folder(tmp_path):
     assert not out.exists()
 
 
+def test_train_with_too_many_augmented_views_is_refused_before_a_run_exists(tmp_path, shapes_folder):
+    out = tmp_path / "runs"
+    result = run_cli("train", "--data", str(shapes_folder), "--augmented-views", "99", "--out", str(out))
+    assert_one_line_error(result, "augmented views must be between 0 and 16")
+    assert not out.exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_train_on_cuda_without_a_gpu(tmp_path, shapes_folder):
     out = tmp_path / "runs"

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'none' trains from random initialisation")
     p.add_argument("--early-stopping", type=int, default=DEFAULTS["early_stopping"], help="patience in epochs; 0 = off")
     p.add_argument("--two-stage", action="store_true", help="train the head first, then unfreeze")
+    p.add_argument("--augmented-views", type=int, default=DEFAULTS["augmented_views"],
+                   help=f"{_range('augmented_views')}; with frozen stages and augmentation, the frozen stages' output "
+                        "for this many augmented views per image is computed once and reused (0 = every epoch anew)")
     p.add_argument("--out", default="runs")
     p.set_defaults(handler=_train)
 
@@ -45,9 +48,9 @@ def _train(args: argparse.Namespace) -> int:
     from core.training import ddp, distributed
     from core.training.jobs import JobManager
 
-    if distributed.is_distributed():  # launched by torchrun: every process trains its share (DDP)
-        return ddp.train(args)
     config = _config(args)
+    if distributed.is_distributed():  # launched by torchrun: every process trains its share (DDP)
+        return ddp.train(config, Path(args.out))
     backbones.preprocessing(config.backbone, config.image_size)  # fail now on an impossible size
     manager = JobManager(paths.home())
     job = manager.submit(config, Path(args.out))
@@ -62,7 +65,7 @@ def _config(args: argparse.Namespace) -> cfg.TrainConfig:
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
         image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
         weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
-        data_name=Path(args.data).name)
+        augmented_views=args.augmented_views, data_name=Path(args.data).name)
 
 
 def _follow(manager, job) -> int:

@@ -8,7 +8,6 @@ exits non-zero; torchrun then ends the others with SIGTERM, and rank 0's run sta
 """
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
@@ -57,20 +56,12 @@ class _Echo(EventLog):
         return event
 
 
-def config_from(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        data=str(Path(args.data).resolve()), backbone=args.backbone, freeze_depth=args.freeze_depth,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
-        image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
-        weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
-        data_name=Path(args.data).name)
-
-
-def train(args: argparse.Namespace) -> int:
-    """Entry point of every process; returns the exit code (0 finished, 130 cancelled, 1 failed)."""
+def train(config: TrainConfig, out: Path) -> int:
+    """Entry point of every process (`torchrun ... -m core train`); returns the exit code (0 finished, 130
+    cancelled, 1 failed)."""
     distributed.init()
     try:
-        return _train(config_from(args), Path(args.out), getattr(args, "run_id", None))
+        return _train(config, out)
     except Exception as error:  # one sentence per failing process; torchrun stops the others
         return _failed(error)
     finally:
@@ -86,11 +77,11 @@ def _failed(error: Exception) -> int:
     return 1
 
 
-def _train(config: TrainConfig, out: Path, run_id: str | None) -> int:
+def _train(config: TrainConfig, out: Path) -> int:
     home = paths.home()
     if distributed.is_main():
         inspect(Path(config.data), home)  # an archive is unpacked once, by rank 0, before the others read it
-    run_dir = Path(distributed.share(str(runs.create(out, config, run_id)) if distributed.is_main() else None))
+    run_dir = Path(distributed.share(str(runs.create(out, config)) if distributed.is_main() else None))
     return train_in(config, run_dir, home)
 
 

@@ -2,13 +2,9 @@
 the log's numbers are shown, and a local service is started, answers, and is stopped from the page."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -18,9 +14,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from core import paths
 from core.serving.service import create_app
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, IDLE, running_app
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 
 
@@ -41,23 +36,8 @@ def monitored_home(tmp_path_factory, trained_run, shapes_folder) -> tuple[Path, 
 @pytest.fixture(scope="module")
 def app_url(monitored_home):
     home, _ = monitored_home
-    port = free_port()
-    env = os.environ | {"TRANSFERLAB_HOME": str(home), "TRANSFERLAB_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield url
-    process.terminate()  # the app's exit handler stops the local service it started
-    process.wait(30)
+    with running_app(home) as url:
+        yield url
 
 
 def test_monitor_page_shows_the_log_and_starts_and_stops_a_service(app_url, monitored_home):

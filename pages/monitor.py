@@ -11,7 +11,7 @@ from core.serving import monitor, monitor_charts
 from core.serving.keep import kept_images_for_review
 from core.serving.predlog import LogUnavailable, PredictionLog, allowed_log_url, default_url
 from core.serving.process import ServiceStartError, default_keep_dir, how_to_call, registry
-from core.serving.to_labelling import labelling_dataset, send_for_labelling
+from core.serving.to_labelling import labelling_dataset, labels_to_feedback, send_for_labelling
 from core.text import md
 from ui.common import cached_thumbnail, pick_run, show_error, workspace
 
@@ -89,6 +89,13 @@ def show_summary(summary: monitor.Summary, reference: monitor.Reference, rows: l
                             key=f"monitor_{axis}")
 
 
+def count_labels_as_feedback(log: PredictionLog) -> None:
+    """Served images labelled on the Label page are feedback too: the accuracy on feedback includes them."""
+    changed = labels_to_feedback(DatasetStore(space.root / "datasets"), log)
+    if changed:
+        st.toast(f"{changed} label(s) given on the Label page now count as feedback.")
+
+
 def review_panel(log: PredictionLog, run) -> None:
     folder = default_keep_dir(run.id)
     if not folder.is_dir():
@@ -145,6 +152,8 @@ try:
     log, model_filter = opened
     period = st.segmented_control("Period", list(PERIODS), default="Everything", key="monitor_period") or "Everything"
     since = time.time() - PERIODS[period] if PERIODS[period] else None
+    if run is not None:
+        count_labels_as_feedback(log)
     rows = log.rows(model=model_filter, since=since)
 except LogUnavailable as error:
     if source == FROM_RUN:

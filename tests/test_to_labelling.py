@@ -1,6 +1,7 @@
 """Kept images of a service into the labelling pool: a real SQLite log, real kept PNG/JPEG files, a real store."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -10,10 +11,10 @@ from PIL import Image
 
 from core.data.checkout import materialize
 from core.data.intake import import_labelled
-from core.data.store import DatasetStore
+from core.data.store import DatasetStore, Edit
 from core.serving.keep import ImageKeeper, kept_images_for_review
-from core.serving.predlog import PredictionLog
-from core.serving.to_labelling import SERVED_PREFIX, labelling_dataset, send_for_labelling
+from core.serving.predlog import PredictionLog, predictions
+from core.serving.to_labelling import SERVED_PREFIX, labelling_dataset, labels_to_feedback, send_for_labelling
 from tests.conftest import class_members, jpeg_bytes, write_zip
 
 
@@ -88,3 +89,24 @@ def test_the_target_is_the_dataset_the_model_trained_on_else_its_data_imported_o
     gone = labelling_dataset(store, tmp_path, {"data": str(tmp_path / "deleted.zip")}, work)
     assert gone.classes == ["circle", "square"] and not gone.images
     assert len(store.datasets()) == 3
+
+
+def test_labels_given_to_served_images_become_feedback_for_every_answer_to_that_picture(tmp_path):
+    red, blue = jpeg_bytes((200, 30, 30), (80, 60)), png_bytes((20, 40, 220))
+    log, keeper = served(tmp_path, [(red, "JPEG", {"unsure": True}), (blue, "PNG", {"unknown": True}),
+                                    (red, "JPEG", {"confidence": 0.4})])
+    with log.engine.begin() as connection:  # the service logs each input's sha256; `served` wrote placeholders
+        for row, data in zip(log.rows(model="run1"), (red, blue, red)):
+            connection.execute(predictions.update().where(predictions.c.id == row["id"])
+                               .values(content_hash=hashlib.sha256(data).hexdigest()))
+    store = DatasetStore(tmp_path / "datasets")
+    pool = store.create("served", ["cat", "dog"])
+    send_for_labelling(store, pool.dataset, kept_images_for_review(log, keeper.folder, model="run1"), tmp_path / "w")
+    assert labels_to_feedback(store, log) == 0  # nothing labelled yet
+
+    red_digest = hashlib.sha256(red).hexdigest()
+    store.commit(pool.dataset, store.head(pool.dataset), Edit(set_label={red_digest: "dog"}))
+    assert labels_to_feedback(store, log) == 2  # both answers to the red picture
+    feedback = {row["content_hash"]: row["feedback_label"] for row in log.rows(model="run1")}
+    assert feedback == {red_digest: "dog", hashlib.sha256(blue).hexdigest(): None}
+    assert labels_to_feedback(store, log) == 0  # already counted: nothing rewritten on the next visit

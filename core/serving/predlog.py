@@ -127,6 +127,22 @@ class PredictionLog:
                                         .values(feedback_label=label, feedback_time=time.time()))
         return result.rowcount > 0
 
+    def add_feedback_by_content(self, labels: dict[str, str]) -> int:
+        """True labels by image content (sha256 -> label), for every logged answer to that exact image, in one
+        transaction; returns how many answers got a new label."""
+        changed = 0
+        digests = list(labels)
+        with self.engine.begin() as connection:
+            for start in range(0, len(digests), 500):  # one scan per 500 digests (content_hash has no index)
+                found = connection.execute(select(predictions.c.id, predictions.c.content_hash, predictions.c.feedback_label)
+                                           .where(predictions.c.content_hash.in_(digests[start:start + 500]))).all()
+                for prediction_id, digest, current in found:
+                    if current != labels[digest]:
+                        connection.execute(update(predictions).where(predictions.c.id == prediction_id)
+                                           .values(feedback_label=labels[digest], feedback_time=time.time()))
+                        changed += 1
+        return changed
+
     def count(self, model: str | None = None) -> int:
         query = select(func.count()).select_from(predictions)
         if model:

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core.data import checkout, intake
 from core.data.archive import Skipped
 from core.data.store import DatasetStore, StoreError, Version
+from core.serving.predlog import PredictionLog
 from core.training.runs import read_json
 
 SERVED_PREFIX = "served-"  # how the Label page tells these images apart; the rest of the name is the prediction id
@@ -77,3 +80,24 @@ def send_for_labelling(store: DatasetStore, dataset: str, items: list[dict[str, 
     result = intake.add_uploads(store, dataset, store.head(dataset), uploads, None, work_dir)
     return SentToLabelling(dataset, result.version.name, result.version.number, result.added,
                            len(result.duplicates), gone + result.skipped)
+
+
+def served_labels(store: DatasetStore) -> dict[str, str]:
+    """Image content (sha256, as the log's content_hash) -> the label a person gave that served image on the Label
+    page (in any dataset's newest version), so the Monitor page's accuracy on feedback counts it without anyone
+    calling /feedback, for every answer to that same picture."""
+    labels: dict[str, str] = {}
+    for version in store.datasets():
+        for digest, entry in version.images.items():
+            if entry.get("label") and str(entry.get("name") or "").startswith(SERVED_PREFIX):
+                labels[digest] = str(entry["label"])
+    return labels
+
+
+def labels_to_feedback(store: DatasetStore, log: PredictionLog) -> int:
+    """Writes `served_labels` into the log as feedback; returns how many answers got a new true label. A store or
+    log that cannot be read changes nothing (the Monitor page still shows what it has; the next visit retries)."""
+    try:
+        return log.add_feedback_by_content(served_labels(store))
+    except (StoreError, OSError, SQLAlchemyError):
+        return 0

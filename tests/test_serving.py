@@ -193,3 +193,15 @@ def test_kept_images_obey_the_retention_limit_and_feed_the_review_list(trained_r
     assert [item["id"] for item in review] == ids[:0:-1] and all(item["path"].is_file() for item in review)
     without = create_app(trained_run, log_url=log_url)
     assert without.state.service.keeper is None  # privacy first: nothing kept unless asked
+
+
+def test_a_batch_larger_than_a_cpu_chunk_answers_as_each_image_alone(trained_run, shapes_folder):
+    from core.serving.inference import CPU_CHUNK, Predictor
+
+    predictor = Predictor(trained_run)
+    images = sorted(shapes_folder.rglob("*.jpg"))[:CPU_CHUNK + 3]
+    together = predictor.probabilities(images)
+    alone = [predictor.probabilities([image])[0] for image in images]
+    assert together.shape == (len(images), len(predictor.labels))
+    for row, single in zip(together, alone):
+        assert (row - single).abs().max() < 1e-4

@@ -17,7 +17,6 @@ from core.data.imageset import BatchAugment, LazyImages, Prefix, index_batches
 from core.data.preprocessing import Preprocessing
 from core.training import distributed
 
-DEFAULT_VIEWS = 2  # as TrainConfig.augmented_views
 MAX_VIEWS = 16
 
 

@@ -9,6 +9,8 @@ frozen part's output; "today" is the same run with augmented views off), finetun
 The plain recipe is the official tutorial's: ImageFolder + DataLoader, frozen
 layers by requires_grad=False, every image decoded and run through the whole network every epoch,
 Adam at 1e-3, evaluation each epoch. Each variant runs in its own process (cold caches, its own peak RSS).
+The plain recipe runs twice, with OpenMP's default wait policy and with the sleeping threads TransferLab uses;
+ratios are against the faster one.
 """
 from __future__ import annotations
 
@@ -193,16 +195,20 @@ def main() -> None:
                   "one_pass_limit_s": round(one_pass_seconds(args.images, args.backbone), 2), "modes": {}}
         for mode in args.modes.split(","):
             results = {}
-            for variant in VARIANTS.get(mode, ("plain", "ours")):
-                out = subprocess.run([sys.executable, __file__, "--variant", variant, "--mode", mode, "--data",
-                                      str(data), "--images", str(args.images), "--epochs", str(args.epochs),
-                                      "--batch-size", str(args.batch_size), "--backbone", args.backbone,
-                                      "--weights", args.weights],
-                                     capture_output=True, text=True, env=env, check=True)
+            for variant in ("plain_openmp_default", *VARIANTS.get(mode, ("plain", "ours"))):
+                # The plain recipe as plain PyTorch runs it (libgomp's default wait policy: an empty value), and
+                # with the sleeping threads our processes use; the faster of the two is the baseline.
+                policy = {"plain_openmp_default": ""}.get(variant, "PASSIVE")
+                out = subprocess.run([sys.executable, __file__, "--variant", variant.split("_")[0], "--mode", mode,
+                                      "--data", str(data), "--images", str(args.images), "--epochs",
+                                      str(args.epochs), "--batch-size", str(args.batch_size), "--backbone",
+                                      args.backbone, "--weights", args.weights],
+                                     capture_output=True, text=True, env=env | {"OMP_WAIT_POLICY": policy}, check=True)
                 results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-            results["ratio_ours_to_plain"] = round(results["ours"]["wall_s"] / results["plain"]["wall_s"], 3)
+            baseline = min(results["plain"]["wall_s"], results["plain_openmp_default"]["wall_s"])
+            results["ratio_ours_to_plain"] = round(results["ours"]["wall_s"] / baseline, 3)
             if "today" in results:
-                results["ratio_today_to_plain"] = round(results["today"]["wall_s"] / results["plain"]["wall_s"], 3)
+                results["ratio_today_to_plain"] = round(results["today"]["wall_s"] / baseline, 3)
             if mode == "extract":
                 results["ratio_ours_to_one_pass"] = round(results["ours"]["wall_s"] / report["one_pass_limit_s"], 3)
             report["modes"][mode] = results

@@ -165,3 +165,32 @@ def test_cli_cv_says_fine_tuning_would_be_k_trainings(capsys, tmp_path):
     assert main(["cv", str(tmp_path), "--freeze-depth", "2", "--folds", "4"]) == 0
     assert "4 full trainings" in json.loads(capsys.readouterr().out)["note"]
 
+
+
+def test_a_partly_fine_tuned_runs_embeddings_reuse_the_cached_frozen_stages_and_match_the_whole_network(
+        shapes_folder, tmp_path):
+    import threading
+
+    import torch
+
+    from core.data.datasets import inspect, split
+    from core.data.imageset import decode_all
+    from core.insight.trust import embeddings
+    from core.models.features import FeatureCache
+    from core.training.config import TrainConfig
+    from core.training.events import EventLog
+    from core.training.loop import fit
+
+    config = TrainConfig(data=str(shapes_folder), weights="none", freeze_depth=5, image_size=64, epochs=1,
+                         augment="light", batch_size=16)
+    cache = FeatureCache(tmp_path / "cache")
+    result = fit(config, EventLog(), threading.Event(), tmp_path, cache)
+    assert 0 < result.frozen_stages < len(result.model.stages)
+    train, val = embeddings(result, config, tmp_path, cache)
+
+    _, val_records = split(inspect(shapes_folder, tmp_path), config.val_split, config.seed)
+    images = result.preprocessing.normalize(decode_all(result.root, val_records, result.preprocessing))
+    with torch.inference_mode():
+        whole = result.model.head[:-1](result.model.run_stages(images)).numpy()
+    assert train.shape[0] > val.shape[0] == len(val_records)
+    assert np.abs(val - whole).max() < 0.05 * max(np.abs(whole).max(), 1e-6)  # the prefix is cached in fp16

@@ -22,6 +22,7 @@ from core.training.config import TrainConfig
 from core.training.inputs import Inputs
 
 CALIBRATION_FILE = "calibration.json"
+TAIL_BATCH = 64
 
 
 def after_fit(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
@@ -58,20 +59,33 @@ def embeddings(result: Any, config: TrainConfig, work_dir: Path,
                cache: FeatureCache | None) -> tuple[np.ndarray, np.ndarray]:
     """The trained model's penultimate vectors of the training and validation images.
 
-    With feature extraction the stages are the frozen backbone, so the shared cache already holds their output;
-    a fine-tuned model's stages changed, so its features are computed afresh and never cached.
+    The frozen stages never changed, so their output comes from the shared cache (training already put it there, or
+    later runs reuse it); only the stages that trained run again, which for a partly fine-tuned model is a small
+    share of the network.
     """
     model = result.model
-    total = len(model.stages)
-    extracted = result.frozen_stages >= total
+    # Nothing frozen: nothing to reuse, and the network's input is no feature worth caching; it runs whole, once.
+    depth = result.frozen_stages or len(model.stages)
+    accel = devices.resolve(config.device)
     train_records, val_records = split(inspect(Path(config.data), work_dir), config.val_split, config.seed)
+    shared = (cache or FeatureCache(None)) if result.frozen_stages else FeatureCache(None)
     inputs = Inputs(result.root, {"train": train_records, "val": val_records}, result.labels, result.preprocessing,
-                    model, devices.resolve(config.device), (cache or FeatureCache(None)) if extracted
-                    else FeatureCache(None), (config.backbone, config.weights, config.seed))
+                    model, accel, shared, (config.backbone, config.weights, config.seed))
     before_last = copy.deepcopy(model.head[:-1]).cpu().float().eval()
+    model.eval()
     with torch.inference_mode():
-        train, val = (before_last(inputs.features(part, total).float()).numpy() for part in ("train", "val"))
+        train, val = (before_last(_trained_stages(model, inputs.features(part, depth), depth, accel.device)).numpy()
+                      for part in ("train", "val"))
     return train, val
+
+
+def _trained_stages(model: Any, prefix: torch.Tensor, depth: int, device: torch.device) -> torch.Tensor:
+    """The stages after `depth`, in batches, from the frozen prefix's output (cached in fp16)."""
+    if depth >= len(model.stages):
+        return prefix.float()
+    outputs = [model.run_stages(chunk.to(device).float().contiguous(memory_format=torch.channels_last), depth)
+               .float().cpu() for chunk in prefix.split(TAIL_BATCH)]
+    return torch.cat(outputs)
 
 
 def load(run_dir: Path) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """How long will these settings take on this computer? Shown before Start, next to the freeze-depth choice.
 
 From each stage's compute (counted once per backbone and image size with PyTorch's FlopCounterMode) and this
-device's speed (measured once, a fraction of a second, and kept on disk under $TRANSFERLAB_HOME). An estimate:
+device's speed (measured once, about 3 s on 2 CPU cores, kept on disk under $TRANSFERLAB_HOME). An estimate:
 it says "about", and counts every planned epoch (early stopping may end sooner).
 """
 from __future__ import annotations
@@ -16,12 +16,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from core import paths
 from core.models import backbones
-from core.training import runs
+from core.training import devices, runs
+from core.training.config import ConfigError
 
 SPEED_FILE = "device-speed.json"
-CALIBRATION_BACKBONE, CALIBRATION_SIZE, CALIBRATION_BATCH = backbones.BUNDLED, 128, 4
+# At the size and a batch like real runs': small inputs use a CPU's cores less well (128 px at batch 4 measured
+# 1.7x slower per FLOP than 224 px at batch 32 here, and the estimates came out twice too long).
+CALIBRATION_BACKBONE, CALIBRATION_SIZE, CALIBRATION_BATCH = backbones.BUNDLED, 224, 8
 DECODE_S_PER_IMAGE = 0.004  # reading and resizing one photo once per run, on one core
 EPOCH_OVERHEAD_S = 0.2  # evaluation bookkeeping, events
+PROCESS_START_S = 4.0  # each run's own training process imports torch, torchvision and scikit-learn (~5 s on 2 cores)
 _COUNTED: set[tuple[str, int]] = set()  # (backbone, crop size) whose stage FLOPs are known in this process
 _PENDING: set[tuple[str, str, int]] = set()
 _LOCK = threading.Lock()
@@ -84,7 +88,15 @@ def device_speed(device: str = "cpu") -> DeviceSpeed:
 
 
 def _speed_key(device: str) -> str:
-    return f"{device}|{torch.__version__}|{torch.get_num_threads()}"
+    layout = "channels_last" if _channels_last(device) else "contiguous"
+    return f"{device}|{torch.__version__}|{torch.get_num_threads()}|{layout}|{CALIBRATION_SIZE}x{CALIBRATION_BATCH}"
+
+
+def _channels_last(device: str) -> bool:
+    try:
+        return devices.resolve(device).channels_last
+    except ConfigError:  # a device this computer lacks: never measured
+        return False
 
 
 def _stored_speeds() -> dict:
@@ -93,13 +105,18 @@ def _stored_speeds() -> dict:
 
 
 def _measure(device: torch.device) -> DeviceSpeed:
-    """Time a few training steps of the bundled backbone; a forward pass alone costs about a third of a step
-    (the backward pass costs about twice the forward)."""
-    model = backbones.build(CALIBRATION_BACKBONE, 2, pretrained=False).to(device).train()
-    x = torch.randn(CALIBRATION_BATCH, 3, CALIBRATION_SIZE, CALIBRATION_SIZE, device=device)
+    """Time a few training steps of the bundled backbone, and a few forward passes without a graph (frozen
+    stages); about two seconds on a 2-core CPU, once per device."""
+    layout = torch.channels_last if _channels_last(device.type) else torch.contiguous_format  # as training runs
+    model = backbones.build(CALIBRATION_BACKBONE, 2, pretrained=False).to(device, memory_format=layout).train()
+    x = torch.randn(CALIBRATION_BATCH, 3, CALIBRATION_SIZE, CALIBRATION_SIZE, device=device).contiguous(
+        memory_format=layout)
     flops = sum(stage_flops(CALIBRATION_BACKBONE, CALIBRATION_SIZE)) * CALIBRATION_BATCH
     train = _best_time(lambda: model(x).sum().backward(), device)
-    return DeviceSpeed(3 * flops / train, flops / train)
+    model.eval()
+    with torch.inference_mode():
+        forward = _best_time(lambda: model(x), device)
+    return DeviceSpeed(flops / forward, flops / train)
 
 
 def _best_time(step, device: torch.device, repeats: int = 3) -> float:
@@ -131,7 +148,9 @@ def seconds(backbone: str, crop_size: int, frozen: int, augmented: bool, num_tra
         once += num_train * prefix / fwd
         per_epoch = num_train * rest / train
     per_epoch += num_val * rest / fwd + EPOCH_OVERHEAD_S
-    return once + epochs * per_epoch
+    if frozen < len(flops) - 1:  # after training: the trained stages once more over every image (trust, unknown
+        once += num_train * prefix / fwd + (num_train + num_val) * rest / fwd  # inputs); frozen output for val cached
+    return PROCESS_START_S + once + epochs * per_epoch
 
 
 def for_settings(backbone: str, image_size: int | None, frozen: int, augment: str, num_train: int, num_val: int,

@@ -1,12 +1,20 @@
 """Hostile inputs to the serving side: log URLs typed into the Monitor page, kept files the labelling pool reads."""
 from __future__ import annotations
 
+import io
+import time
+import uuid
 from pathlib import Path
 
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import paths
-from core.serving.predlog import allowed_log_url
+from core.data import intake
+from core.data.store import DatasetStore
+from core.serving.keep import ImageKeeper, kept_images_for_review
+from core.serving.predlog import PredictionLog, allowed_log_url
+from core.serving.to_labelling import send_for_labelling
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -33,3 +41,29 @@ def test_the_monitor_page_answers_an_overlong_log_path_with_a_sentence(isolated_
     at.text_input(key="monitor_url").set_value(f"sqlite:///{paths.home()}/{'a' * 5000}.sqlite").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.error and "plain file path" in at.error[0].value
+
+
+def mpo_bytes() -> bytes:
+    """A JPEG as many phones write it (with a second, preview picture): Pillow calls its format MPO."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 96), (10, 120, 60)).save(buffer, "MPO", save_all=True,
+                                                      append_images=[Image.new("RGB", (96, 96), "white")])
+    return buffer.getvalue()
+
+
+def log_with_kept_files(tmp_path: Path, kept_files: list[str | None]) -> PredictionLog:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'log.sqlite'}")
+    log.write([{"id": uuid.uuid4().hex, "time": time.time() + position, "model": "run1", "content_hash": "0" * 64,
+                "top_k": [], "latency_ms": 3.0, "kept_file": kept, "label": "cat", "confidence": 0.3,
+                "unsure": True, "unknown": False} for position, kept in enumerate(kept_files)])
+    return log
+
+
+def test_a_kept_phone_photo_reaches_the_labelling_pool(tmp_path):
+    keeper = ImageKeeper(tmp_path / "kept")
+    name = keeper.keep(uuid.uuid4().hex, mpo_bytes(), Image.open(io.BytesIO(mpo_bytes())).format)
+    review = kept_images_for_review(log_with_kept_files(tmp_path, [name]), keeper.folder)
+    store = DatasetStore(tmp_path / "store")
+    dataset = intake.new_pool(store, "pool", ["cat", "dog"]).dataset
+    sent = send_for_labelling(store, dataset, review, tmp_path / "work")
+    assert (sent.added, sent.skipped) == (1, [])

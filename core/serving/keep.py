@@ -12,7 +12,8 @@ from typing import Any
 
 from core.serving.predlog import PredictionLog
 
-SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+# MPO: what Pillow calls the JPEG of many phones (a second, preview picture inside); the Label page takes .jpg
+SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
 
 
 class ImageKeeper:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from core.data.store import DatasetStore
 from core.serving.keep import ImageKeeper, kept_images_for_review
 from core.serving.predlog import PredictionLog, allowed_log_url
 from core.serving.to_labelling import send_for_labelling
+from tests.conftest import jpeg_bytes
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -67,3 +69,16 @@ def test_a_kept_phone_photo_reaches_the_labelling_pool(tmp_path):
     dataset = intake.new_pool(store, "pool", ["cat", "dog"]).dataset
     sent = send_for_labelling(store, dataset, review, tmp_path / "work")
     assert (sent.added, sent.skipped) == (1, [])
+
+
+def test_only_files_the_service_kept_are_offered_for_labelling(tmp_path):
+    """A log row naming a path outside the kept folder, or a link placed in it, never reads another file."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "private.jpg").write_bytes(jpeg_bytes(size=(96, 96)))
+    keeper = ImageKeeper(tmp_path / "kept")
+    genuine = keeper.keep(uuid.uuid4().hex, jpeg_bytes((0, 0, 200), (96, 96)), "JPEG")
+    os.symlink(outside / "private.jpg", keeper.folder / "linked.jpg")
+    log = log_with_kept_files(tmp_path, [genuine, "../elsewhere/private.jpg", str(outside / "private.jpg"), "linked.jpg"])
+    review = kept_images_for_review(log, keeper.folder)
+    assert [item["path"].name for item in review] == [genuine]

@@ -12,7 +12,8 @@ from typing import Any
 
 from core.serving.predlog import PredictionLog
 
-SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+# MPO: what Pillow calls the JPEG of many phones (a second, preview picture inside); the Label page takes .jpg
+SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
 
 
 class ImageKeeper:
@@ -66,8 +67,8 @@ def kept_images_for_review(log: PredictionLog, folder: Path, model: str | None =
         if not row["kept_file"]:
             continue
         doubtful = row["unknown"] or row["unsure"] or (row["confidence"] or 0.0) < max_confidence
-        path = folder / row["kept_file"]
-        if doubtful and path.is_file():
+        path = folder / Path(row["kept_file"]).name  # a name the keeper wrote, never a path the log could hold
+        if doubtful and path.name == row["kept_file"] and path.is_file() and not path.is_symlink():
             chosen.append({"path": path, "id": row["id"], "label": row["label"], "confidence": row["confidence"],
                            "unsure": row["unsure"], "unknown": row["unknown"], "feedback": row["feedback_label"]})
             if len(chosen) >= limit:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, create_engine, event, func, select, update
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -57,20 +58,25 @@ def allowed_log_url(url: str) -> str | None:
     """
     try:
         parsed = make_url(url.strip())
-    except ArgumentError:
+        dialect = parsed.get_dialect()  # the class create_engine would use ('SQLITE://' names no dialect at all)
+    except ArgumentError:  # NoSuchModuleError included
         return f"'{url}' is not a database URL (for example sqlite:///path/log.sqlite)."
-    if parsed.get_backend_name() != "sqlite":
+    if not issubclass(dialect, SQLiteDialect):
         return None
     home = paths.home().resolve()
     database = parsed.database or ""
+    plain = "A SQLite log must be a plain file path (for example sqlite:////path/log.sqlite), without options."
     if database in ("", ":memory:") or database.startswith("file:") or parsed.query:
         # Options such as uri=true let SQLite read the path as a URI ('%2e%2e' is '..'): a file, nothing else.
-        return "A SQLite log must be a plain file path (for example sqlite:////path/log.sqlite), without options."
+        return plain
     if not Path(database).is_absolute():
         return f"A SQLite log must be given by its full path, inside {home}."
-    if not Path(database).resolve().is_relative_to(home):
-        return f"Only prediction logs inside {home} can be opened here."
-    return None
+    try:
+        inside = Path(database).resolve().is_relative_to(home)
+        Path(database).exists()  # only raises, for a name longer than the file system allows
+    except (OSError, ValueError):  # ValueError: a NUL byte
+        return plain
+    return None if inside else f"Only prediction logs inside {home} can be opened here."
 
 
 def open_engine(url: str, create: bool = True) -> Engine:

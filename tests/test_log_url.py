@@ -3,15 +3,37 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from core import paths
-from core.serving.predlog import allowed_log_url
+from core.serving.predlog import LOG_SERVERS_ENV, LogUnavailable, PredictionLog, allowed_log_url
 
 
-def test_a_sqlite_file_inside_the_home_is_allowed_and_database_servers_too():
+def test_a_sqlite_file_inside_the_home_is_allowed():
     inside = paths.home() / "serving" / "run.sqlite"
     assert allowed_log_url(f"sqlite:///{inside}") is None
     assert allowed_log_url(f"  sqlite:///{inside}  ") is None
+
+
+def test_database_servers_only_when_the_operator_allows_them_and_only_plain_postgresql(monkeypatch):
+    """Otherwise anyone at the page makes the server connect wherever they like (and some drivers' options read
+    the server's files, e.g. MySQL's local_infile)."""
+    monkeypatch.delenv(LOG_SERVERS_ENV, raising=False)
+    assert "TRANSFERLAB_LOG_SERVERS=1" in allowed_log_url("postgresql://monitor@db.example/predictions")
+    monkeypatch.setenv(LOG_SERVERS_ENV, "1")
     assert allowed_log_url("postgresql://monitor@db.example/predictions") is None
+    for url in ("postgresql://monitor@db.example/predictions?sslmode=disable", "mysql://evil.example/db",
+                "mysql+pymysql://evil.example/db?local_infile=1"):
+        assert allowed_log_url(url) is not None, url
+
+
+def test_an_ordinary_file_inside_the_home_is_not_turned_into_a_database():
+    marker = paths.home() / "serving" / "notes.txt"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+    with pytest.raises(LogUnavailable, match="is not a prediction log"):
+        PredictionLog(f"sqlite:///{marker}", create=False)
+    assert marker.read_bytes() == b""
 
 
 def test_files_elsewhere_on_the_server_are_refused_with_a_sentence(tmp_path):

@@ -5,6 +5,7 @@ SQLite (WAL) under `$TRANSFERLAB_HOME/serving/<run-id>.sqlite` by default, any S
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,16 @@ def default_url(run_id: str) -> str:
     return f"sqlite:///{folder / f'{run_id}.sqlite'}"
 
 
+LOG_SERVERS_ENV = "TRANSFERLAB_LOG_SERVERS"
+
+
 def allowed_log_url(url: str) -> str | None:
     """Why a log URL typed into the app is refused (one sentence), or None when it may be opened.
 
     A SQLite URL names a file on the server itself: only files under $TRANSFERLAB_HOME, judged on the real path
     (after '..' and symbolic links), so nobody can open the server's other files through the Monitor page.
-    Database servers (postgresql://...) are reached over the network and stay allowed.
+    A database server makes this server connect wherever the URL points (and some drivers' options read local
+    files): only PostgreSQL, without options, and only where the operator allows it (TRANSFERLAB_LOG_SERVERS=1).
     """
     try:
         parsed = make_url(url.strip())
@@ -62,6 +67,11 @@ def allowed_log_url(url: str) -> str | None:
     except ArgumentError:  # NoSuchModuleError included
         return f"'{url}' is not a database URL (for example sqlite:///path/log.sqlite)."
     if not issubclass(dialect, SQLiteDialect):
+        if os.environ.get(LOG_SERVERS_ENV) != "1":
+            return (f"This server opens only SQLite prediction logs; its operator can allow PostgreSQL ones "
+                    f"({LOG_SERVERS_ENV}=1).")
+        if parsed.get_backend_name() != "postgresql" or parsed.query:
+            return "Only a PostgreSQL URL without options (postgresql://user@host/db) can be opened here."
         return None
     home = paths.home().resolve()
     database = parsed.database or ""
@@ -79,6 +89,14 @@ def allowed_log_url(url: str) -> str | None:
     return None if inside else f"Only prediction logs inside {home} can be opened here."
 
 
+def _is_sqlite_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def open_engine(url: str, create: bool = True) -> Engine:
     """An engine for url; SQLite files get WAL (readers never block the writer) and a busy timeout."""
     try:
@@ -89,6 +107,8 @@ def open_engine(url: str, create: bool = True) -> Engine:
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         if not create and not Path(parsed.database).exists():
             raise LogUnavailable(f"there is no prediction log at {parsed.database}")
+        if not create and not _is_sqlite_file(Path(parsed.database)):  # never turn some other file into a database
+            raise LogUnavailable(f"{parsed.database} is not a prediction log")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}} if is_sqlite else {}
     try:

@@ -102,8 +102,8 @@ def _headline(manager: JobManager, job_id: str, progress: Progress, started: dic
                 f"training and {started['num_val']} validation images · {started['trainable_params']:,} trainable "
                 f"parameters{_path_taken(started)}")
     st.progress(progress.fraction, text=progress.text())
-    if started.get("augmented_views") and progress.state in ACTIVE_STATES:
-        st.caption(f"Why this is quick: {started['augmented_views']} varied copies (crops, flips) of each image go "
+    if started.get("augmented_views"):
+        st.caption(f"Why this is quick: {started['augmented_views']} varied copies (crops, flips) of each image went "
                    "through the frozen layers once and are reused, instead of once every epoch.")
 
 

@@ -153,6 +153,9 @@ def add_images(dataset: str, base: int, classes: list[str]) -> None:
     if not classes:
         st.info("Create a class first (label some images, or name one when you create the dataset).")
         return
+    # Off until asked for: the camera widget makes the browser ask for camera access as soon as it is drawn.
+    if not st.toggle("Use the camera", key="label_camera"):
+        return
     shot_class = st.selectbox("Class for the photos", classes, key="camera_class", format_func=plain)
     photo = st.camera_input("Take a photo", key="camera")
     if photo is not None and st.session_state.get("camera_done") != photo.file_id:
@@ -274,8 +277,8 @@ try:
     with versions_tab:
         versions(head)
 except ArchiveRefused as error:
-    show_error(f"This archive cannot be used: {md(error)}")
+    show_error(f"This archive cannot be used: {error}")  # show_error escapes it
 except StoreError as error:
-    show_error(md(error))
+    show_error(str(error))
 except OSError as error:
     show_error("The dataset could not be read or written. Please try again.", repr(error))

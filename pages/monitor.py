@@ -42,11 +42,16 @@ def service_panel(run) -> str:
 
 def how_to_call_panel(run, url: str) -> None:
     examples = how_to_call(run.path, url)
-    st.markdown("**Start it yourself** (add `--host 0.0.0.0 --api-key-env MY_KEY` to reach it from other machines):")
-    st.code(examples["serve"], language="bash")
+    if registry.get(run.id) is None:  # while it serves, starting another on the same port would only fail
+        how_to_start(examples)
     st.markdown("**Ask it** from a terminal, or from Python:")
     st.code(examples["curl"], language="bash")
     st.code(examples["python"], language="python")
+
+
+def how_to_start(examples: dict[str, str]) -> None:
+    st.markdown("**Start it yourself** (add `--host 0.0.0.0 --api-key-env MY_KEY` to reach it from other machines):")
+    st.code(examples["serve"], language="bash")
 
 
 def open_log(source: str, run) -> tuple[PredictionLog, str | None] | None:
@@ -66,14 +71,15 @@ def open_log(source: str, run) -> tuple[PredictionLog, str | None] | None:
 
 def show_summary(summary: monitor.Summary, reference: monitor.Reference, rows: list[dict]) -> None:
     latency, trust, feedback = summary.latency, summary.trust, summary.feedback
-    cols = st.columns(5)
-    cols[0].metric("Images answered", summary.images)
-    cols[1].metric("Latency p50 / p95", f"{latency['p50']:.0f} / {latency['p95']:.0f} ms")
-    cols[2].metric("Not sure", f"{trust['unsure']:.0%}")
-    cols[3].metric("Unknown (unlike training)", f"{trust['unknown']:.0%}")
+    # Two rows of three: five metrics in one row are cut off with an ellipsis next to the sidebar.
+    traffic, answers = st.columns(3), st.columns(3)
+    traffic[0].metric("Images answered", summary.images)
+    traffic[1].metric("Latency p50 / p95", f"{latency['p50']:.0f} / {latency['p95']:.0f} ms")
     accuracy = feedback["accuracy"]
-    cols[4].metric("Accuracy on feedback", "no feedback yet" if accuracy is None else f"{accuracy:.0%}",
-                   help=f"{feedback['correct']} of {feedback['images']} images whose true label was reported")
+    traffic[2].metric("Accuracy on feedback", "none yet" if accuracy is None else f"{accuracy:.0%}",
+                      help=f"{feedback['correct']} of {feedback['images']} images whose true label was reported")
+    answers[0].metric("Not sure", f"{trust['unsure']:.0%}", help="Answers below the confidence threshold shown on Evaluate.")
+    answers[1].metric("Unknown", f"{trust['unknown']:.0%}", help="Images unlike every training image.")
     st.plotly_chart(monitor_charts.requests_over_time(summary.over_time), key="monitor_time")
     st.plotly_chart(monitor_charts.class_distribution(summary.classes), key="monitor_classes")
     st.subheader("Do the images still look like the training images?")

@@ -82,6 +82,7 @@ def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_expo
     assert len(wrong) <= len(suggested) // 4  # the head is mostly right on shapes
 
     # The camera: a photo straight into a class.
+    at.toggle(key="label_camera").set_value(True).run()  # off until asked for: no camera prompt on arrival
     at.selectbox(key="camera_class").set_value("circle").run()
     at.camera_input(key="camera").set_value(("shot.jpg", jpeg_bytes((250, 250, 250), (96, 96)), "image/jpeg")).run()
     no_exception(at)

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from core.insight import charts
+from core.models import backbones
 from core.text import md
 from core.training.events import JsonlTail
 from core.training.jobs import JobManager
@@ -97,10 +98,21 @@ def _headline(manager: JobManager, job_id: str, progress: Progress, started: dic
         return
     if started is None:
         return  # it ended before training began: the ending says how
-    st.markdown(f"**{md(started['backbone'])}** on **{md(started['device'])}** · {started['num_train']} training "
-                f"and {started['num_val']} validation images · {started['trainable_params']:,} trainable parameters"
-                f"{_path_taken(started)}")
+    st.markdown(f"**{md(_title(started['backbone']))}** on **{md(started['device'])}** · {started['num_train']} "
+                f"training and {started['num_val']} validation images · {started['trainable_params']:,} trainable "
+                f"parameters{_path_taken(started)}")
     st.progress(progress.fraction, text=progress.text())
+    if started.get("augmented_views"):
+        st.caption(f"Why this is quick: {started['augmented_views']} varied copies (crops, flips) of each image went "
+                   "through the frozen layers once and are reused, instead of once every epoch.")
+
+
+def _title(backbone: str) -> str:
+    """The name the Train page showed ("EfficientNet-Lite0"), not the registry key."""
+    try:
+        return backbones.info(backbone).title
+    except (KeyError, ValueError):
+        return backbone
 
 
 def _path_taken(started: dict[str, Any]) -> str:

@@ -194,3 +194,22 @@ def test_a_partly_fine_tuned_runs_embeddings_reuse_the_cached_frozen_stages_and_
         whole = result.model.head[:-1](result.model.run_stages(images)).numpy()
     assert train.shape[0] > val.shape[0] == len(val_records)
     assert np.abs(val - whole).max() < 0.05 * max(np.abs(whole).max(), 1e-6)  # the prefix is cached in fp16
+
+
+def test_new_pictures_of_a_tight_classroom_set_are_not_unknown_but_other_things_are():
+    """A few near-identical training images per class give a tiny 99% quantile; new pictures of the same kind,
+    slightly more varied, must still be known, while something unlike every class is unknown."""
+    from core.insight import ood
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 64) * 10 + 1.0  # three classes, far apart
+    train = np.concatenate([c + rng.normal(0, 0.3, (8, 64)) for c in centres])
+    labels = [name for name in ("oak", "maple", "fern") for _ in range(8)]
+    val = np.concatenate([c + rng.normal(0, 0.3, (2, 64)) for c in centres])
+    scorer, info = ood.fit_reference(train, val, 0, labels)
+    fresh = np.concatenate([c + rng.normal(0, 1.0, (5, 64)) for c in centres])  # same kinds, three times more varied
+    assert (scorer.score(fresh) > info["threshold"]).mean() <= 0.1
+    assert info["threshold"] > info["quantile_threshold"]  # the quantile alone would have called them unknown
+    assert (scorer.score(fresh) > info["quantile_threshold"]).mean() >= 0.5
+    unlike = -np.ones((4, 64)) + rng.normal(0, 0.3, (4, 64))
+    assert (scorer.score(unlike) > info["threshold"]).all()

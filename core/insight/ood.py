@@ -40,24 +40,42 @@ class NeighbourScore:
         return chosen.mean(axis=1)
 
 
-def subsample(embeddings: np.ndarray, limit: int = MAX_REFERENCE, seed: int = 0) -> np.ndarray:
-    if len(embeddings) <= limit:
-        return embeddings
-    keep = np.random.default_rng(seed).choice(len(embeddings), limit, replace=False)
-    return embeddings[np.sort(keep)]
+def kept_indices(count: int, limit: int = MAX_REFERENCE, seed: int = 0) -> np.ndarray:
+    """Which training embeddings the reference keeps: all of them, or a seeded sample of `limit`."""
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, limit, replace=False))
 
 
-def fit_reference(train: np.ndarray, val: np.ndarray, seed: int = 0) -> tuple[NeighbourScore, dict[str, Any]]:
-    """The scorer and its threshold (the QUANTILE of the in-distribution scores)."""
-    scorer = NeighbourScore(subsample(train, seed=seed))
+def class_gap(reference: np.ndarray, labels: np.ndarray) -> float:
+    """The median distance from a training image to the nearest training image of another class: how far apart the
+    user's own classes are. 0 when there is one class."""
+    if len(set(labels.tolist())) < 2:
+        return 0.0
+    unit = normalise(reference)
+    distances = 1.0 - unit @ unit.T
+    distances[labels[:, None] == labels[None, :]] = np.inf
+    return float(np.median(distances.min(axis=1)))
+
+
+def fit_reference(train: np.ndarray, val: np.ndarray, seed: int = 0,
+                  train_labels: list[str] | None = None) -> tuple[NeighbourScore, dict[str, Any]]:
+    """The scorer and its threshold: the QUANTILE of the in-distribution scores, but never less than half the gap
+    between the user's classes. A few near-identical training images (a classroom set) give a tiny quantile that
+    new pictures of the very same kind exceed; an image only counts as unknown when it is farther from every
+    training image than the classes are from each other (half of it, as a margin)."""
+    keep = kept_indices(len(train), seed=seed)
+    scorer = NeighbourScore(train[keep])
     ordinary = np.concatenate([scorer.score(scorer.reference, leave_one_out=True),
                                scorer.score(val) if len(val) else np.empty(0)])
-    threshold = float(np.quantile(ordinary, QUANTILE))
+    quantile = float(np.quantile(ordinary, QUANTILE))
+    floor = 0.5 * class_gap(scorer.reference, np.asarray(train_labels)[keep]) if train_labels is not None else 0.0
+    threshold = max(quantile, floor)
     val_scores = scorer.score(val) if len(val) else np.empty(0)
     flagged_val = float((val_scores > threshold).mean()) if len(val) else 0.0
     # The validation scores are the reference the Monitor page compares served traffic with (drift).
-    return scorer, {"k": scorer.k, "threshold": threshold, "reference_images": len(scorer.reference),
-                    "validation_flagged": flagged_val,
+    return scorer, {"k": scorer.k, "threshold": threshold, "quantile_threshold": quantile, "class_gap_floor": floor,
+                    "reference_images": len(scorer.reference), "validation_flagged": flagged_val,
                     "validation_scores": [round(float(s), 5) for s in val_scores[:MAX_REFERENCE]]}
 
 

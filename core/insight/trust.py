@@ -46,7 +46,9 @@ def compute(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
     if len(targets):
         stored = calibration.calibrate(probabilities, targets)
     train_embeddings, val_embeddings = embeddings(result, config, work_dir, cache)
-    scorer, ood_info = ood.fit_reference(train_embeddings, val_embeddings, config.seed)
+    train_records, _ = split(inspect(Path(config.data), work_dir), config.val_split, config.seed)
+    scorer, ood_info = ood.fit_reference(train_embeddings, val_embeddings, config.seed,
+                                         [r.label for r in train_records])
     ood.save_reference(scorer, run_dir)
     abstention = stored.pop("abstention", None)
     trust = {"temperature": stored.get("temperature", 1.0),

@@ -48,7 +48,8 @@ st.dataframe([{
     "backbone": b.title, "parameters (M)": b.params_m, "compute (GFLOPs)": b.gflops,
     "ImageNet accuracy (%)": round(b.imagenet_top1, 1),
     "weights": "bundled: works offline" if b.bundled else
-    ("on this computer" if backbones.weights_available(b.name) else "downloaded on first use"),
+    ("on this computer" if backbones.weights_available(b.name) else
+     "downloaded on first use" if backbones.downloads_allowed() else "not on this computer (offline)"),
 } for b in catalogue], hide_index=True)
 names = [b.name for b in catalogue]
 backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED), key="backbone",
@@ -57,9 +58,10 @@ backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED),
 weights = "default"
 if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
     target = backbones.weights_file(backbone)
-    st.warning(f"The pretrained weights for this backbone are not on this computer yet. They download "
-               f"automatically when training starts. Offline? Put the file `{target.name}` into `{target.parent}`, "
-               f"or choose the bundled EfficientNet-Lite0.")
+    how = "They download automatically when training starts. Offline? " if backbones.downloads_allowed() else \
+        "This server works offline, so they cannot be downloaded. "
+    st.warning(f"The pretrained weights for this backbone are not on this computer yet. {how}Put the file "
+               f"`{target.name}` into `{target.parent}`, or choose the bundled EfficientNet-Lite0.")
     if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)",
                    key="random_init"):
         weights = "none"

@@ -37,7 +37,7 @@ def coverage(curve: list[dict[str, float]], chosen: dict[str, Any] | None = None
         figure.add_scatter(x=[chosen["coverage"]], y=[chosen["accuracy"]], mode="markers", name="chosen threshold",
                            marker=dict(size=12, color="#d62728"))
     figure.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text="images it answers")
-    figure.update_yaxes(tickformat=".0%", title_text="accuracy on those")
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="accuracy on those")
     return figure.update_layout(title="Answer less, be right more often", height=360, **_LAYOUT)
 
 

@@ -194,10 +194,15 @@ def build(name: str, num_classes: int, pretrained: bool = True) -> StagedModel:
     return _TORCHVISION[name].restructure(model, num_classes)
 
 
+def downloads_allowed() -> bool:
+    """False where the operator set TRANSFERLAB_OFFLINE: weights that are not on disk cannot be fetched."""
+    return not os.environ.get("TRANSFERLAB_OFFLINE")
+
+
 def _load_torchvision_state(name: str) -> dict[str, torch.Tensor]:
     weights = torchvision.models.get_model_weights(name).DEFAULT
     target = weights_file(name)
-    if not target.is_file() and os.environ.get("TRANSFERLAB_OFFLINE"):
+    if not target.is_file() and not downloads_allowed():
         raise WeightsUnavailable(_missing_message(name, target))
     try:
         return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)

@@ -3,13 +3,13 @@ import streamlit as st
 
 st.set_page_config(page_title="TransferLab", page_icon=":material/biotech:", layout="wide")
 st.navigation([
-    st.Page("pages/data.py", title="1. Data", icon=":material/folder_open:", default=True),
-    st.Page("pages/label.py", title="Label", icon=":material/label:"),
-    st.Page("pages/train.py", title="2. Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="3. Evaluate", icon=":material/analytics:"),
-    st.Page("pages/review.py", title="Review labels", icon=":material/fact_check:"),
-    st.Page("pages/predict.py", title="4. Predict", icon=":material/image_search:"),
-    st.Page("pages/export.py", title="5. Export", icon=":material/download:"),
-    st.Page("pages/monitor.py", title="6. Monitor", icon=":material/monitor_heart:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("views/data.py", title="1. Data", icon=":material/folder_open:", default=True),
+    st.Page("views/label.py", title="Label", icon=":material/label:"),
+    st.Page("views/train.py", title="2. Train", icon=":material/model_training:"),
+    st.Page("views/evaluate.py", title="3. Evaluate", icon=":material/analytics:"),
+    st.Page("views/review.py", title="Review labels", icon=":material/fact_check:"),
+    st.Page("views/predict.py", title="4. Predict", icon=":material/image_search:"),
+    st.Page("views/export.py", title="5. Export", icon=":material/download:"),
+    st.Page("views/monitor.py", title="6. Monitor", icon=":material/monitor_heart:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/history:"),
 ]).run()

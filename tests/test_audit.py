@@ -93,14 +93,14 @@ def test_corrected_zip_applies_relabel_and_remove(audited, tmp_path):
 
 def test_review_page_shows_suspects_and_offers_the_corrected_zip(noisy_folder):
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     ws = at.query_params["ws"]
     from core import paths
     from core.training import runs
     (paths.home() / "workspaces" / ws).mkdir(parents=True, exist_ok=True)  # created on the first save
     runs.write_json(paths.home() / "workspaces" / ws / "workspace.json",
                     {"dataset": {"path": str(noisy_folder[0]), "name": "noisy *shapes*"}})
-    at.switch_page("pages/review.py").run()
+    at.switch_page("views/review.py").run()
     at.button(key="run_audit").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Probably wrong labels" in h.value for h in at.subheader)

@@ -47,8 +47,9 @@ def test_monitor_page_shows_the_log_and_starts_and_stops_a_service(app_url, moni
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(120_000)
-        page.goto(f"{app_url}/monitor?ws={key}")
+        page.goto(f"{app_url}/monitor?ws={key}")  # the server's first visitor, by a deep link
         page.wait_for_selector(IDLE)
+        expect(page.get_by_test_id("stSidebarNav")).to_contain_text("6. Monitor")  # the app's titles, not file names
         answered = page.get_by_test_id("stMetric").filter(has_text="Images answered")
         expect(answered).to_contain_text("12")
         page.get_by_text("Serve this model to other programs").click()

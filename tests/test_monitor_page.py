@@ -45,7 +45,7 @@ def served_run(trained_run, shapes_folder, isolated_home) -> tuple[str, Path]:
 def open_monitor(key: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["ws"] = key
-    at.switch_page("pages/monitor.py")
+    at.switch_page("views/monitor.py")
     return at.run()
 
 

@@ -37,7 +37,7 @@ def test_a_sqlite_url_in_capitals_is_judged_like_any_sqlite_url(isolated_home):
 def test_the_monitor_page_answers_an_overlong_log_path_with_a_sentence(isolated_home):
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["ws"] = paths.new_workspace_key()
-    at.switch_page("pages/monitor.py")
+    at.switch_page("views/monitor.py")
     at.run()
     at.radio(key="monitor_source").set_value("A prediction log database (URL)").run()
     at.text_input(key="monitor_url").set_value(f"sqlite:///{paths.home()}/{'a' * 5000}.sqlite").run()

@@ -19,7 +19,7 @@ def app_with_run(trained_run):
     from core import paths
 
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     ws = at.query_params["ws"]
     shutil.copytree(trained_run, paths.home() / "workspaces" / ws / "runs" / trained_run.name)
     return at
@@ -31,7 +31,7 @@ def no_exception(at: AppTest) -> None:
 
 def test_evaluate_shows_intervals_calibration_cells_heatmaps_and_the_card(app_with_run):
     at = app_with_run
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("views/evaluate.py").run()
     no_exception(at)
     assert any(c.value.startswith("95% interval:") for c in at.caption)
     assert any("could be anywhere from" in i.value for i in at.info)
@@ -49,7 +49,7 @@ def test_evaluate_shows_intervals_calibration_cells_heatmaps_and_the_card(app_wi
 
 def test_predict_says_unknown_names_a_bad_file_and_shows_a_heatmap(app_with_run, shapes_folder, tmp_path):
     at = app_with_run
-    at.switch_page("pages/predict.py").run()
+    at.switch_page("views/predict.py").run()
     board = tmp_path / "board.png"
     _checkerboard(random.Random(2)).save(board)
     shape = sorted((shapes_folder / "circle").glob("*.jpg"))[0]

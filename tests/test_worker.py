@@ -31,7 +31,7 @@ def train_page(**query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in query.items():
         at.query_params[key] = value
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     return at.run()
 
 

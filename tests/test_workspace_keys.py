@@ -15,7 +15,7 @@ def open_data_page(**query: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in query.items():
         at.query_params[key] = value
-    at.switch_page("pages/data.py")
+    at.switch_page("views/data.py")
     return at.run()
 
 

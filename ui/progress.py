@@ -132,8 +132,8 @@ def _ending(progress: Progress, end: dict[str, Any] | None, run_dir) -> None:
         score = f"{accuracy:.1%} of validation images recognised correctly" if isinstance(accuracy, float) else \
             "the model is saved"
         st.success(f"Finished: {score} (best epoch {status.get('best_epoch')}).")
-        st.page_link("pages/evaluate.py", label="See the details on 3. Evaluate", icon=":material/analytics:")
-        st.page_link("pages/predict.py", label="Try it on new images on 4. Predict", icon=":material/image_search:")
+        st.page_link("views/evaluate.py", label="See the details on 3. Evaluate", icon=":material/analytics:")
+        st.page_link("views/predict.py", label="Try it on new images on 4. Predict", icon=":material/image_search:")
     elif state == "failed":
         message = (end or {}).get("message") or Run(run_dir).status().get("message") or "Training failed."
         show_error(message, (end or {}).get("details") or Run(run_dir).status().get("details"))

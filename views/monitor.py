@@ -138,7 +138,7 @@ def send_panel(run, review: list[dict]) -> None:
         if sent.skipped:
             with st.expander(f"Skipped images ({len(sent.skipped)}) and why"):
                 st.dataframe([{"file": s.path, "reason": s.reason} for s in sent.skipped], hide_index=True)
-        st.page_link("pages/label.py", label="Label them on the Label page", icon=":material/arrow_forward:")
+        st.page_link("views/label.py", label="Label them on the Label page", icon=":material/arrow_forward:")
 
 
 st.title("6. Monitor")

@@ -236,7 +236,7 @@ def versions(version) -> None:
         st.session_state["label_go_train"] = True
         st.rerun()
     if st.session_state.get("label_go_train"):
-        st.page_link("pages/train.py", label="Go to 2. Train", icon=":material/arrow_forward:")
+        st.page_link("views/train.py", label="Go to 2. Train", icon=":material/arrow_forward:")
     if right.button("Export as a zip", key="export"):
         target = ws.uploads / f"dataset-{version.dataset}-v{chosen}.zip"
         st.session_state["label_export"] = str(checkout.export_zip(store, version.dataset, chosen, target))

@@ -28,7 +28,7 @@ if is_id(job_id) and (ws.runs / job_id).is_dir():
 dataset = ws.dataset()
 if not dataset:
     st.info("First choose your images on the **Data** page.")
-    st.page_link("pages/data.py", label="Go to 1. Data", icon=":material/arrow_back:")
+    st.page_link("views/data.py", label="Go to 1. Data", icon=":material/arrow_back:")
     st.stop()
 try:
     report = load_report(dataset)

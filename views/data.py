@@ -78,4 +78,4 @@ if report.skipped:
         st.dataframe([{"file": s.path, "reason": s.reason} for s in report.skipped], hide_index=True)
 if report.trainable:
     st.success("Your data is ready. Next, choose how to train.")
-    st.page_link("pages/train.py", label="Go to 2. Train", icon=":material/arrow_forward:")
+    st.page_link("views/train.py", label="Go to 2. Train", icon=":material/arrow_forward:")

@@ -160,3 +160,24 @@ def test_every_entry_point_makes_openmp_threads_sleep_before_torch_loads(entry):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "PASSIVE"
+
+
+def test_a_waiting_standby_process_takes_the_next_run_and_a_new_one_waits_behind_it(shapes_folder, tmp_path):
+    """The app keeps a training process imported and waiting: the run starts without import time, trains for
+    real, logs to its own worker log, and another process waits for the run after it."""
+    manager = JobManager(paths.home(), gpu_count=0, mps=False, standby=True)
+    try:
+        waiting = manager.standby._ready["cpu"]
+        quick = TrainConfig(data=str(shapes_folder), weights="none", freeze_depth=0, image_size=48, batch_size=16,
+                            epochs=1, early_stopping=0)
+        job = manager.submit(quick, tmp_path / "runs")
+        assert job.wait(300) and job.state == "finished", job.run.status()
+        assert job.pid == waiting.pid  # the run went to the process that was already waiting
+        assert job.run.status()["pid"] == waiting.pid
+        assert f"run {job.id}: finished" in job.run.file(runs.WORKER_LOG).read_text()
+        assert wait_for(lambda: "cpu" in manager.standby._ready, 30)
+        behind = manager.standby._ready["cpu"]
+        assert behind.pid != waiting.pid and behind.poll() is None
+    finally:
+        manager.standby.close()
+    assert behind.wait(30) == 0  # its stdin closed before any run came: it ends without training

@@ -132,7 +132,7 @@ def _clean_up_forever() -> None:
 @st.cache_resource
 def job_manager() -> JobManager:
     """One per server process: one worker per device, shared by every workspace, so jobs on a GPU queue."""
-    return JobManager(paths.home())
+    return JobManager(paths.home(), standby=True)
 
 
 @st.cache_data(show_spinner="Checking every image...", max_entries=16)

@@ -20,6 +20,7 @@ from core.training import runs
 from core.training.config import ConfigError, TrainConfig
 from core.training.events import RUN_CANCELLED, RUN_FAILED, EventLog
 from core.training.runs import METRICS, WORKER_LOG, Run
+from core.training.standby import Standby
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `core` package
 CANCEL_GRACE_S = 60.0  # a run that ignores its stop file this long is terminated (e.g. stuck in a collective)
@@ -58,7 +59,10 @@ def describe_slots(slots: tuple[str, ...]) -> str:
 
 
 class JobManager:
-    def __init__(self, work_dir: Path, gpu_count: int | None = None, mps: bool | None = None) -> None:
+    def __init__(self, work_dir: Path, gpu_count: int | None = None, mps: bool | None = None,
+                 standby: bool = False) -> None:
+        """standby: keep a training process per device imported and waiting (core.training.standby), for a
+        server that will run many jobs; the CLI, running one, does without."""
         from core.training import devices
 
         self.work_dir = Path(work_dir)
@@ -71,6 +75,10 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._active: list[Job] = []  # queued and running jobs, in the order they were submitted
         self._lock = threading.Lock()
+        self.standby = Standby(self.work_dir) if standby else None
+        if self.standby is not None:
+            for slot in self.gpus or (["mps"] if self.mps else ["cpu"]):
+                self.standby.start(slot, self.environment_for((slot,)))
 
     def submit(self, config: TrainConfig, runs_root: Path, all_gpus: bool = False) -> Job:
         """Create the run folder and queue the job on its device. Raises ConfigError at once for a device that
@@ -165,11 +173,18 @@ class JobManager:
             return _record_end(run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
         # Written before the process exists, so it never overwrites what the process writes once it is up.
         run.set_status("running", device=job.device_label)
-        with run.file(WORKER_LOG).open("ab") as log:
-            process = subprocess.Popen(self.command(job), cwd=ROOT, env=self.environment(job), stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        single = len(job.slots) == 1 and self.standby is not None
+        process = self.standby.hand_over(job.slots[0], job.run_dir) if single else None
+        if process is None:
+            with run.file(WORKER_LOG).open("ab") as log:
+                process = subprocess.Popen(self.command(job), cwd=ROOT, env=self.environment(job), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         job.pid = process.pid
-        return _outcome(run, _wait(process, run))
+        try:
+            return _outcome(run, _wait(process, run))
+        finally:  # the next run of this device finds one waiting; started now, its imports never slow this run
+            if single:
+                self.standby.start(job.slots[0], self.environment(job))
 
     def command(self, job: Job) -> list[str]:
         worker = ["-m", "core.training.worker", str(job.run_dir), "--work-dir", str(self.work_dir)]
@@ -179,6 +194,9 @@ class JobManager:
         return [sys.executable, *worker]
 
     def environment(self, job: Job) -> dict[str, str]:
+        return self.environment_for(job.slots)
+
+    def environment_for(self, slots: tuple[str, ...]) -> dict[str, str]:
         """The child's environment: `core` importable however the server was started; only its GPU(s) visible."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
@@ -186,7 +204,7 @@ class JobManager:
         # OpenMP threads that spin while they wait collapse when anything else (page views, browsers) wants the
         # same cores: measured 79 epochs/min alone against 3 with five tabs open. Waiting threads sleep instead.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        gpus = [slot.split(":")[1] for slot in job.slots if slot.startswith("cuda:")]
+        gpus = [slot.split(":")[1] for slot in slots if slot.startswith("cuda:")]
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         return env

@@ -18,13 +18,21 @@ WORKER_NICENESS = 5
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.training.worker")
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: $TRANSFERLAB_HOME")
+    parser.add_argument("--standby", action="store_true",
+                        help="import everything, then wait for the run folder on stdin (core.training.standby)")
     args = parser.parse_args(argv)
     try:  # the web server answers first, training takes every cycle it leaves (it needs few: it only reads files)
         os.nice(WORKER_NICENESS)
     except OSError:
         pass
+    if args.standby:
+        args.run_dir = _wait_for_a_run()
+        if args.run_dir is None:
+            return 0  # the server went away before it needed this process
+    if args.run_dir is None:
+        parser.error("the run folder is missing")
 
     from core import paths
     from core.models.features import FeatureCache
@@ -47,6 +55,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {run.id}: {state}", file=sys.stderr)
     # Non-zero on failure: under torchrun that ends the other ranks at once instead of leaving them waiting.
     return 0 if state in ("finished", "cancelled") else 1
+
+
+def _wait_for_a_run() -> Path | None:
+    """Do the slow imports now, then sleep until the job manager names a run folder; from then on everything this
+    process prints goes to that run's worker log, as if it had been started for it."""
+    import core.insight.trust  # noqa: F401 - what a run imports later: torch, torchvision, sklearn
+    import core.training.runner  # noqa: F401
+    import core.training.views  # noqa: F401
+    from core.training.runs import WORKER_LOG
+
+    line = sys.stdin.readline().strip()
+    if not line:
+        return None
+    log = os.open(Path(line) / WORKER_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return Path(line)
 
 
 if __name__ == "__main__":

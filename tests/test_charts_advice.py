@@ -39,7 +39,7 @@ def test_less_data_is_advised_to_freeze_more():
     assert depths == sorted(depths, reverse=True) and depths[0] == 9 and depths[-1] == 0
     assert "50 images" in advice.recommend_freeze(50, 9)[1]
     assert advice.freeze_label("resnet18", 0).endswith("fine-tune everything")
-    assert "layer2" in advice.freeze_label("resnet18", 3)
+    assert "layer2" in advice.freeze_label("resnet18", 3) and "retrain the last 2 stages" in advice.freeze_label("resnet18", 3)
 
 
 def test_run_comparison_has_one_line_per_run_on_a_fixed_accuracy_scale():

@@ -28,7 +28,9 @@ def freeze_label(name: str, depth: int) -> str:
         return "0 · fine-tune everything"
     if depth >= len(names):
         return f"{len(names)} · feature extraction only (train the new head)"
-    return f"{depth} · freeze up to '{names[depth - 1]}'"
+    retrained = len(names) - depth
+    stages = "the last stage" if retrained == 1 else f"the last {retrained} stages"
+    return f"{depth} · retrain {stages} (kept as they are up to '{names[depth - 1]}')"
 
 
 def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int, int]:

@@ -1,0 +1,1 @@
+"""Labelling that gets faster as you go: suggestions and what to label next, on the frozen backbone's features."""

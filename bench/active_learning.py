@@ -26,8 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.data import intake, labelling  # noqa: E402
+from core.data import intake  # noqa: E402
 from core.data.store import DatasetStore  # noqa: E402
+from core.labelling import suggest as labelling  # noqa: E402
 from core.models.features import FeatureCache  # noqa: E402
 
 

@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 
 from core.data import sample  # noqa: E402
+from core.runs.jobs import JobManager  # noqa: E402
 from core.serving.inference import Predictor  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
-from core.training.jobs import JobManager  # noqa: E402
 from ui.progress import POLL_RUNNING_S as POLL_SECONDS  # noqa: E402  (the live view's refresh interval)
 
 

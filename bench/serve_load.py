@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.data import sample  # noqa: E402
+from core.runs.jobs import JobManager  # noqa: E402
 from core.serving.predlog import PredictionLog  # noqa: E402
 from core.serving.process import start_service, stop_service  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
-from core.training.jobs import JobManager  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
 

@@ -37,7 +37,8 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
 from core.models import backbones  # noqa: E402  (imported before any timing starts)
-from core.training import runner, runs  # noqa: E402
+from core.runs import folder as runs  # noqa: E402
+from core.runs import pipeline as runner  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
 from core.training.events import EventLog  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Accuracy against the number of augmented views (core.training.views), on the sample and on two sets of real
+"""Accuracy against the number of augmented views (core.training.augmented_views), on the sample and on two sets of real
 photographs that ship with scikit-image (the LFW face subset, and crops of its brick/grass/gravel texture
 photos); no larger labelled photo set is on this machine, and none can be downloaded.
 

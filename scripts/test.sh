@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs them. Safe to run again.
+#
+# Two environments, so that a green suite cannot hide a missing runtime package:
+#   .venv       exactly the README's app install (requirements.txt alone); the browser tests run the app from it.
+#   .venv-test  the test tools (requirements-dev.txt) on top of it: it sees .venv's packages through a .pth file,
+#               and what it installs itself never lands in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+PIP=(--quiet --disable-pip-version-check)
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+.venv/bin/python -m pip install "${PIP[@]}" -r requirements.txt
+[ -x .venv-test/bin/python ] || "$PYTHON" -m venv .venv-test
+runtime_site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+test_site=$(.venv-test/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+echo "$runtime_site" > "$test_site/transferlab-runtime.pth"
+.venv-test/bin/python -m pip install "${PIP[@]}" -r requirements-dev.txt
 if [ ! -x /usr/bin/chromium ]; then
   # The end-to-end test drives Debian's Chromium; never a downloaded browser.
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-exec .venv/bin/python -m pytest "$@"
+export TRANSFERLAB_APP_PYTHON="$PWD/.venv/bin/python"  # the browser tests start `streamlit run` with it
+exec .venv-test/bin/python -m pytest "$@"

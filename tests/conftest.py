@@ -53,7 +53,8 @@ def trained_run(tmp_path_factory, shapes_folder) -> Path:
     """One finished run (bundled pretrained backbone, feature extraction), shared by prediction tests."""
     import threading
 
-    from core.training import runner, runs
+    from core.runs import folder as runs
+    from core.runs import pipeline as runner
     from core.training.config import TrainConfig
     from core.training.events import EventLog
 

@@ -18,6 +18,11 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# The app as a user installs it (requirements.txt alone: scripts/test.sh builds that .venv), so a page that needs a
+# package only the test environment has fails here instead of on a user's machine.
+APP_PYTHON = os.environ.get("TRANSFERLAB_APP_PYTHON") or sys.executable
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -30,7 +35,7 @@ def running_app(home: Path, start_timeout: float = 90.0) -> Iterator[str]:
     port = free_port()
     env = os.environ | {"TRANSFERLAB_HOME": str(home), "TRANSFERLAB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+        [APP_PYTHON, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -96,7 +96,7 @@ def test_review_page_shows_suspects_and_offers_the_corrected_zip(noisy_folder):
     at.switch_page("views/data.py").run()
     ws = at.query_params["ws"]
     from core import paths
-    from core.training import runs
+    from core.runs import folder as runs
     (paths.home() / "workspaces" / ws).mkdir(parents=True, exist_ok=True)  # created on the first save
     runs.write_json(paths.home() / "workspaces" / ws / "workspace.json",
                     {"dataset": {"path": str(noisy_folder[0]), "name": "noisy *shapes*"}})

@@ -86,9 +86,9 @@ def test_a_failing_process_fails_the_run_with_its_rank_and_error(shapes_folder, 
 
 def test_the_apps_all_gpu_launch_trains_one_run_folder_with_every_process(shapes_folder, tmp_path):
     """The command the job manager uses for "Use all N GPUs" (here 2 CPU processes): one run, global metrics."""
-    from core.training import runs
+    from core.runs import folder as runs
+    from core.runs.jobs import Job, JobManager
     from core.training.config import TrainConfig
-    from core.training.jobs import Job, JobManager
 
     config = TrainConfig(data=str(shapes_folder), image_size=64, epochs=2, early_stopping=0, batch_size=4)
     run_dir = runs.create(tmp_path / "runs", config)

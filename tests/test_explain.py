@@ -39,7 +39,8 @@ def busy_picture(shape: str, rng: random.Random) -> tuple[Image.Image, tuple[flo
 
 @pytest.fixture(scope="module")
 def busy_run(tmp_path_factory) -> tuple[Path, Path, dict[str, tuple]]:
-    from core.training import runner, runs
+    from core.runs import folder as runs
+    from core.runs import pipeline as runner
     from core.training.config import TrainConfig
     from core.training.events import EventLog
 
@@ -100,8 +101,8 @@ def test_model_card_is_self_contained_escaped_and_in_the_bundle(trained_run, tmp
     import zipfile
 
     from core.cli import main
+    from core.runs import folder as runs
     from core.serving.export import export_bundle
-    from core.training import runs
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -10,9 +10,10 @@ import time
 
 import torch
 
-from core.training import runner, runs
+from core.runs import folder as runs
+from core.runs import pipeline as runner
+from core.runs.jobs import JobManager
 from core.training.config import TrainConfig
-from core.training.jobs import JobManager
 from tests.conftest import class_members, write_zip
 
 
@@ -77,7 +78,7 @@ def test_runs_are_listed_by_a_new_process_and_orphans_show_as_interrupted(traine
                                                                   "owner": "a-process-that-died"}
     (orphan / "status.json").write_text(json.dumps(status))
     listing = subprocess.run(
-        [sys.executable, "-c", "import sys; from core.training import runs; "
+        [sys.executable, "-c", "import sys; from core.runs import folder as runs; "
          "[print(r.id, r.state) for r in runs.list_runs(sys.argv[1])]", str(root)],
         capture_output=True, text=True, check=True).stdout.split("\n")
     assert f"{trained_run.name} finished" in listing and f"{orphan.name} interrupted" in listing

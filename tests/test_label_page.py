@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from core.data.store import DatasetStore
-from core.training import runs
+from core.runs import folder as runs
 from tests.conftest import jpeg_bytes
 from tests.test_app import finished, go, no_exception, open_page, start_training, wait_until
 

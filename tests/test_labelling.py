@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.data import intake, labelling
+from core.data import intake
 from core.data.store import DatasetStore, Edit
+from core.labelling import suggest as labelling
 from core.models.features import FeatureCache
 
 SIZE = 96

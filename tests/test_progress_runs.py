@@ -6,12 +6,13 @@ import shutil
 
 import pytest
 
+from core.runs import folder as runs
+from core.runs.folder import Run
 from core.serving.export import export_bundle
 from core.serving.inference import Predictor
-from core.training import estimate, runs
+from core.training import estimate
 from core.training.events import JsonlTail
 from core.training.progress import MAX_BATCH_POINTS, Progress, RunProgress, eta_seconds, format_duration
-from core.training.runs import Run
 
 
 def test_eta_uses_the_pace_of_later_epochs_and_batches_before_the_first_one_ends():

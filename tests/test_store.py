@@ -16,6 +16,7 @@ from core.data import checkout, intake
 from core.data import store as store_module
 from core.data.archive import ArchiveRefused
 from core.data.store import DatasetStore, Edit, StaleVersion, StoreError
+from core.runs import retrain
 from core.training.config import TrainConfig
 from tests.conftest import class_members, jpeg_bytes, write_zip
 
@@ -192,15 +193,15 @@ def test_camera_shot_goes_straight_into_a_class(labelled):
 def test_training_config_points_at_a_materialised_version(labelled):
     store, result = labelled
     dataset = result.version.dataset
-    config = checkout.train_on(store, dataset, 2, TrainConfig(data="x", epochs=2))
+    config = retrain.train_on(store, dataset, 2, TrainConfig(data="x", epochs=2))
     folder = Path(config.data)
     assert config.dataset_version == f"{dataset}@2" and config.epochs == 2
     assert {p.name: len(list(p.iterdir())) for p in folder.iterdir()} == {"cat": 6, "dog": 5}
     image = next(folder.rglob("*.jpg"))
     assert os.stat(image).st_nlink >= 2  # a hard link into the objects, not a copy
-    assert checkout.retrain_config(config, store) is None  # nothing newer yet
+    assert retrain.retrain_config(config, store) is None  # nothing newer yet
     store.commit(dataset, 2, Edit(set_label={digests_of(store, dataset, "cat")[0]: "dog"}))
-    newer = checkout.retrain_config(config, store)
+    newer = retrain.retrain_config(config, store)
     assert newer.dataset_version == f"{dataset}@3" and newer.epochs == 2 and newer.data != config.data
 
 

@@ -1,4 +1,4 @@
-"""Augmented views (core.training.views) and batched augmentation: same model as today's path when nothing is
+"""Augmented views (core.training.augmented_views) and batched augmentation: same model as today's path when nothing is
 augmented, a clear fallback past the budget, cancel within one batch, crops that are what they claim."""
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from core.data.preprocessing import Preprocessing
 from core.models import backbones
 from core.models.features import FeatureCache
 from core.training import devices
+from core.training.augmented_views import ViewSource, plan
 from core.training.config import TrainConfig
 from core.training.distributed import FromStage
 from core.training.events import EventLog
 from core.training.loop import Cancelled, fit, make_optimizer, set_trainable, train_one_epoch
-from core.training.views import ViewSource, plan
 
 PREP = Preprocessing(72, 64, (0.5,) * 3, (0.5,) * 3, "bilinear")
 PARTIAL = dict(backbone="mobilenet_v3_small", weights="none", freeze_depth=11, image_size=64, batch_size=4,

@@ -10,10 +10,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import paths
-from core.training import runs
+from core.runs import folder as runs
+from core.runs.folder import Run
+from core.runs.jobs import JobManager, describe_slots
 from core.training.config import ConfigError, TrainConfig
-from core.training.jobs import JobManager, describe_slots
-from core.training.runs import Run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -61,7 +61,7 @@ def test_a_run_trains_in_its_own_process_while_two_tabs_watch_it_and_a_tab_cance
 
 FAKE_WORKER = """
 import os, sys, time
-from core.training.runs import Run
+from core.runs.folder import Run
 run = Run(sys.argv[1])
 run.set_status("running", visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"))
 while not run.stop.is_set():
@@ -98,7 +98,7 @@ def test_four_gpus_run_four_jobs_at_once_and_the_queue_names_the_gpu(tmp_path):
     assert wait_for(lambda: everything.state == "running", 30)
     assert manager.launched[everything.id][1:5] == ["-m", "torch.distributed.run", "--standalone",
                                                     "--nproc_per_node=4"]
-    assert manager.launched[everything.id][5:8] == ["-m", "core.training.worker", str(everything.run_dir)]
+    assert manager.launched[everything.id][5:8] == ["-m", "core.runs.worker", str(everything.run_dir)]
     manager.cancel(everything.id)
     assert everything.wait(30) and everything.state == "cancelled"
     assert describe_slots(("cpu",)) == "the CPU"
@@ -148,7 +148,7 @@ def test_the_web_server_does_not_collect_all_garbage_after_every_rerun(monkeypat
         config.get_config_options(force_reparse=True)
 
 
-@pytest.mark.parametrize("entry", ["core.cli", "core.training.worker", "core.serving.service", "ui.common"])
+@pytest.mark.parametrize("entry", ["core.cli", "core.runs.worker", "core.serving.service", "ui.common"])
 def test_every_entry_point_makes_openmp_threads_sleep_before_torch_loads(entry):
     """Spinning OpenMP threads collapse beside any other busy process (2,200 ms against 36 ms per forward pass on
     2 shared cores): `core` must set the wait policy before torch is imported, whichever module comes first."""

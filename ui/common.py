@@ -21,9 +21,9 @@ from core import maintenance, paths  # noqa: E402
 from core.data.datasets import inspect  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
+from core.runs import folder as runs  # noqa: E402
+from core.runs.jobs import JobManager  # noqa: E402
 from core.text import md, plain  # noqa: E402
-from core.training import runs  # noqa: E402
-from core.training.jobs import JobManager  # noqa: E402
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 CLEANUP_INTERVAL_S = 24 * 3600

@@ -15,8 +15,8 @@ from core.insight.crossval import cross_validate, fine_tuning_note
 from core.insight.embeddings import FeatureSpec
 from core.insight.explain import explain
 from core.models.features import FeatureCache
+from core.runs import folder as runs
 from core.serving.inference import Predictor
-from core.training import runs
 from core.training.config import FREEZE_ALL
 from ui.common import show_error
 

@@ -13,11 +13,11 @@ import streamlit as st
 
 from core.insight import charts
 from core.models import backbones
+from core.runs.folder import ACTIVE_STATES, Run
+from core.runs.jobs import JobManager
 from core.text import md
 from core.training.events import JsonlTail
-from core.training.jobs import JobManager
 from core.training.progress import Progress, RunProgress
-from core.training.runs import ACTIVE_STATES, Run
 from ui.common import Workspace, show_error
 
 POLL_RUNNING_S = 1.0

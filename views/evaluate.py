@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.insight import trust_charts
 from core.insight.explain import CAVEAT
-from core.insight.model_card import write_model_card
+from core.serving.model_card import write_model_card
 from core.text import md, plain
 from ui.common import cached_thumbnail, pick_run, show_error, workspace
 from ui.insight import cross_validation, heatmap_overlay

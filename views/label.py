@@ -5,10 +5,11 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.data import checkout, intake, labelling
+from core.data import checkout, intake
 from core.data.archive import ArchiveRefused
 from core.data.preprocessing import IMAGE_SUFFIXES
 from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
+from core.labelling import suggest as labelling
 from core.models.features import FeatureCache
 from core.text import md, plain
 from ui.common import cached_thumbnail, show_error, workspace

@@ -3,11 +3,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data.checkout import retrain_candidates, run_version
+from core.data.checkout import run_version
 from core.data.store import DatasetStore
 from core.insight import charts
+from core.runs import folder as runs
+from core.runs.retrain import retrain_candidates
 from core.text import md, plain
-from core.training import runs
 from ui.common import describe_run, job_manager, workspace
 
 st.title("Runs")

@@ -73,7 +73,7 @@ def _cv(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from core.insight.model_card import write_model_card
+    from core.serving.model_card import write_model_card
 
     path = write_model_card(Path(args.run))
     print(json.dumps({"path": str(path)}))

@@ -45,12 +45,13 @@ def _range(name: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from core.training import ddp, distributed
-    from core.training.jobs import JobManager
+    from core.runs import launcher
+    from core.runs.jobs import JobManager
+    from core.training import distributed
 
     config = _config(args)
     if distributed.is_distributed():  # launched by torchrun: every process trains its share (DDP)
-        return ddp.train(config, Path(args.out))
+        return launcher.train(config, Path(args.out))
     backbones.preprocessing(config.backbone, config.image_size)  # fail now on an impossible size
     manager = JobManager(paths.home())
     job = manager.submit(config, Path(args.out))

@@ -1,7 +1,6 @@
-"""A dataset version leaves the store: as class folders for training, as a zip to take away, as a run's data."""
+"""A dataset version leaves the store: as class folders for training, as a zip to take away."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -9,8 +8,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from core.data.store import UNSAFE_NAME, DatasetStore, StoreError, Version
-from core.training.config import TrainConfig
+from core.data.store import UNSAFE_NAME, DatasetStore, Version
 
 
 def layout(version: Version) -> dict[str, str]:
@@ -68,14 +66,6 @@ def export_zip(store: DatasetStore, dataset: str, number: int, destination: Path
     return destination
 
 
-def train_on(store: DatasetStore, dataset: str, number: int, base: TrainConfig | None = None) -> TrainConfig:
-    """A config that trains on this version: its folder as `data`, the version recorded with the run."""
-    version = store.version(dataset, number)
-    folder = materialize(store, dataset, number)
-    changes = {"data": str(folder), "data_name": f"{version.name} (version {number})", "dataset_version": version.ref}
-    return dataclasses.replace(base, **changes) if base else TrainConfig(**changes)
-
-
 def version_of_folder(folder: str | Path, store: DatasetStore) -> str:
     """'<id>@<n>' when `folder` is a materialised version of this store (how a run trained from the Label
     page's "Train on this version" is traced back to its dataset), else ''."""
@@ -86,34 +76,9 @@ def version_of_folder(folder: str | Path, store: DatasetStore) -> str:
     return f"{path.parent.parent.name}@{int(match.group(1))}"
 
 
-def retrain_config(config: TrainConfig, store: DatasetStore) -> TrainConfig | None:
-    """The same settings on the newest version of the run's dataset; None if it has no newer version."""
-    ref = config.dataset_version or version_of_folder(config.data, store)
-    if not ref:
-        return None
-    dataset, _, number = ref.partition("@")
-    try:
-        newest = store.head(dataset)
-    except StoreError:
-        return None
-    return train_on(store, dataset, newest, config) if newest > int(number or 0) else None
-
-
 def run_version(config: dict, store: DatasetStore) -> str:
     """The dataset version a run (its saved config) trained on, or '' for a plain zip or folder."""
     return config.get("dataset_version") or version_of_folder(config.get("data", ""), store)
-
-
-def retrain_candidates(configs: list[tuple[str, dict]], store: DatasetStore) -> list[tuple[str, TrainConfig]]:
-    """(run id, config on the newest version) for each run whose dataset changed since it trained and that
-    has not been retrained on that newest version yet."""
-    trained_on = {run_version(values, store) for _, values in configs}
-    out = []
-    for run_id, values in configs:
-        newer = retrain_config(TrainConfig.from_dict(values), store)
-        if newer is not None and newer.dataset_version not in trained_on:
-            out.append((run_id, newer))
-    return out
 
 
 def apply_review_marks(store: DatasetStore, data_folder: str | Path, records: list, marks: dict[str, dict],

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from core.data.datasets import inspect, split
+from core.files import read_json, write_json
 from core.insight import calibration, ood
 from core.models.features import FeatureCache
-from core.training import devices, runs
+from core.training import devices
 from core.training.config import TrainConfig
 from core.training.inputs import Inputs
 
@@ -29,12 +30,12 @@ def after_fit(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
               cache: FeatureCache | None = None) -> None:
     """`result` is the FitResult. Never raises."""
     evaluation_path = Path(run_dir) / "evaluation.json"
-    report = runs.read_json(evaluation_path, {})
+    report = read_json(evaluation_path, {})
     try:
         report.update(compute(Path(run_dir), result, config, work_dir, cache))
     except Exception:  # the run finished; without these it answers without trust flags, and says so
         report["trust_error"] = traceback.format_exc(limit=5)
-    runs.write_json(evaluation_path, report)
+    write_json(evaluation_path, report)
 
 
 def compute(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
@@ -53,7 +54,7 @@ def compute(run_dir: Path, result: Any, config: TrainConfig, work_dir: Path,
     abstention = stored.pop("abstention", None)
     trust = {"temperature": stored.get("temperature", 1.0),
              "threshold": abstention["threshold"] if abstention else 0.0, "ood": ood_info}
-    runs.write_json(run_dir / CALIBRATION_FILE, trust)
+    write_json(run_dir / CALIBRATION_FILE, trust)
     return {"calibration": stored or None, "abstention": abstention, "ood": ood_info}
 
 
@@ -91,4 +92,4 @@ def _trained_stages(model: Any, prefix: torch.Tensor, depth: int, device: torch.
 
 
 def load(run_dir: Path) -> dict[str, Any] | None:
-    return runs.read_json(Path(run_dir) / CALIBRATION_FILE)
+    return read_json(Path(run_dir) / CALIBRATION_FILE)

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from core.files import read_json, write_json
 from core.training.config import TrainConfig
 from core.training.events import EPOCH_END, JsonlTail
 
@@ -25,20 +26,6 @@ EVALUATION_KEYS = ("accuracy", "macro_f1", "per_class", "confusion", "labels", "
 ACTIVE_STATES = frozenset({"queued", "running"})
 FINAL_STATES = frozenset({"finished", "failed", "cancelled"})
 GONE_MESSAGE = "This run stopped without finishing: the process training it is gone (the server or the computer stopped)."
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
 
 
 def process_start(pid: int) -> str | None:

@@ -1,7 +1,7 @@
 """Background jobs: a queue per device (the CPU, or each GPU: cuda:0, cuda:1, ...), one training process per run.
 
 Plain Python: the app keeps one JobManager per server process (st.cache_resource), the CLI makes its own. A job
-thread starts the run's training process (`python -m core.training.worker RUN_DIR`, or torchrun for a run on every
+thread starts the run's training process (`python -m core.runs.worker RUN_DIR`, or torchrun for a run on every
 GPU), waits for it and turns a crash into a failed run with a sentence. The process reports only through the run
 folder; the server only reads it, so watching a run never slows it down.
 """
@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.training import runs
+from core.runs import folder as runs
 from core.training.config import ConfigError, TrainConfig
 from core.training.events import RUN_CANCELLED, RUN_FAILED, EventLog
-from core.training.runs import METRICS, WORKER_LOG, Run
-from core.training.standby import Standby
+from core.runs.folder import METRICS, WORKER_LOG, Run
+from core.runs.standby import Standby
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `core` package
 CANCEL_GRACE_S = 60.0  # a run that ignores its stop file this long is terminated (e.g. stuck in a collective)
@@ -61,7 +61,7 @@ def describe_slots(slots: tuple[str, ...]) -> str:
 class JobManager:
     def __init__(self, work_dir: Path, gpu_count: int | None = None, mps: bool | None = None,
                  standby: bool = False) -> None:
-        """standby: keep a training process per device imported and waiting (core.training.standby), for a
+        """standby: keep a training process per device imported and waiting (core.runs.standby), for a
         server that will run many jobs; the CLI, running one, does without."""
         from core.training import devices
 
@@ -187,7 +187,7 @@ class JobManager:
                 self.standby.start(job.slots[0], self.environment(job))
 
     def command(self, job: Job) -> list[str]:
-        worker = ["-m", "core.training.worker", str(job.run_dir), "--work-dir", str(self.work_dir)]
+        worker = ["-m", "core.runs.worker", str(job.run_dir), "--work-dir", str(self.work_dir)]
         if len(job.slots) > 1:  # every GPU: PyTorch's own launcher, one process per GPU, DDP inside fit()
             return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     f"--nproc_per_node={len(job.slots)}", *worker]

@@ -17,7 +17,9 @@ from pathlib import Path
 from core import paths
 from core.data.datasets import inspect
 from core.models.features import FeatureCache
-from core.training import distributed, runner, runs
+from core.runs import folder as runs
+from core.runs import pipeline as runner
+from core.training import distributed
 from core.training.config import TrainConfig
 from core.training.events import EventLog
 from core.training.loop import Cancelled, fit

@@ -1,6 +1,6 @@
 """One run from start to end: status, fit, save the model and its evaluation, and say how it ended.
 
-It runs inside the training process (core.training.worker), never in the web server. `run_finished` is emitted only
+It runs inside the training process (core.runs.worker), never in the web server. `run_finished` is emitted only
 once the model and evaluation are on disk, so a reader that sees it can load them. Under torchrun only the main
 process (rank 0) writes the run folder; the others train and keep quiet.
 """
@@ -23,7 +23,7 @@ from core.training import distributed
 from core.training.config import ConfigError, TrainConfig
 from core.training.events import RUN_CANCELLED, RUN_FAILED, RUN_FINISHED, EventLog
 from core.training.loop import Cancelled, DataError, fit
-from core.training.runs import EVALUATION, Run, write_json
+from core.runs.folder import EVALUATION, Run, write_json
 
 
 class StopSignal(Protocol):

@@ -3,7 +3,7 @@
 A fresh training process spends about 5 s on 2 CPU cores importing torch, torchvision and scikit-learn before it
 reads a single image: for the short runs of a classroom that was half of the time from Start to Finished. The
 job manager keeps one process per device that has done those imports and waits, asleep, for a run folder on its
-stdin (`python -m core.training.worker --standby`); the next run of that device takes it over, and a new one is
+stdin (`python -m core.runs.worker --standby`); the next run of that device takes it over, and a new one is
 started behind it. When the server goes away its stdin closes and the waiting process ends.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Standby:
             if waiting is not None and waiting.poll() is None:
                 return
             self._ready[slot] = subprocess.Popen(
-                [sys.executable, "-m", "core.training.worker", "--standby", "--work-dir", str(self.work_dir)],
+                [sys.executable, "-m", "core.runs.worker", "--standby", "--work-dir", str(self.work_dir)],
                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True)
 

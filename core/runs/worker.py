@@ -1,6 +1,6 @@
-"""The training process: `python -m core.training.worker RUN_DIR [--work-dir DIR]`.
+"""The training process: `python -m core.runs.worker RUN_DIR [--work-dir DIR]`.
 
-Started by the job thread (core.training.jobs), one process per run, so that the web server's page views never
+Started by the job thread (core.runs.jobs), one process per run, so that the web server's page views never
 compete with training for the interpreter and a crash here never takes the server down. It reads the run's
 config.json, trains, and reports only through the run folder (metrics.jsonl, status.json, the model files).
 Stopping is the run's STOP file, checked every batch by every process of the run (torchrun included).
@@ -17,11 +17,11 @@ WORKER_NICENESS = 5
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.training.worker")
+    parser = argparse.ArgumentParser(prog="python -m core.runs.worker")
     parser.add_argument("run_dir", type=Path, nargs="?")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: $TRANSFERLAB_HOME")
     parser.add_argument("--standby", action="store_true",
-                        help="import everything, then wait for the run folder on stdin (core.training.standby)")
+                        help="import everything, then wait for the run folder on stdin (core.runs.standby)")
     args = parser.parse_args(argv)
     try:  # the web server answers first, training takes every cycle it leaves (it needs few: it only reads files)
         os.nice(WORKER_NICENESS)
@@ -36,14 +36,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from core import paths
     from core.models.features import FeatureCache
-    from core.training import distributed, runner
+    from core.runs import pipeline as runner
+    from core.training import distributed
     from core.training.events import EventLog
-    from core.training.runs import METRICS, Run
+    from core.runs.folder import METRICS, Run
 
     run = Run(args.run_dir)
     work_dir = args.work_dir or paths.home()
     if distributed.is_distributed():  # "Use all N GPUs": torchrun started one of these per GPU; DDP inside
-        from core.training import ddp
+        from core.runs import launcher as ddp
 
         return ddp.train_existing(run.path, work_dir)
     main_process = distributed.is_main()
@@ -61,9 +62,9 @@ def _wait_for_a_run() -> Path | None:
     """Do the slow imports now, then sleep until the job manager names a run folder; from then on everything this
     process prints goes to that run's worker log, as if it had been started for it."""
     import core.insight.trust  # noqa: F401 - what a run imports later: torch, torchvision, sklearn
-    import core.training.runner  # noqa: F401
-    import core.training.views  # noqa: F401
-    from core.training.runs import WORKER_LOG
+    import core.runs.pipeline  # noqa: F401
+    import core.training.augmented_views  # noqa: F401
+    from core.runs.folder import WORKER_LOG
 
     line = sys.stdin.readline().strip()
     if not line:

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.insight.model_card import bundle_extras
+from core.runs import folder as runs
 from core.serving.inference import Predictor
-from core.training import runs
+from core.serving.model_card import bundle_extras
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
 TOLERANCE = 1e-4

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 
 from core.data.preprocessing import load_rgb, to_rgb
 from core.insight import ood, trust
-from core.training import runs
+from core.runs import folder as runs
 
 ImageInput = str | Path | IO[bytes] | Image.Image
 # On a CPU, a batch of 4-8 images costs the least per image (measured with the default backbone on 2 cores: 12-18 ms

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from core.insight.explain import CAVEAT, explain
-from core.training import runs
+from core.runs import folder as runs
 
 CARD_FILE = "model_card.html"
 EXAMPLE_MISTAKES = 6

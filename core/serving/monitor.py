@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.training import runs
+from core.runs import folder as runs
 
 MIN_FOR_DRIFT = 30  # fewer served images than this: a PSI says more about chance than about drift
 PSI_BINS = 10

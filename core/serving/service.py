@@ -24,12 +24,12 @@ from pydantic import BaseModel, Field
 from torchvision.transforms import InterpolationMode
 
 from core.data.preprocessing import ImageRejected, load_rgb
+from core.runs import folder as runs
 from core.serving.batching import MicroBatcher
 from core.serving.errors import install_error_handlers, megabytes
 from core.serving.inference import Predictor
 from core.serving.keep import ImageKeeper
 from core.serving.predlog import PredictionLog, default_url
-from core.training import runs
 
 MAX_FILE_BYTES = 20 * 2**20
 MAX_FILES = 32

@@ -15,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.data import checkout, intake
 from core.data.archive import Skipped
 from core.data.store import DatasetStore, StoreError, Version
+from core.runs.folder import read_json
 from core.serving.predlog import PredictionLog
-from core.training.runs import read_json
 
 SERVED_PREFIX = "served-"  # how the Label page tells these images apart; the rest of the name is the prediction id
 

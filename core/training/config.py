@@ -47,7 +47,7 @@ class TrainConfig:
     weights: str = "default"
     early_stopping: int = 3  # epochs without val-loss improvement before stopping; 0 = never
     two_stage: bool = False
-    # augmented views of each training image whose frozen-stage output is kept (core.training.views); 0 = off
+    # augmented views of each training image whose frozen-stage output is kept (core.training.augmented_views); 0 = off
     augmented_views: int = 2  # bench/results/views_accuracy-2core-cpu.json: fewest views within noise of 0
     weight_decay: float = 1e-4
     data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists

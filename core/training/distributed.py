@@ -160,7 +160,7 @@ class PeerFailed(RuntimeError):
     """Another process of the launch failed, which broke a collective step here; the message says which."""
 
 
-# Where failing processes leave their one-sentence reason for rank 0 to quote (the run folder; set by core.training.ddp)
+# Where failing processes leave their one-sentence reason for rank 0 to quote (the run folder; set by core.runs.launcher)
 failure_notes: Path | None = None
 
 

@@ -15,8 +15,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from core import paths
+from core.files import read_json, write_json
 from core.models import backbones
-from core.training import devices, runs
+from core.training import devices
 from core.training.config import ConfigError
 
 SPEED_FILE = "device-speed.json"
@@ -25,7 +26,7 @@ SPEED_FILE = "device-speed.json"
 CALIBRATION_BACKBONE, CALIBRATION_SIZE, CALIBRATION_BATCH = backbones.BUNDLED, 224, 8
 DECODE_S_PER_IMAGE = 0.004  # reading and resizing one photo once per run, on one core
 EPOCH_OVERHEAD_S = 0.2  # evaluation bookkeeping, events
-PROCESS_START_S = 1.0  # handing the run to the waiting training process (core.training.standby), building the model
+PROCESS_START_S = 1.0  # handing the run to the waiting training process (core.runs.standby), building the model
 _COUNTED: set[tuple[str, int]] = set()  # (backbone, crop size) whose stage FLOPs are known in this process
 _PENDING: set[tuple[str, str, int]] = set()
 _LOCK = threading.Lock()
@@ -83,7 +84,7 @@ def device_speed(device: str = "cpu") -> DeviceSpeed:
     known = _stored_speeds()
     if not isinstance(known.get(_speed_key(device)), dict):
         known[_speed_key(device)] = _measure(torch.device(device)).__dict__
-        runs.write_json(paths.home() / SPEED_FILE, known)
+        write_json(paths.home() / SPEED_FILE, known)
     return DeviceSpeed(**known[_speed_key(device)])
 
 
@@ -100,7 +101,7 @@ def _channels_last(device: str) -> bool:
 
 
 def _stored_speeds() -> dict:
-    known = runs.read_json(paths.home() / SPEED_FILE, {})
+    known = read_json(paths.home() / SPEED_FILE, {})
     return known if isinstance(known, dict) else {}
 
 
@@ -134,7 +135,7 @@ def _best_time(step, device: torch.device, repeats: int = 3) -> float:
 def seconds(backbone: str, crop_size: int, frozen: int, augmented: bool, num_train: int, num_val: int,
             epochs: int, speed: DeviceSpeed, views: int = 0) -> float:
     """Estimated seconds for a run: one-off work (decoding, cached features) plus the epochs. With `views`
-    augmented views kept (core.training.views), the frozen prefix runs in the first `views` epochs only."""
+    augmented views kept (core.training.augmented_views), the frozen prefix runs in the first `views` epochs only."""
     flops = stage_flops(backbone, crop_size)
     prefix, rest = sum(flops[:frozen]), sum(flops[frozen:])
     fwd, train = speed.forward_flops_per_s, speed.train_flops_per_s

@@ -15,7 +15,8 @@ from core.data.preprocessing import Preprocessing
 from core.data.report import ImageRecord
 from core.models.backbones import StagedModel
 from core.models.features import FeatureCache, cache_key
-from core.training import distributed, views
+from core.training import augmented_views as views
+from core.training import distributed
 from core.training.devices import Accelerator
 
 EXTRACT_BATCH = 64

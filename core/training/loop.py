@@ -18,10 +18,10 @@ from core.data.report import ImageRecord
 from core.models import backbones
 from core.models.features import FeatureCache
 from core.training import devices, distributed
+from core.training.augmented_views import ViewSource
 from core.training.config import FREEZE_ALL, TrainConfig
 from core.training.events import EventLog
 from core.training.inputs import Inputs
-from core.training.views import ViewSource
 
 Source = FeatureSource | ImageSource | ViewSource
 BatchCallback = Callable[[int, float, float], None]  # (batch index, loss, images per second)

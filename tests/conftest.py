@@ -60,8 +60,8 @@ def trained_run(tmp_path_factory, shapes_folder) -> Path:
 
     root = tmp_path_factory.mktemp("runs")
     config = TrainConfig(data=str(shapes_folder), epochs=4, image_size=96, early_stopping=0)
-    run_dir = runs.create(root, config)
+    run_dir = runs.create(root, config).path
     state = runner.execute(config, run_dir, EventLog(run_dir / "metrics.jsonl"), threading.Event(),
                            tmp_path_factory.mktemp("work"))
-    assert state == "finished", runs.read_status(run_dir)
+    assert state == "finished", runs.Run(run_dir).status()
     return run_dir

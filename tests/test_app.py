@@ -139,7 +139,8 @@ def test_a_reload_reattaches_to_the_running_job_and_a_second_job_queues(tiny_sha
     reloaded.button[-1].click().run()  # "Set up another training"
     second = start_training(reloaded, epochs=1)
     assert second != first
-    wait_until(reloaded, lambda a: any("1 training job(s) ahead" in i.value for i in a.info), 30)
+    wait_until(reloaded, lambda a: any("1 ahead of yours: 1 run training now (1 of them yours)" in i.value
+                                       for i in a.info), 30)
     reloaded.button(key="cancel").click().run()
     attached = open_page("train", ws=at.query_params["ws"], job=first)
     attached.button(key="cancel").click().run()

@@ -115,7 +115,7 @@ def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_expo
     retrained = [r for r in runs.list_runs(_workspace(at) / "runs") if r.config["dataset_version"]]
     assert [r.config["dataset_version"] for r in retrained] == [f"{dataset}@{relabelled.number}"]
     assert "retrain" not in [b.key for b in at.button]  # offered once per new version, not again
-    wait_until(at, lambda _: runs.read_status(retrained[0].path).get("state") == "finished")
+    wait_until(at, lambda _: runs.Run(retrained[0].path).status().get("state") == "finished")
     assert len(at.multiselect[0].value) == 2 and at.get("plotly_chart")  # Runs compares the two
 
     # Export the version and re-import it: identical counts.

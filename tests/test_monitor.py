@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.serving import monitor
+from core.tasks import Evaluation
 
 
 def row(label="cat", confidence=0.9, time=0.0, latency=10.0, unsure=False, unknown=False, ood=None, feedback=None):
@@ -58,9 +59,11 @@ def test_class_distribution_against_training_and_requests_over_time():
 
 
 def test_run_reference_reads_the_evaluation(tmp_path):
-    evaluation = {"per_class": [{"label": "cat", "support": 4}, {"label": "dog", "support": 2}],
-                  "predictions": [{"confidence": 0.9, "ood_score": 1.5}, {"confidence": 0.7}]}
-    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation))
+    evaluation = Evaluation("single", ["cat", "dog"], 2, {"accuracy": 1.0, "macro_f1": 1.0},
+                            per_label=[{"label": "cat", "support": 4}, {"label": "dog", "support": 2}],
+                            predictions=[{"confidence": 0.9}, {"confidence": 0.7}],
+                            trust={"ood": {"validation_scores": [1.5]}})
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation.to_json()))
     reference = monitor.run_reference(tmp_path)
     assert reference.training_counts == {"cat": 4, "dog": 2}
     assert reference.confidences == [0.9, 0.7] and reference.ood_scores == [1.5]

@@ -91,7 +91,8 @@ def _headline(manager: JobManager, job_id: str, progress: Progress, started: dic
     if progress.state == "queued":
         job = manager.get(job_id)
         where = f" for {job.device_label}" if job else ""
-        st.info(f"Queued: {manager.ahead_of(job_id)} training job(s) ahead of yours{where}. It starts by itself.")
+        place = manager.place(job_id)
+        st.info(f"Queued{where}: {place.sentence() if place else 'it starts in a moment.'} It starts by itself.")
         return
     if progress.state == "preparing":
         st.info("Preparing: reading images and loading the backbone...")

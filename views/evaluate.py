@@ -19,12 +19,15 @@ def interval_text(pair: list[float] | None) -> str:
     return f"95% interval: {pair[0]:.0%} to {pair[1]:.0%}" if pair else ""
 
 
-def gallery(root: Path, items: list[dict], run_path: str, heatmaps: bool) -> None:
+def gallery(run, items: list[dict], heatmaps: bool) -> None:
+    """The validation images of `items` as the model saw them (the run folder keeps them)."""
     columns = st.columns(6)
     for i, item in enumerate(items):
         caption = md(f"true: {item['true']} · predicted: {item['predicted']} ({item['confidence']:.0%})")
-        image = heatmap_overlay(run_path, str(root / item["path"]), item["predicted"]) if heatmaps else None
-        image = image if image is not None else cached_thumbnail(str(root / item["path"]))
+        digest = item.get("sha256", "")
+        image = heatmap_overlay(str(run.path), digest, item["predicted"]) if heatmaps else None
+        stored = run.val_image(digest)
+        image = image if image is not None else cached_thumbnail(str(stored)) if stored else None
         with columns[i % 6]:
             if image is not None:
                 st.image(image, caption=caption)
@@ -41,18 +44,18 @@ report = run.run.evaluation()
 if report is None:
     st.warning(" ".join(run.run.problems) or "This run has no evaluation report.")
     st.stop()
-if report["accuracy"] is None:
+if report.accuracy is None:
     st.warning("This run has no validation images, so it could not be evaluated.")
     st.stop()
-intervals = report.get("intervals", {})
+intervals = report.intervals
 top = st.columns(3)
-top[0].metric("Accuracy", f"{report['accuracy']:.1%}", help="Share of validation images predicted correctly.")
+top[0].metric("Accuracy", f"{report.accuracy:.1%}", help="Share of validation images predicted correctly.")
 top[0].caption(interval_text(intervals.get("accuracy")))
-top[1].metric("Macro F1", f"{report['macro_f1']:.3f}", help="Average over classes of the balance between "
+top[1].metric("Macro F1", f"{report.macro_f1:.3f}", help="Average over classes of the balance between "
               "precision and recall; low when any class does badly.")
 top[1].caption(interval_text(intervals.get("macro_f1")))
-top[2].metric("Validation images", report["num_images"])
-for note in report.get("interval_notes", [])[:6]:
+top[2].metric("Validation images", report.num_images)
+for note in report.interval_notes[:6]:
     st.info(md(note), icon=":material/straighten:")
 if st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
     cross_validation(run)
@@ -62,16 +65,15 @@ st.caption("Precision: when the model says this class, how often it is right. Re
            "class, how many it finds. The interval is where the recall could really be, given so few images.")
 st.dataframe([{"class": row["label"], "precision": round(row["precision"], 3), "recall": round(row["recall"], 3),
                "recall 95% interval": interval_text(row.get("recall_interval")).removeprefix("95% interval: "),
-               "F1": round(row["f1"], 3), "images": row["support"]} for row in report["per_class"]],
+               "F1": round(row["f1"], 3), "images": row["support"]} for row in report.per_label],
              hide_index=True)
-if report["per_class"] and "recall_interval" in report["per_class"][0]:
-    st.plotly_chart(trust_charts.recall_intervals(report["per_class"]), key="recall_intervals")
+if report.per_label and "recall_interval" in report.per_label[0]:
+    st.plotly_chart(trust_charts.recall_intervals(report.per_label), key="recall_intervals")
 
-root = Path(report.get("data_root", ""))
-labels = report["labels"]
-event = st.plotly_chart(trust_charts.confusion(labels, report["confusion"]), key="confusion", on_select="rerun",
+labels = report.labels
+event = st.plotly_chart(trust_charts.confusion(labels, report.confusion), key="confusion", on_select="rerun",
                         selection_mode="points")
-cells = [(t, p) for i, t in enumerate(labels) for j, p in enumerate(labels) if report["confusion"][i][j]]
+cells = [(t, p) for i, t in enumerate(labels) for j, p in enumerate(labels) if report.confusion[i][j]]
 clicked = trust_charts.selected_cell(labels, event)
 if clicked in cells:
     st.session_state["cell"] = cells.index(clicked)
@@ -80,11 +82,11 @@ chosen_cell = st.selectbox("Show the images of one cell", [None, *range(len(cell
                            plain(f"true {cells[c][0]}, predicted {cells[c][1]}"))
 if chosen_cell is not None:
     cell = cells[chosen_cell]
-    chosen = [p for p in report.get("predictions", []) if (p["true"], p["predicted"]) == cell]
+    chosen = [p for p in report.predictions if (p["true"], p["predicted"]) == cell]
     st.caption(md(f"{len(chosen)} image(s): true {cell[0]}, predicted {cell[1]}"))
-    gallery(root, chosen[:CELL_IMAGES_SHOWN], str(run.path), False)
+    gallery(run.run, chosen[:CELL_IMAGES_SHOWN], False)
 
-calibration, abstention = report.get("calibration"), report.get("abstention")
+calibration, abstention = report.trust.get("calibration"), report.trust.get("abstention")
 if calibration:
     st.markdown("#### How sure is it, and is it right to be?")
     st.caption(f"Calibration error (ECE) {calibration['ece_before']:.3f} before and {calibration['ece_after']:.3f} "
@@ -103,17 +105,17 @@ if calibration:
         else:
             right.warning(f"No threshold reaches {abstention['target_accuracy']:.0%} accuracy on validation, so "
                           "every answer is marked not sure. More training images usually help.")
-elif report.get("trust_error"):
-    show_error("Calibration could not be computed for this run.", report["trust_error"])
+elif report.trust.get("error"):
+    show_error("Calibration could not be computed for this run.", report.trust["error"])
 
-mistakes = report["mistakes"]
+mistakes = report.mistakes()
 st.markdown(f"#### Misclassified images ({len(mistakes)})")
 if not mistakes:
     st.success("Every validation image was classified correctly.")
 heatmaps = bool(mistakes) and st.toggle("Show where the model looked (heatmaps)", key="heatmaps")
 if heatmaps:
     st.caption(CAVEAT)
-gallery(root, mistakes[:MISTAKES_SHOWN], str(run.path), heatmaps)
+gallery(run.run, mistakes[:MISTAKES_SHOWN], heatmaps)
 if len(mistakes) > MISTAKES_SHOWN:
     st.caption(f"The {MISTAKES_SHOWN} most confident mistakes are shown, of {len(mistakes)}.")
 

@@ -78,9 +78,9 @@ def describe(error: BaseException) -> str:
 
 def _check_trainable(data_path: Path) -> None:
     from core import paths
-    from core.data.datasets import inspect
+    from core.data.datasets import inspect_data
 
-    report = inspect(data_path, paths.home())  # remembered in-process: training reads the same scan
+    report = inspect_data(data_path, paths.home())  # remembered in-process: training reads the same scan
     if not report.trainable:
         raise UsageError(report.error or "this data cannot be used for training")
 

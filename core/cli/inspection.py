@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from core.data.archive import ArchiveRefused
-    from core.data.datasets import inspect
+    from core.data.datasets import inspect_data
 
     try:
-        report = inspect(Path(args.data), paths.home())
+        report = inspect_data(Path(args.data), paths.home())
     except ArchiveRefused as error:
         print(json.dumps({"trainable": False, "error": str(error)}, ensure_ascii=False))
         print(str(error), file=sys.stderr)

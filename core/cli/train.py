@@ -9,6 +9,7 @@ from pathlib import Path
 from core import paths
 from core.models import backbones
 from core.training import config as cfg
+from core.training.events import EPOCH_END, RUN_STARTED, TERMINAL_KINDS
 
 DEFAULTS = cfg.defaults()
 
@@ -95,14 +96,14 @@ def _print_new(records: list[dict], progress) -> None:
 
 
 def _print_event(kind: str, data: dict, where: str) -> None:
-    if kind == "run_started":
+    if kind == RUN_STARTED:
         print(f"training {data['backbone']} on {data['device']}: {data['num_train']} train / {data['num_val']} val "
               f"images, {len(data['classes'])} classes, {data['frozen_stages']}/{data['total_stages']} stages frozen",
               file=sys.stderr)
-    elif kind == "epoch_end":
+    elif kind == EPOCH_END:
         print(f"epoch {data['epoch']}/{data['epochs']}: loss {data['train_loss']:.4f} acc {data['train_accuracy']:.3f}"
               f" | val loss {data['val_loss']:.4f} acc {data['val_accuracy']:.3f} | {where}", file=sys.stderr)
-    elif kind in ("run_failed", "run_cancelled", "run_finished"):
+    elif kind in TERMINAL_KINDS:
         print(data.get("message", kind), file=sys.stderr)
         if data.get("details"):
             print(data["details"], file=sys.stderr)

@@ -67,7 +67,7 @@ def previously_skipped(folder: Path) -> list[Skipped]:
     return [Skipped(path, reason) for path, reason in lines]
 
 
-def inspect(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> DataReport:
+def inspect_data(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> DataReport:
     """Everything a user needs to know about their data before training. Raises ArchiveRefused."""
     folder = materialize(Path(source), Path(work_dir or Path(source).parent / ".transferlab"), limits)
     report = scan(folder)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.data.archive import ArchiveLimits, Skipped, extract
-from core.data.datasets import SYSTEM_FILES, inspect
+from core.data.datasets import SYSTEM_FILES, inspect_data
 from core.data.preprocessing import ImageRejected, is_image_name, load_rgb
 from core.data.store import DatasetStore, Edit, StoreError, Version
 
@@ -43,8 +43,8 @@ class IntakeResult:
 def import_labelled(store: DatasetStore, source: Path, name: str, work_dir: Path) -> IntakeResult:
     """A zip or folder of class folders becomes version 1 (created) and 2 (its images) of a new dataset.
 
-    Goes through `datasets.inspect`, so its archive limits and image checks apply. Raises ArchiveRefused."""
-    report = inspect(Path(source), work_dir)
+    Goes through `datasets.inspect_data`, so its archive limits and image checks apply. Raises ArchiveRefused."""
+    report = inspect_data(Path(source), work_dir)
     if not report.images:
         raise StoreError(report.error or "No usable images were found in this archive.")
     created = store.create(name, report.labels)

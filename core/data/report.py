@@ -27,6 +27,8 @@ class ImageRecord:
     sha256: str
     width: int
     height: int
+    labels: tuple[str, ...] = ()  # several labels (multi-label data); `label` is then their ';'-joined list
+    value: float | None = None  # the number to predict (regression data)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.runs import folder as runs
+from core.runs.folder import Run
 from core.serving.inference import Predictor
 from core.serving.model_card import bundle_extras
 
@@ -72,7 +72,7 @@ def export_bundle(run_dir: Path, destination: Path | None = None) -> ExportResul
             same_top1 = bool((exported.argmax(1) == trained.argmax(1)).all())
         onnx_note = _export_onnx(wrapped, batch[:1], folder / "model.onnx")
         onnx_included = (folder / "model.onnx").exists()
-        for name in ("labels.json", "preprocessing.json", *bundle_extras(run_dir)):
+        for name in bundle_extras(run_dir):
             shutil.copy(run_dir / name, folder / name)
         shutil.copy(TEMPLATE, folder / "predict.py")
         (folder / "README.txt").write_text(_usage(predictor, onnx_included), encoding="utf-8")
@@ -86,13 +86,15 @@ def export_bundle(run_dir: Path, destination: Path | None = None) -> ExportResul
 
 
 def _verification_batch(run_dir: Path, predictor: Predictor, count: int = 8) -> torch.Tensor:
-    report = runs.evaluation(run_dir) or {}
-    root = Path(report.get("data_root", ""))
-    paths = [root / p["path"] for p in report.get("predictions", [])[:count] if (root / p["path"]).is_file()]
+    """Validation images as the model saw them (the run folder keeps them), or random pixels when it has none."""
+    run = Run(run_dir)
+    evaluation = run.evaluation()
+    pixels = [found for p in (evaluation.predictions if evaluation else [])[:count]
+              if (found := run.val_pixels(p.get("sha256", ""))) is not None]
     prep = predictor.preprocessing
-    if paths:
-        raw = torch.stack([predictor.tensor(p) for p in paths])
-    else:  # the data is gone: random images still exercise every layer
+    if pixels:
+        raw = torch.stack(pixels)
+    else:  # an older run without its images: random images still exercise every layer
         raw = torch.randint(0, 256, (count, 3, prep.crop_size, prep.crop_size), dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(0))
     return prep.normalize(raw)

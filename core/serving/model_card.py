@@ -16,9 +16,9 @@ from typing import Any
 from PIL import Image
 
 from core.insight.explain import CAVEAT, explain
-from core.runs import folder as runs
+from core.runs.folder import BUNDLE_FILES, MODEL_CARD, Run
+from core.tasks import Evaluation
 
-CARD_FILE = "model_card.html"
 EXAMPLE_MISTAKES = 6
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
           "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
@@ -50,20 +50,18 @@ def _png(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _mistake_figures(run_dir: Path, report: dict[str, Any]) -> str:
+def _mistake_figures(run: Run, evaluation: Evaluation) -> str:
     from core.serving.inference import Predictor
 
-    root, mistakes = Path(report.get("data_root", "")), report.get("mistakes", [])[:EXAMPLE_MISTAKES]
+    mistakes = evaluation.mistakes()[:EXAMPLE_MISTAKES]
     if not mistakes:
         return "<p>No validation image was misclassified.</p>"
-    predictor, figures = Predictor(run_dir), []
+    predictor, figures = Predictor(run.path), []
     for mistake in mistakes:
-        try:
-            picture = predictor.tensor(root / mistake["path"])
-            found = explain(predictor.model, predictor.preprocessing, picture,
-                            predictor.labels.index(mistake["predicted"]))
-        except (OSError, ValueError):
-            continue  # the data moved or the file is gone: the card still has everything else
+        picture = run.val_pixels(mistake.get("sha256", ""))
+        if picture is None or mistake["predicted"] not in predictor.labels:
+            continue  # an older run without its validation images: the card still has everything else
+        found = explain(predictor.model, predictor.preprocessing, picture, predictor.labels.index(mistake["predicted"]))
         caption = f"{mistake['path']}: true {mistake['true']}, predicted {mistake['predicted']}"
         figures.append(f"<figure><img alt='' src='{_png(found.image)}'><figcaption>{_e(caption)}</figcaption></figure>")
     return "".join(figures) or "<p>The validation images are no longer available.</p>"
@@ -72,11 +70,11 @@ def _mistake_figures(run_dir: Path, report: dict[str, Any]) -> str:
 def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> str:
     """Images per class and the data report's warnings, when the data is still where the run found it."""
     from core import paths
-    from core.data.datasets import inspect
+    from core.data.datasets import inspect_data
 
     validation = {r["label"]: r["support"] for r in per_class}
     try:
-        data = inspect(Path(config.get("data", "")), paths.home())
+        data = inspect_data(Path(config.get("data", "")), paths.home())
     except Exception:  # moved or deleted since training: the validation counts are still known
         return _table(["class", "validation images"], [[k, v] for k, v in validation.items()])
     table = _table(["class", "images", "validation images"],
@@ -84,9 +82,10 @@ def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> st
     return table + "".join(f"<p class='note'>{_e(w)}</p>" for w in data.warnings)
 
 
-def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    intervals, per_class = report.get("intervals", {}), report.get("per_class", [])
-    calibration, abstention, ood = report.get("calibration") or {}, report.get("abstention") or {}, report.get("ood")
+def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]:
+    intervals, per_class = report.intervals, report.per_label
+    trust = report.trust
+    calibration, abstention, ood = trust.get("calibration") or {}, trust.get("abstention") or {}, trust.get("ood")
     worst = sorted(per_class, key=lambda r: r["recall"])[:3]
     sections = [
         "<h2>Intended use and limits</h2><p>A classifier for the classes below, trained on the user's own labelled "
@@ -96,12 +95,12 @@ def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> 
         "<h2>Data</h2>" + _data_summary(config, per_class),
         "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items() if k != "data"]),
         "<h2>Metrics (validation)</h2>" + _table(["measure", "value", "95% interval"], [
-            ["accuracy", _pct(report.get("accuracy")), _interval(intervals.get("accuracy"))],
-            ["macro-F1", _pct(report.get("macro_f1")), _interval(intervals.get("macro_f1"))]])
+            ["accuracy", _pct(report.accuracy), _interval(intervals.get("accuracy"))],
+            ["macro-F1", _pct(report.macro_f1), _interval(intervals.get("macro_f1"))]])
         + _table(["class", "precision", "recall", "recall 95% interval", "images"],
                  [[r["label"], _pct(r["precision"]), _pct(r["recall"]), _interval(r.get("recall_interval")),
                    r["support"]] for r in per_class])
-        + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.get("interval_notes", [])),
+        + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.interval_notes),
         "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
                                            [[r["label"], _pct(r["recall"]), r["support"]] for r in worst]),
         "<h2>Calibration</h2>" + (_table(["temperature", "ECE before", "ECE after"], [[
@@ -116,25 +115,26 @@ def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> 
         "<h2>Unknown inputs</h2>" + (f"<p>An image whose distance to its {ood['k']} most similar training images "
                                      f"exceeds {ood['threshold']:.3f} is answered 'This does not look like any of "
                                      f"your training images'.</p>" if ood else "<p>Not available for this run.</p>"),
-        f"<h2>Example mistakes, with heatmaps</h2><p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run_dir, report),
+        f"<h2>Example mistakes, with heatmaps</h2><p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run, report),
     ]
     return sections
 
 
 def build_html(run_dir: Path) -> str:
-    run_dir = Path(run_dir)
-    config, report = runs.read_json(run_dir / "config.json", {}), runs.evaluation(run_dir) or {}
+    run = Run(run_dir)
+    config = run.config()
+    report = run.evaluation() or Evaluation(str(config.get("task", "single")), [], 0, {})
     title = f"Model card: {config.get('backbone', 'model')} on {config.get('data_name') or Path(config.get('data', '')).name}"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "".join(_sections(run_dir, config, report))
+    body = "".join(_sections(run, config, report))
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>Run {_e(run_dir.name)}, written {when} by "
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>Run {_e(run.id)}, written {when} by "
             f"TransferLab.</p>{body}</body></html>")
 
 
 def write_model_card(run_dir: Path) -> Path:
-    target = Path(run_dir) / CARD_FILE
-    tmp = target.with_name(f".{CARD_FILE}.tmp")
+    target = Run(run_dir).file(MODEL_CARD)
+    tmp = target.with_name(f".{MODEL_CARD}.tmp")
     tmp.write_text(build_html(run_dir), encoding="utf-8")
     tmp.replace(target)
     return target
@@ -142,9 +142,10 @@ def write_model_card(run_dir: Path) -> Path:
 
 def bundle_extras(run_dir: Path) -> list[str]:
     """Files of the run folder that go into the export bundle beside the model; the card is written if missing."""
-    if not (Path(run_dir) / CARD_FILE).exists():
+    run = Run(run_dir)
+    if not run.file(MODEL_CARD).exists():
         try:
             write_model_card(run_dir)
         except Exception:  # the bundle's promise is the model; a card that cannot be written is left out
             traceback.print_exc()
-    return [name for name in ("calibration.json", CARD_FILE) if (Path(run_dir) / name).exists()]
+    return [name for name in (*BUNDLE_FILES, MODEL_CARD) if run.file(name).exists()]

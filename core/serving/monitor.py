@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.runs import folder as runs
+from core.runs.folder import Run
 
 MIN_FOR_DRIFT = 30  # fewer served images than this: a PSI says more about chance than about drift
 PSI_BINS = 10
@@ -116,17 +116,14 @@ def run_reference(run_dir: Path) -> Reference:
     OOD scores are read from per-image `ood_score` in evaluation predictions, or `ood.validation_scores`, when
     the run has them (older runs do not: the page then says there is nothing to compare with).
     """
-    # Read leniently: the Monitor needs only these parts, so an otherwise incomplete report still serves.
-    evaluation = runs.read_json(Path(run_dir) / runs.EVALUATION, {})
-    evaluation = evaluation if isinstance(evaluation, dict) else {}
-    counts = {c["label"]: int(c.get("support", 0)) for c in evaluation.get("per_class", [])}
-    if not counts:
-        counts = {label: 0 for label in runs.read_json(Path(run_dir) / "labels.json", [])}
-    predictions = evaluation.get("predictions", [])
-    confidences = [float(p["confidence"]) for p in predictions if p.get("confidence") is not None]
-    ood = [float(p["ood_score"]) for p in predictions if p.get("ood_score") is not None]
-    if not ood:
-        ood = [float(v) for v in (evaluation.get("ood") or {}).get("validation_scores", []) if v is not None]
+    run = Run(run_dir)
+    evaluation = run.evaluation()
+    if evaluation is None:  # damaged or missing: the classes are still known from the model
+        counts = {label: 0 for label in run.labels()}
+        return Reference(counts, [], [])
+    counts = {c["label"]: int(c.get("support", 0)) for c in evaluation.per_label}
+    confidences = [float(p["confidence"]) for p in evaluation.predictions if p.get("confidence") is not None]
+    ood = [float(v) for v in (evaluation.trust.get("ood") or {}).get("validation_scores", []) if v is not None]
     return Reference(counts, confidences, ood)
 
 

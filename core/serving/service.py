@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from torchvision.transforms import InterpolationMode
 
 from core.data.preprocessing import ImageRejected, load_rgb
-from core.runs import folder as runs
+from core.runs.folder import Run
 from core.serving.batching import MicroBatcher
 from core.serving.errors import install_error_handlers, megabytes
 from core.serving.inference import Predictor
@@ -102,12 +102,13 @@ class Service:
         return results
 
     def model_card(self) -> dict[str, Any]:
-        evaluation = runs.evaluation(self.run_dir) or {}
-        status = runs.read_json(self.run_dir / "status.json", {})
+        run = Run(self.run_dir)
+        evaluation, status = run.evaluation(), run.status()
         return {"run_id": self.run_id, "labels": self.predictor.labels, "backbone": self.predictor.config.backbone,
                 "created": status.get("created"), "image_size": self.predictor.preprocessing.crop_size,
-                "validation": {"accuracy": evaluation.get("accuracy"), "macro_f1": evaluation.get("macro_f1"),
-                               "images": evaluation.get("num_images")}}
+                "task": self.predictor.task.name,
+                "validation": {**(evaluation.metrics if evaluation else {}),
+                               "images": evaluation.num_images if evaluation else None}}
 
 
 def create_app(run_dir: Path, log_url: str | None = None, api_key: str | None = None, max_batch: int = 16,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.data import checkout, intake
 from core.data.archive import Skipped
 from core.data.store import DatasetStore, StoreError, Version
-from core.runs.folder import read_json
+from core.runs.folder import Run
 from core.serving.predlog import PredictionLog
 
 SERVED_PREFIX = "served-"  # how the Label page tells these images apart; the rest of the name is the prediction id
@@ -60,7 +60,7 @@ def labelling_dataset(store: DatasetStore, run_dir: Path, config: dict[str, Any]
             return version
     if str(data) not in ("", ".") and data.exists():
         return intake.import_labelled(store, data, name, work_dir).version
-    return intake.new_pool(store, name, [str(label) for label in read_json(run_dir / "labels.json", [])])
+    return intake.new_pool(store, name, Run(run_dir).labels())
 
 
 def send_for_labelling(store: DatasetStore, dataset: str, items: list[dict[str, Any]],

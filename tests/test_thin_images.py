@@ -18,8 +18,8 @@ from PIL import Image
 from skimage import data as skdata
 from torchvision.transforms import InterpolationMode
 
-from core.data.datasets import inspect
 from core.data import preprocessing
+from core.data.datasets import inspect
 from core.data.preprocessing import ImageRejected, Preprocessing, load_rgb
 from core.serving.service import create_app
 from core.training import runs
@@ -72,10 +72,10 @@ def test_the_data_scan_skips_a_strip_with_its_reason_and_keeps_the_rest(tmp_path
 
 
 def test_the_resize_allocates_by_the_output_not_by_the_aspect_ratio():
-    """Peak memory of a real process: a 4000x1 strip resized whole would be 256 x 1,024,000 pixels (786 MB)."""
-    script = ("import resource, sys; from PIL import Image; from core.data.preprocessing import Preprocessing\n"
+    """Peak memory (VmHWM) of a real process: a 4000x1 strip resized whole would be 256 x 1,024,000 pixels (786 MB)."""
+    script = ("import sys; from PIL import Image; from core.data.preprocessing import Preprocessing\n"
               "prep = Preprocessing(256, 224, (0, 0, 0), (1, 1, 1), 'bilinear')\n"
-              "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "peak = lambda: int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
               "prep.to_uint8(Image.new('RGB', (4000, 3000), 'red')); before = peak()\n"
               "shapes = [tuple(prep.to_uint8(Image.new('RGB', s, 'red')).shape) for s in ((4000, 1), (1, 4000))]\n"
               "print(peak() - before, shapes)\n")

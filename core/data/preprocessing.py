@@ -237,6 +237,20 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+# How each accepted format begins (WebP: RIFF, 4 bytes of size, WEBP): checked on a file's first 12 bytes before it
+# is decoded, so a junk file named .jpg never reaches Pillow's many format parsers.
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+               (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
+NOT_AN_IMAGE = "not an image (its contents are not JPEG, PNG, GIF, BMP, WebP or TIFF)"
+
+
+def sniffed_format(head: bytes) -> str | None:
+    """The image format a file's first 12 bytes announce, or None: a cheap test before anything is decoded."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
+
+
 def _short(error: Exception) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror  # without the file name: the reason already names the file

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import quota
+from core.data import names
 from core.data.archive import ArchiveLimits, Skipped, extract
 from core.data.datasets import SYSTEM_FILES, file_sha256, image_problem, inspect
 from core.data.preprocessing import is_image_name
@@ -54,6 +55,9 @@ def import_labelled(store: DatasetStore, source: Path, name: str, work_dir: Path
     report = inspect(Path(source), work_dir)
     if not report.images:
         raise StoreError(report.error or "No usable images were found in this archive.")
+    refused = next((problem for label in report.labels if (problem := names.folder_refusal(label))), None)
+    if refused:
+        raise StoreError(refused)
     unique = {record.sha256: record for record in reversed(report.images)}  # the first of duplicates is kept
     _check_room(store, sum((report.root / r.path).stat().st_size for r in unique.values()
                            if not store.object_path(r.sha256).exists()))

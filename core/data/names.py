@@ -37,16 +37,31 @@ def shown(name: str) -> str:
 
 
 def refusal(name: str) -> str | None:
-    """Why `name` (already normalised) cannot be a class name, as one sentence; None when it can."""
+    """Why `name` (already normalised), typed as a class name, cannot be one, as one sentence; None when it can."""
+    problem = _problem(name)
+    if problem is None:
+        return None
+    if problem.startswith("a class"):
+        return problem[0].upper() + problem[1:] + "."
+    again = "; type it again without them" if hidden_characters(name) else ""
+    return f"'{shown(name)}' cannot be a class name: {problem}{again}."
+
+
+def folder_refusal(name: str) -> str | None:
+    """The same for a class folder of an imported zip: the sentence says to rename the folder."""
+    problem = _problem(name)
+    return None if problem is None else (f"The folder '{shown(name)}' cannot become a class: {problem}; rename the "
+                                         "folder and upload the zip again.")
+
+
+def _problem(name: str) -> str | None:
     if not name or name in (".", "..") or name.startswith(".") or UNSAFE_NAME.search(name):
-        return (f"'{shown(name)}' cannot be a class name: use letters, digits and spaces, without '/' or a "
-                "leading dot.")
+        return "use letters, digits and spaces, without '/' or a leading dot"
     if len(name) > MAX_CLASS_NAME:
-        return f"A class name may be at most {MAX_CLASS_NAME} characters long."
+        return f"a class name may be at most {MAX_CLASS_NAME} characters long"
     hidden = hidden_characters(name)
     if hidden:
-        return (f"'{shown(name)}' cannot be a class name: it holds characters that are invisible or change the "
-                f"direction of text ({', '.join(hidden)}); type it again without them.")
+        return f"it holds characters that are invisible or change the direction of text ({', '.join(hidden)})"
     return None
 
 

@@ -108,14 +108,14 @@ def _gather(uploads: list[Upload], scratch: Path, limits: ArchiveLimits, skipped
     files: list[tuple[str, Path]] = []
     left = limits.max_total_bytes
     for index, (name, data) in enumerate(uploads):
-        size = len(data) if isinstance(data, (bytes, bytearray)) else Path(data).stat().st_size
         if name.lower().endswith(".zip"):
             archive = _on_disk(data, scratch / f"{index}.zip")
-            left -= _unpacked_size(archive, name, left, limits)
+            left -= _unpacked_size(archive, left, limits)
             target = scratch / str(index)
             skipped += extract(archive, target, limits, unwanted=_unwanted)
             files += _unpacked(target, skipped)
             continue
+        size = len(data) if isinstance(data, (bytes, bytearray)) else Path(data).stat().st_size
         reason = _unwanted(name)
         if reason is None and size > MAX_IMAGE_BYTES:
             reason = f"larger than {MAX_IMAGE_BYTES >> 20} MiB; skipped"
@@ -181,7 +181,7 @@ def _unpacked(target: Path, skipped: list[Skipped]) -> list[tuple[str, Path]]:
     return out
 
 
-def _unpacked_size(archive: Path, name: str, left: int, limits: ArchiveLimits) -> int:
+def _unpacked_size(archive: Path, left: int, limits: ArchiveLimits) -> int:
     """What the zip declares it unpacks to (checked again while unpacking); refused past what the call has left."""
     try:
         with zipfile.ZipFile(archive) as zf:

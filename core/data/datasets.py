@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import os
 import random
 import shutil
@@ -15,8 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.data import names
 from core.data.archive import ArchiveLimits, Skipped, extract
-from core.data.preprocessing import ImageRejected, is_image_name, load_rgb
+from core.data.preprocessing import NOT_AN_IMAGE, ImageRejected, is_image_name, load_rgb, sniffed_format
 from core.data.report import DataReport, ImageRecord, judge
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -190,22 +190,40 @@ def _collect(directory: Path, root: Path, split: str | None, out: list, skipped:
         elif not is_image_name(path):
             skipped.append(Skipped(relative, f"not an image file ({path.suffix or 'no extension'}); skipped"))
         else:
-            out.append((path, depth_parts[0], split))
+            out.append((path, names.normalize(depth_parts[0]), split))  # café from a Mac and from Windows: one class
 
 
 def _check(candidate: tuple[Path, str, str | None], root: Path) -> ImageRecord | Skipped:
     path, label, split_name = candidate
     relative = path.relative_to(root).as_posix()
-    data = path.read_bytes()
-    if not data:
-        return Skipped(relative, "empty file; skipped")
-    try:
-        load_rgb(io.BytesIO(data), min_size=_VERIFY_SIZE)  # decodes fully: catches truncated and corrupt files
-    except ImageRejected as error:
-        return Skipped(relative, f"{error}; skipped")
-    with Image.open(io.BytesIO(data)) as header:  # the stored size, not the reduced-scale decode's
+    problem = image_problem(path)
+    if problem:
+        return Skipped(relative, f"{problem}; skipped")
+    with Image.open(path) as header:  # the stored size, not the reduced-scale decode's
         width, height = header.size
-    return ImageRecord(relative, label, split_name, hashlib.sha256(data).hexdigest(), width, height)
+    return ImageRecord(relative, label, split_name, file_sha256(path), width, height)
+
+
+def image_problem(path: Path) -> str | None:
+    """Why the file at `path` is no usable image, or None. Read from disk (never whole into memory): its first
+    bytes must announce an image format, then it must decode fully (truncated, corrupt, bombs, strips refused)."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if not head:
+        return "empty file"
+    if sniffed_format(head) is None:
+        return NOT_AN_IMAGE
+    try:
+        load_rgb(path, min_size=_VERIFY_SIZE, name="")  # the reason names no file: the caller lists its own name
+    except ImageRejected as error:
+        return str(error)
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """The content hash, read from disk in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _is_junk(name: str) -> bool:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.data import names
 from core.data.archive import Skipped
-from core.text import invisible_characters, revealed, visible_form
+from core.text import invisible_characters, revealed
 
 MIN_IMAGES_PER_CLASS = 5
 MAX_IMBALANCE = 5.0
@@ -110,15 +111,15 @@ def _size_warnings(classes: dict[str, int]) -> list[str]:
 def _name_warnings(labels: list[str]) -> list[str]:
     """Names that look alike but differ (cat and ca<U+200B>t) or that reorder text when shown (direction overrides)."""
     warnings = []
-    by_look: dict[str, list[str]] = defaultdict(list)
-    for label in labels:
-        by_look[visible_form(label).casefold()].append(label)
-    for look_alikes in (group for group in by_look.values() if len(group) > 1):
+    groups = names.lookalike_groups(labels)
+    for look_alikes in groups:
         hidden = sorted({name for label in look_alikes for name in invisible_characters(label)})
         why = f"invisible characters ({', '.join(hidden)})" if hidden else "letter case or character forms"
         warnings.append(f"The classes {_names([revealed(label) for label in look_alikes])} look the same but differ by "
-                        f"{why}, so the model treats them as different classes. Rename or merge these folders.")
-    marked = [label for label in labels if invisible_characters(label) and len(by_look[visible_form(label).casefold()]) == 1]
+                        f"{why}, so the model treats them as different classes (and Windows and macOS would put them "
+                        "in one folder). Rename or merge these folders.")
+    grouped = {label for group in groups for label in group}
+    marked = [label for label in labels if invisible_characters(label) and label not in grouped]
     if marked:
         hidden = sorted({name for label in marked for name in invisible_characters(label)})
         warnings.append(f"The class names {_names([revealed(label) for label in marked])} hold invisible or "

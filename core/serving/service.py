@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import torchvision.transforms.functional as TF
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.security import APIKeyHeader
 from PIL import Image
 from pydantic import BaseModel, Field
-from torchvision.transforms import InterpolationMode
 
 from core.data.preprocessing import ImageRejected, load_rgb
 from core.runs.folder import Run
@@ -71,11 +69,9 @@ class Service:
     def decode(self, data: bytes, filename: str, top_k: int, client: str, started: float) -> Job:
         """Runs in a worker thread; raises ImageRejected with the reason in words."""
         prep = self.predictor.preprocessing
-        image = load_rgb(io.BytesIO(data), min_size=prep.resize_size)
-        # The resize step of the run's preprocessing, done here in parallel rather than in the one batch thread;
-        # Preprocessing.to_uint8 then finds the size already right (Pillow returns a copy) and only crops.
-        image = TF.resize(image, [prep.resize_size], interpolation=InterpolationMode(prep.interpolation),
-                          antialias=True)
+        # The resize step of the run's preprocessing (bounded by the output, whatever the aspect ratio), done here
+        # in parallel rather than in the one batch thread; Preprocessing.to_uint8 then finds it done and only crops.
+        image = prep.resized(load_rgb(io.BytesIO(data), min_size=prep.resize_size))
         with Image.open(io.BytesIO(data)) as header:  # the stored size: JPEG draft decoding may have shrunk it
             width, height, image_format = header.width, header.height, header.format
         return Job(uuid.uuid4().hex, image, filename, hashlib.sha256(data).hexdigest(), width, height, image_format,

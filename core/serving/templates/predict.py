@@ -18,13 +18,19 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
-from torchvision.transforms import InterpolationMode
 
 HERE = Path(__file__).resolve().parent
 
 
+# As in TransferLab: beyond this ratio of the longer to the shorter side the model would see a sliver of the image.
+MAX_ASPECT_RATIO = 20
+
+
 def load_rgb(path, resize_size):
     image = Image.open(path)
+    if max(image.size) > MAX_ASPECT_RATIO * max(1, min(image.size)):
+        raise ValueError(f"too long and thin: one side is over {MAX_ASPECT_RATIO} times the other "
+                         f"({image.size[0]}x{image.size[1]} pixels), and the model sees only a centre square")
     if image.format == "JPEG":
         image.draft("RGB", (resize_size, resize_size))  # TransferLab decodes JPEGs at reduced scale too
     image.load()
@@ -43,10 +49,28 @@ def load_rgb(path, resize_size):
     return image.convert("RGB")
 
 
+def bounded_resize(image, resize_size, crop_size, interpolation):
+    """TransferLab's resize: the centre square of the image resized to `resize_size` on its shorter side, computed
+    from that region of the input alone (a thin strip costs a small square, not a huge resize)."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(resize_size * long / short)
+    new_width, new_height = (resize_size, new_long) if width <= height else (new_long, resize_size)
+    side = max(resize_size, crop_size)
+    box, size = [], []
+    for new, old in ((new_width, width), (new_height, height)):
+        keep = min(new, side)
+        start = int(round((new - crop_size) / 2.0)) - int(round((keep - crop_size) / 2.0))
+        scale = old / new
+        box.append((start * scale, min(old, (start + keep) * scale)))
+        size.append(keep)
+    region = (box[0][0], box[1][0], box[0][1], box[1][1])
+    return image.resize((size[0], size[1]), Image.Resampling[interpolation.upper()], box=region)
+
+
 def preprocess(path, prep):
     image = load_rgb(path, prep["resize_size"])
-    image = TF.resize(image, [prep["resize_size"]], interpolation=InterpolationMode(prep["interpolation"]),
-                      antialias=True)
+    image = bounded_resize(image, prep["resize_size"], prep["crop_size"], prep["interpolation"])
     x = TF.pil_to_tensor(TF.center_crop(image, [prep["crop_size"]])).float() / 255.0
     return TF.normalize(x, prep["mean"], prep["std"])
 

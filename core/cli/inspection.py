@@ -6,13 +6,15 @@ import json
 import sys
 from pathlib import Path
 
-from core import paths
+from core import paths, tasks
 from core.models import backbones
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="check a dataset (.zip or folder) and print its report as JSON")
     p.add_argument("data")
+    p.add_argument("--task", choices=tasks.NAMES, default=None, help="read the data as this task (default: what it says)")
+    p.add_argument("--target", default="", metavar="COLUMN", help="the metadata column to read as the target")
     p.set_defaults(handler=_inspect)
     sub.add_parser("backbones", help="list the backbones").set_defaults(handler=_backbones)
 
@@ -22,7 +24,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from core.data.datasets import inspect_data
 
     try:
-        report = inspect_data(Path(args.data), paths.home())
+        report = inspect_data(Path(args.data), paths.home(), task=args.task, target=args.target or None)
     except ArchiveRefused as error:
         print(json.dumps({"trainable": False, "error": str(error)}, ensure_ascii=False))
         print(str(error), file=sys.stderr)

@@ -12,7 +12,7 @@ import io
 import json
 import math
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -59,7 +59,8 @@ def read(path: Path, root: Path, task: str | None = None, column: str | None = N
     columns = list(records[0])
     if "file_name" not in columns:
         raise MetadataRefused(f"'{path.name}' has no 'file_name' column (it has: {', '.join(columns[:8])}).")
-    column = column or next((c for c in TASK_OF_COLUMN if c in columns), None)
+    wanted = {t: c for c, t in TASK_OF_COLUMN.items()}.get(task or "")
+    column = column or (wanted if wanted in columns else next((c for c in TASK_OF_COLUMN if c in columns), None))
     if column is None or column not in columns:
         raise MetadataRefused(f"'{path.name}' has no target column: add 'label', 'labels' or 'value' (or name "
                               f"another column as the target).")
@@ -131,3 +132,60 @@ def parse_target(raw: Any, task: str) -> tuple[Target, str | None]:
 def clean_label(text: str) -> str:
     """A label as the user meant it: trimmed and in one Unicode form (NFC), so 'café' typed two ways is one."""
     return unicodedata.normalize("NFC", text.strip())
+
+
+@dataclass
+class Listed:
+    """Every image the metadata files of a dataset name, with its target and its split (train/ val/ folders)."""
+    task: str
+    column: str
+    targets: dict[str, tuple[Target, str | None]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def listed_in(root: Path, split_dirs: dict[str, Path], task: str | None, column: str | None) -> Listed | None:
+    """The dataset's metadata (at its root, or one file in each split folder), or None when it has none. A file that
+    cannot be used at all becomes one skipped entry with its reason, so the report says why nothing was found."""
+    places = {split: found for split, folder in split_dirs.items() if (found := find(folder))} if split_dirs else {}
+    if not places and (found := find(root)):
+        places = {None: found}
+    if not places:
+        return None
+    listed = None
+    for split, path in places.items():
+        try:
+            rows = read(path, root, task, column)
+        except MetadataRefused as error:
+            listed = listed or Listed(task or "single", column or "label")
+            listed.skipped.append(Skipped(path.relative_to(root).as_posix(), str(error)))
+            continue
+        listed = listed or Listed(rows.task, rows.column)
+        listed.targets.update({p: (t, split) for p, t in rows.targets.items()})
+        listed.skipped += rows.skipped
+    listed.skipped += _unlisted(root, places, listed)
+    return listed
+
+
+def _unlisted(root: Path, places: dict[str | None, Path], listed: Listed) -> list[Skipped]:
+    """Image files beside the metadata that no row names; and rows whose file is not there."""
+    from core.data.preprocessing import is_image_name
+
+    found = {p.relative_to(root).as_posix() for folder in {path.parent for path in places.values()}
+             for p in folder.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith(".")}
+    missing = [p for p in listed.targets if p not in found]
+    for path in missing:
+        del listed.targets[path]
+    return ([Skipped(p, "listed in the metadata, but there is no such file; skipped") for p in missing]
+            + [Skipped(p, "no row in the metadata names this file; skipped") for p in sorted(found - set(listed.targets))])
+
+
+def tags_from_folders(images: list) -> list:
+    """Class folders read as tags: the same picture (same content) in several class folders is one image carrying
+    every one of their labels; the first path names it."""
+    merged: dict[str, Any] = {}
+    for record in images:
+        first = merged.get(record.sha256)
+        tags = tuple(sorted({record.label, *(first.labels if first else ())}))
+        base = first or record
+        merged[record.sha256] = replace(base, label=";".join(tags), labels=tags)
+    return list(merged.values())

@@ -85,13 +85,14 @@ class Predictor:
     def predict(self, images: list[ImageInput], top_k: int = 3) -> list[list[dict[str, Any]]]:
         return [p.top_k for p in self.predict_details(images, top_k)]
 
-    def predict_details(self, images: list[ImageInput], top_k: int = 3) -> list[Prediction]:
+    def predict_details(self, images: list[ImageInput], top_k: int = 3,
+                        coverage: float | None = None) -> list[Prediction]:
         """The task's answers plus the unknown-input flag; serving, the CLI and the Predict page all answer from
-        this."""
+        this. `coverage`: conformal sets or intervals at another rate than the run's 90%."""
         if not images:
             return []
         answers, embeddings = self.forward(images)
-        given = self.task.answer(answers, self.labels, self.trust, top_k)
+        given = self.task.answer(answers, self.labels, self.trust, top_k, coverage)
         scores = self.neighbours.score(embeddings.numpy()) if self.neighbours is not None else [None] * len(images)
         return [Prediction(answer.pop("predictions"), unsure=bool(answer.pop("unsure", False)),
                            unknown=bool(score is not None and self.ood_threshold is not None

@@ -31,6 +31,30 @@ def conformal_quantile(scores: np.ndarray, coverage: float = DEFAULT_COVERAGE) -
     return float("inf") if rank > len(scores) or not len(scores) else float(scores[rank - 1])
 
 
+MAX_KEPT_SCORES = 2000  # held-out scores a run keeps, so any coverage can be asked for when predicting
+
+
+def kept_scores(scores: np.ndarray) -> list[float]:
+    """The held-out scores, sorted (a seeded even thinning past MAX_KEPT_SCORES keeps their distribution)."""
+    ordered = np.sort(np.asarray(scores, dtype=float))
+    if len(ordered) > MAX_KEPT_SCORES:
+        ordered = ordered[np.linspace(0, len(ordered) - 1, MAX_KEPT_SCORES).round().astype(int)]
+    return [round(float(v), 6) for v in ordered]
+
+
+def stored_quantile(stored: dict, prefix: str, coverage: float | None) -> tuple[float | None, float | None]:
+    """(quantile, coverage) from a run's calibration: the stored one, or one for `coverage` from the stored scores.
+    The quantile is None when too few held-out images can promise that coverage."""
+    key = f"{prefix}_" if prefix else ""
+    if coverage is None or not stored.get(f"{key}scores"):
+        found = stored.get(f"{key}quantile" if prefix else "half_width")
+        return (None if found is None else float(found)), stored.get(f"{key}coverage")
+    if not 0.0 < coverage < 1.0:
+        raise ValueError(f"the coverage must be between 0 and 1 (for example 0.9), not {coverage}")
+    found = conformal_quantile(np.asarray(stored[f"{key}scores"], dtype=float), coverage)
+    return (found if np.isfinite(found) else None), coverage
+
+
 def interval(value: float, width: float) -> tuple[float, float]:
     return value - width, value + width
 

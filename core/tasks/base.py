@@ -125,8 +125,9 @@ class Task(ABC):
 
     @abstractmethod
     def answer(self, answers: torch.Tensor, labels: list[str], trust: dict[str, Any], top_k: int,
-               ) -> list[dict[str, Any]]:
-        """One JSON answer per image (rows of `answers`), with the run's stored calibration applied."""
+               coverage: float | None = None) -> list[dict[str, Any]]:
+        """One JSON answer per image (rows of `answers`), with the run's stored calibration applied; `coverage`
+        asks for conformal sets or intervals at another rate than the run's default (90%)."""
 
     @abstractmethod
     def uncertainty(self, answers: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ class MultiLabel(Task):
         return {"predict": {"thresholds": chosen}, "report": {"thresholds": chosen}}
 
     def answer(self, answers: torch.Tensor, labels: list[str], trust: dict[str, Any], top_k: int,
-               ) -> list[dict[str, Any]]:
+               coverage: float | None = None) -> list[dict[str, Any]]:
         thresholds = np.array(trust.get("thresholds") or [0.5] * len(labels), dtype=float)
         out = []
         for row in answers.float().numpy():

@@ -98,17 +98,18 @@ class Regression(Task):
         known = bool(np.isfinite(width))
         report = {"coverage": coverage, "half_width": width if known else None, "measured_coverage": measured,
                   "images": int(len(targets))}
-        return {"predict": {"coverage": coverage, "half_width": width if known else None}, "report": {"conformal": report}}
+        predict = {"coverage": coverage, "half_width": width if known else None, "scores": conformal.kept_scores(scores)}
+        return {"predict": predict, "report": {"conformal": report}}
 
     def answer(self, answers: torch.Tensor, labels: list[str], trust: dict[str, Any], top_k: int,
-               ) -> list[dict[str, Any]]:
-        width = trust.get("half_width")
+               coverage: float | None = None) -> list[dict[str, Any]]:
+        width, rate = conformal.stored_quantile(trust, "", coverage)
         out = []
         for value in answers.float().numpy().reshape(-1):
             answer: dict[str, Any] = {"predictions": [], "value": round(float(value), 6), "unsure": width is None}
             if width is not None:
                 low, high = conformal.interval(float(value), float(width))
-                answer.update(interval=[round(low, 6), round(high, 6)], coverage=trust.get("coverage"))
+                answer.update(interval=[round(low, 6), round(high, 6)], coverage=rate)
             out.append(answer)
         return out
 

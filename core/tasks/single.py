@@ -65,22 +65,23 @@ class SingleLabel(Task):
         calibrated = calibration.apply_temperature(calibration.log_probabilities(answers), report["temperature"])
         sets = prediction_sets(calibrated, targets)
         return {"predict": {"temperature": report["temperature"], "threshold": abstention["threshold"],
-                            "set_coverage": sets["coverage"], "set_quantile": sets["quantile"]},
+                            "set_coverage": sets["coverage"], "set_quantile": sets["quantile"],
+                            "set_scores": conformal.kept_scores(conformal.class_scores(calibrated, targets))},
                 "report": {"calibration": report, "abstention": abstention, "conformal": sets}}
 
     def answer(self, answers: torch.Tensor, labels: list[str], trust: dict[str, Any], top_k: int,
-               ) -> list[dict[str, Any]]:
+               coverage: float | None = None) -> list[dict[str, Any]]:
         temperature, threshold = float(trust.get("temperature", 1.0)), float(trust.get("threshold", 0.0))
         # softmax(log p / T) == softmax(logits / T): the temperature applies to probabilities as well.
         calibrated = (answers.float().clamp_min(1e-12).log() / temperature).softmax(1)
         values, indices = calibrated.topk(min(top_k, len(labels)), dim=1)
         answers = [{"predictions": [{"label": labels[i], "probability": round(float(p), 6)} for p, i in zip(row_p, row_i)],
                     "unsure": bool(row_p[0] < threshold)} for row_p, row_i in zip(values.tolist(), indices.tolist())]
-        quantile = trust.get("set_quantile")
+        quantile, rate = conformal.stored_quantile(trust, "set", coverage)
         if quantile is not None:  # "rose or tulip, 90% coverage": the classes a new image's truth is among
-            for answer, chosen in zip(answers, conformal.prediction_sets(calibrated.numpy(), float(quantile))):
+            for answer, chosen in zip(answers, conformal.prediction_sets(calibrated.numpy(), quantile)):
                 answer["set"] = [labels[k] for k in chosen]
-                answer["set_coverage"] = trust.get("set_coverage")
+                answer["set_coverage"] = rate
         return answers
 
     def uncertainty(self, answers: np.ndarray) -> np.ndarray:

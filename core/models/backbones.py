@@ -26,7 +26,7 @@ from core.models.staged import StagedModel
 
 __all__ = ["BUNDLED", "NAMES", "Backbone", "BackboneInfo", "StagedModel", "WeightsUnavailable", "build", "catalogue",
            "downloads_allowed", "entry", "info", "missing_message", "preprocessing", "skeleton", "weights_available",
-           "weights_file", "weights_identity", "weights_status"]
+           "weights_file", "weights_identity", "weights_state", "weights_status"]
 
 _ENTRIES: tuple[Backbone, ...] = (
     # Bundled: ImageNet top-1 from the EfficientNet-Lite release; parameters and multiply-adds counted with torch.
@@ -130,9 +130,15 @@ def weights_identity(name: str) -> str:
     return entry(name).weights_identity()
 
 
+def weights_state(name: str) -> str:
+    """A few words for a table: 'bundled: works offline', 'on this computer', 'downloaded on first use' or
+    'not on this computer (offline)'."""
+    return entry(name).weights_state()
+
+
 def weights_status(name: str) -> str:
-    """One sentence for the Train page: bundled, on this computer, downloaded when training starts, or missing
-    (then the same text as missing_message)."""
+    """For the Train page: bundled, on this computer, downloaded when training starts (and what to copy where
+    without internet), or missing (then the same text as missing_message)."""
     return entry(name).weights_status()
 
 

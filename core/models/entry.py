@@ -86,13 +86,22 @@ class Backbone(ABC):
         """Whose server a missing download comes from, in words."""
         return "the internet"
 
+    def weights_state(self) -> str:
+        """A few words for a table: bundled, on this computer, downloaded on first use, or not here (offline)."""
+        if self.info().bundled:
+            return "bundled: works offline"
+        if self.weights_available():
+            return "on this computer"
+        return "downloaded on first use" if self.downloads_allowed() else "not on this computer (offline)"
+
     def weights_status(self) -> str:
-        """One sentence for the Train page: where the weights are, or what happens without them."""
+        """One or two sentences for the Train page: where the weights are, or what happens without them."""
         if self.info().bundled:
             return "Bundled with the app: works offline."
         if self.weights_available():
             return "On this computer."
         if self.downloads_allowed():
             size = f" (about {self.info().weights_mb:,.0f} MB)" if self.info().weights_mb else ""
-            return f"Not on this computer yet: downloaded{size} from {self.download_from()} when training starts."
+            return (f"Not on this computer yet: downloaded{size} from {self.download_from()} when training starts. "
+                    f"Without internet: {self.where_to_put()}.")
         return self.missing_message()

@@ -19,9 +19,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download, try_to_load_from_cache
-from huggingface_hub.errors import EntryNotFoundError
-
 from core.data.preprocessing import Preprocessing
 from core.models.entry import Backbone, BackboneInfo, WeightsUnavailable
 from core.models.staged import StagedModel
@@ -79,6 +76,8 @@ class TimmHub(Backbone):
         return getattr(timm_shapes, self.shape)(network, num_outputs)
 
     def _cached(self) -> Path | None:
+        from huggingface_hub import try_to_load_from_cache  # imported when asked: the registry stays cheap to import
+
         found = try_to_load_from_cache(self.repo, FILENAME, cache_dir=hub_cache())
         return Path(found) if isinstance(found, str) else None
 
@@ -106,6 +105,9 @@ class TimmHub(Backbone):
                 f"has downloaded it (set HF_HOME to use another folder)")
 
     def _fetch(self) -> Path:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
         cached = self._cached()
         if cached is not None:
             return cached

@@ -126,6 +126,27 @@ def interval(values: list[float]) -> dict:
                                                          round(float(a.mean()) + half, 4)]}
 
 
+def write_report(out: Path, results: dict, labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+                 skipped: int) -> None:
+    report = {
+        "what": __doc__.split("\n\n")[0].replace("\n", " "),
+        "data": {"train": {"ants": int((labels[train_idx] == 0).sum()), "bees": int((labels[train_idx] == 1).sum())},
+                 "val": {"ants": int((labels[val_idx] == 0).sum()), "bees": int((labels[val_idx] == 1).sum())},
+                 "skipped_files": skipped},
+        "probe": "StandardScaler + LogisticRegression(C=1) on the pooled features; accuracy on the whole val split",
+        "intervals": ("per size: 95% t-interval over the seeds' training draws (the validation split is fixed, so "
+                      "absolute accuracies also carry its own sampling error, about +-3.5 points at 153 images; the "
+                      "paired differences are the comparison); 'all': one fit, 95% Wilson interval over the "
+                      "validation images"),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "note": "shared with other jobs: times are indicative"},
+        "backbones": {name: {k: v for k, v in r.items() if k != "x"} for name, r in results.items()},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbones", default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2")
@@ -164,23 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["minus_" + names[0]] = interval([a - b for a, b in zip(scores[name], scores[names[0]])])
             results[name].setdefault("accuracy", {})[size] = entry
             print(size, name, entry, flush=True)
-    report = {
-        "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "data": {"train": {"ants": int((labels[train_idx] == 0).sum()), "bees": int((labels[train_idx] == 1).sum())},
-                 "val": {"ants": int((labels[val_idx] == 0).sum()), "bees": int((labels[val_idx] == 1).sum())},
-                 "skipped_files": len(photos) - len(common)},
-        "probe": "StandardScaler + LogisticRegression(C=1) on the pooled features; accuracy on the whole val split",
-        "intervals": ("per size: 95% t-interval over the seeds' training draws (the validation split is fixed, so "
-                      "absolute accuracies also carry its own sampling error, about +-3.5 points at 153 images; the "
-                      "paired differences are the comparison); 'all': one fit, 95% Wilson interval over the "
-                      "validation images"),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__, "note": "shared with other jobs: times are indicative"},
-        "backbones": {name: {k: v for k, v in r.items() if k != "x"} for name, r in results.items()},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_report(args.out, results, labels, train_idx, val_idx, len(photos) - len(common))
     return 0
 
 

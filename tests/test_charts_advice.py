@@ -27,7 +27,7 @@ def test_class_counts_stack_splits_and_confusion_labels_axes():
 
 
 def test_trainable_parameter_count_matches_the_real_model():
-    model = backbones.build("mobilenet_v3_small", num_classes=5, pretrained=False)
+    model = backbones.build("mobilenet_v3_small", num_outputs=5, pretrained=False)
     for depth in (0, 6, len(model.stages)):
         expected = sum(p.numel() for s in [*model.stages[depth:], model.head] for p in s.parameters())
         assert advice.trainable_parameters("mobilenet_v3_small", depth, 5) == (

@@ -37,11 +37,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _backbones(args: argparse.Namespace) -> int:
-    rows = [("name", "params (M)", "GFLOPs", "ImageNet top-1", "input", "weights")]
+    """The catalogue as a table; the weights column says where each backbone's weights are now."""
+    rows = [("name", "params (M)", "GFLOPs", "ImageNet top-1", "input", "source", "weights")]
     for b in backbones.catalogue():
-        where = "bundled" if b.bundled else ("on disk" if backbones.weights_available(b.name) else "download")
-        rows.append((b.name, f"{b.params_m}", f"{b.gflops}", f"{b.imagenet_top1:.1f}", f"{b.input_size}", where))
+        where = backbones.weights_state(b.name)
+        top1 = f"{b.imagenet_top1:.1f}" + (f" ({b.imagenet_how})" if b.imagenet_how else "")
+        rows.append((b.name, f"{b.params_m}", f"{b.gflops}", top1, f"{b.input_size}", b.source, where))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return 0

@@ -3,7 +3,6 @@ Runs page's "Retrain with the new labels")."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from core.data.checkout import materialize, run_version, version_of_folder
 from core.data.store import DatasetStore, StoreError

@@ -28,7 +28,7 @@ IDLE_ENV = "TRANSFERLAB_SERVICE_IDLE_S"
 DEFAULT_IDLE_S = 15 * 60
 KEY_ENV = "TRANSFERLAB_WORKSPACE"  # the variable the Monitor's "start it yourself" command reads the key from
 _KEY = re.compile(r"[0-9a-f]{64}")
-_PATH = re.compile(r"(?<![\w.])/[^\s'\"():,]+")
+_PATH = re.compile(r"(?<![\w.:/])/[^\s'\"():,]+|(?<=sqlite:///)/[^\s'\"():,]+")  # not http://host/ of a URL
 
 
 class ServiceStartError(RuntimeError):

@@ -34,7 +34,7 @@ PREPROCESSING, MODEL, EVALUATION = "preprocessing.json", "model.safetensors", "e
 CALIBRATION, OOD_REFERENCE = "calibration.json", "ood_reference.safetensors"
 MODEL_CARD, EXPORT, VAL_IMAGES = "model_card.html", "export.zip", "val_images"
 STOP, WORKER_LOG = "STOP", "worker.log"
-BUNDLE_FILES = (LABELS, PREPROCESSING, CALIBRATION, OOD_REFERENCE)  # what an export carries besides the model
+BUNDLE_FILES = (LABELS, PREPROCESSING, CALIBRATION)  # what an export carries besides the model and its reference
 MAX_VAL_IMAGES = 500  # validation images kept in the folder (small JPEGs at the model's input size)
 
 

@@ -38,6 +38,13 @@ def requests_over_time(rows: list[dict[str, Any]], buckets: int = 40) -> list[tu
     return [(float(start), int(count)) for start, count in zip(edges[:-1], counts)]
 
 
+def per_replica(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images answered by each replica (host:pid), busiest first; rows from before replicas were logged count as
+    'not recorded'."""
+    counts = Counter(r.get("replica") or "not recorded" for r in rows)
+    return [{"replica": replica, "images": images} for replica, images in counts.most_common()]
+
+
 def latency_percentiles(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     values = [r["latency_ms"] for r in rows if r.get("latency_ms") is not None]
     if not values:
@@ -96,7 +103,8 @@ def drift(reference: list[float], served: list[float], what: str) -> Drift:
 
 
 def feedback_accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy of the top-1 answer on the images whose true label was reported."""
+    """Accuracy of the top-1 answer on the images whose true label was reported: the first label given (later
+    ones are kept in the log's feedback history, but cannot rewrite the score)."""
     judged = [r for r in rows if r.get("feedback_label")]
     correct = sum(r["feedback_label"] == r["label"] for r in judged)
     return {"images": len(judged), "correct": correct, "accuracy": correct / len(judged) if judged else None}
@@ -137,6 +145,7 @@ class Summary:
     confidence_drift: Drift
     ood_drift: Drift
     feedback: dict[str, Any]
+    replicas: list[dict[str, Any]]
 
 
 def summarize(rows: list[dict[str, Any]], reference: Reference) -> Summary:
@@ -146,4 +155,4 @@ def summarize(rows: list[dict[str, Any]], reference: Reference) -> Summary:
                    class_distribution(rows, reference.training_counts),
                    drift(reference.confidences, confidences, "confidence"),
                    drift(reference.ood_scores, ood, "distance to the training images"),
-                   feedback_accuracy(rows))
+                   feedback_accuracy(rows), per_replica(rows))

@@ -15,7 +15,7 @@ from core.data import sample
 from tests.conftest import class_members, write_zip
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 120
+TIMEOUT = 900  # AppTest runs a page in-process; on two shared cores a first page with torch imports is slow
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +111,14 @@ def test_from_upload_to_training_evaluation_prediction_and_export(tiny_shapes_zi
 
     go(at, "evaluate")
     no_exception(at)
-    assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
+    assert {m.label for m in at.metric} >= {"Accuracy", "Class-balanced score"}
     assert at.dataframe and len(at.get("plotly_chart")) >= 1
 
     go(at, "predict")
     image = sorted((shapes_folder / "circle").glob("*.jpg"))[0]
     at.file_uploader[0].set_value((image.name, image.read_bytes(), "image/jpeg")).run()
     no_exception(at)
-    assert any("sure)" in m.value for m in at.markdown) and at.get("plotly_chart")
+    assert any("sure)" in m.value or "Best guess" in m.value for m in at.markdown) and at.get("plotly_chart")
 
     go(at, "export")
     at.button[0].click().run()
@@ -139,7 +139,7 @@ def test_a_reload_reattaches_to_the_running_job_and_a_second_job_queues(tiny_sha
     reloaded.button[-1].click().run()  # "Set up another training"
     second = start_training(reloaded, epochs=1)
     assert second != first
-    wait_until(reloaded, lambda a: any("1 training job(s) ahead" in i.value for i in a.info), 30)
+    wait_until(reloaded, lambda a: any("1 training job(s) ahead" in i.value for i in a.info))
     reloaded.button(key="cancel").click().run()
     attached = open_page("train", ws=at.query_params["ws"], job=first)
     attached.button(key="cancel").click().run()
@@ -180,3 +180,29 @@ def test_a_job_id_in_the_url_cannot_reach_outside_the_workspace(tiny_shapes_zip)
     no_exception(other)
     assert "cancel" not in [b.key for b in other.button]
     assert other.button(key="start")  # the set-up form, not someone's job
+
+
+def test_a_tab_without_the_job_in_its_url_says_a_run_is_active_and_links_to_it(tiny_shapes_zip):
+    at = upload(open_page("data"), "shapes.zip", tiny_shapes_zip)
+    go(at, "train")
+    job = start_training(at, epochs=300)
+    other_tab = open_page("train", ws=at.query_params["ws"])  # the workspace's address, as a teacher shares it
+    no_exception(other_tab)
+    assert any("A training run of this workspace is" in i.value for i in other_tab.info)
+    links = [link for link in other_tab.get("page_link") if link.proto.label == "Watch it"]
+    assert links and f"job={job}" in links[0].proto.query_string
+    at.button(key="cancel").click().run()
+    wait_until(at, lambda a: any("cancelled" in w.value for w in a.warning))
+    assert not any("A training run" in i.value for i in open_page("train", ws=at.query_params["ws"]).info)
+
+
+def test_train_page_says_what_learns_in_words_and_where_missing_weights_go(tiny_shapes_zip):
+    at = upload(open_page("data"), "shapes.zip", tiny_shapes_zip)
+    go(at, "train")
+    slider = at.select_slider(key="depth_efficientnet_lite0")
+    assert slider.options[0] == "only the new last layer" and slider.options[-1] == "everything"
+    assert "the last two stages" in slider.options
+    at.selectbox(key="backbone").set_value("mobilenet_v3_small").run()
+    warning = " ".join(w.value for w in at.warning)
+    assert "cannot be downloaded on this server" in warning and "automatically" not in warning
+    assert "mobilenet_v3_small" in warning  # the file to put there

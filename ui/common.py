@@ -21,6 +21,7 @@ from core import maintenance, paths  # noqa: E402
 from core.data.datasets import inspect  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
+from core.models import backbones  # noqa: E402
 from core.text import md, plain  # noqa: E402
 from core.training import runs  # noqa: E402
 from core.training.jobs import JobManager  # noqa: E402
@@ -181,5 +182,10 @@ def describe_run(run: runs.RunSummary) -> str:
     accuracy = run.status.get("val_accuracy")
     score = f", {accuracy:.0%} validation accuracy" if isinstance(accuracy, (int, float)) else ""
     data = run.config.get("data_name") or Path(run.config.get("data", "")).name
-    return f"{run.config.get('backbone')} on {data}{score} ({run.state}, {run.id[:8]})"
+    name = run.config.get("backbone", "")
+    try:
+        name = backbones.info(name).title  # the name the Train page showed, not the registry key
+    except (KeyError, ValueError):
+        pass
+    return f"{name} on {data}{score} ({run.state}, run {run.id[:8]})"
 

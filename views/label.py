@@ -248,7 +248,7 @@ def versions(version) -> None:
 st.title("Label your images")
 st.markdown("Bring in images without labels, label them quickly with the model's help, and keep every step as a "
             "version you can train on, compare, or download.")
-with st.container():  # always one element here, so a notice never shifts the tabs below (they would reset)
+with st.container():  # always one element here, so a notice does not shift the tabs and widgets below it
     show_notice()
 try:
     with st.expander("Start a new dataset", expanded=not store.datasets()):

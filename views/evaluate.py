@@ -23,8 +23,8 @@ def calibration_sentence(calibration: dict) -> str:
     """What calibration means for this model, without its terms (they are one click away)."""
     before, after = calibration["ece_before"], calibration["ece_after"]
     return (f"When the model says it is 90% sure, is it right 90% of the time? Its confidence was off by "
-            f"{before * 100:.0f} percentage points on average; after an adjustment learned on the validation "
-            f"images, by {after * 100:.0f}. Predictions show the adjusted confidence.")
+            f"{before * 100:.1f} percentage points on average; after an adjustment learned on the validation "
+            f"images, by {after * 100:.1f}. Predictions show the adjusted confidence.")
 
 
 def gallery(root: Path, items: list[dict], run_path: str, heatmaps: bool) -> None:

@@ -17,9 +17,8 @@ AUGMENT_HELP = ("auto: none when only the new last layer learns (then what the n
 
 ws, manager = workspace(), job_manager()
 st.title("2. Train")
-
-
-def job_view(job_id: str) -> None:
+job_id = url_param("job")
+if is_id(job_id) and (ws.runs / job_id).is_dir():
     show_job(manager, ws, job_id)
     if st.button("Set up another training"):
         st.session_state.pop("url_job", None)
@@ -27,10 +26,112 @@ def job_view(job_id: str) -> None:
         st.rerun()
     st.stop()
 
+active = [r for r in runs.list_runs(ws.runs) if r.state in runs.ACTIVE_STATES]
+if active:  # another tab (or before a reload) started it: say so here, so nobody starts it twice
+    st.info(md(f"A training run of this workspace is {'queued' if active[0].state == 'queued' else 'running'}: "
+               f"{describe_run(active[0])}."), icon=":material/model_training:")
+    st.page_link("views/train.py", label="Watch it", icon=":material/visibility:",
+                 query_params={"ws": ws.key, "job": active[0].id})
 
-job_id = url_param("job")
-if is_id(job_id) and (ws.runs / job_id).is_dir():
-    job_view(job_id)
+dataset = ws.dataset()
+if not dataset:
+    st.info("First choose your images on the **Data** page.")
+    st.page_link("views/data.py", label="Go to 1. Data", icon=":material/arrow_back:")
+    st.stop()
+try:
+    report = load_report(dataset)
+except (ArchiveRefused, OSError) as error:
+    show_error(f"The dataset cannot be used: {error}")
+    st.stop()
+if not report.trainable:
+    show_error(report.error)
+    st.stop()
+num_images, num_classes = sum(report.classes.values()), len(report.classes)
+st.caption(f"Dataset: **{md(dataset['name'])}**: {num_images} images in {num_classes} classes.")
+
+st.subheader("Backbone")
+st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")
+catalogue = backbones.catalogue()
+st.dataframe([{
+    "backbone": b.title, "parameters (M)": b.params_m, "compute (GFLOPs)": b.gflops,
+    "ImageNet accuracy (%)": round(b.imagenet_top1, 1),
+    "weights": "bundled: works offline" if b.bundled else
+    ("on this computer" if backbones.weights_available(b.name) else
+     "downloaded when training starts" if backbones.downloads_allowed() else "not on this server (cannot be downloaded)"),
+} for b in catalogue], hide_index=True)
+names = [b.name for b in catalogue]
+backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED), key="backbone",
+                        format_func=lambda n: backbones.info(n).title + (" (bundled, works offline)"
+                                                                         if backbones.info(n).bundled else ""))
+weights = "default"
+if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
+    target = backbones.weights_file(backbone)
+    if backbones.downloads_allowed():
+        how = ("They are downloaded when training starts (this needs the internet). Without it, put the file "
+               f"`{target.name}` into the folder `{target.parent}`, or choose the bundled EfficientNet-Lite0.")
+    else:
+        how = (f"They cannot be downloaded on this server: put the file `{target.name}` into the folder "
+               f"`{target.parent}`, or choose the bundled EfficientNet-Lite0.")
+    st.warning(f"The pretrained weights for this backbone are not on this computer yet. {how}")
+    if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)",
+                   key="random_init"):
+        weights = "none"
+
+st.subheader("How much to retrain")
+table = advice.stage_table(backbone)
+total = len(table.names)
+on_cpu = not manager.gpus and not manager.mps
+recommended, why = advice.recommend_freeze(num_images, total, on_cpu=on_cpu)
+depth = st.select_slider("What learns from your images", options=list(range(total, -1, -1)), value=recommended,
+                         format_func=lambda d: advice.freeze_words(backbone, d), key=f"depth_{backbone}",
+                         help="The pretrained network is a stack of stages, from general (edges, textures) to "
+                         "specific. Keeping more stages as they are (a higher *freeze depth*) trains faster and "
+                         "needs fewer images. In numbers: " + advice.freeze_label(backbone, recommended) + ".")
+st.caption(f"Recommended: {advice.freeze_words(backbone, recommended)}. {why}")
+duration = st.empty()  # filled once the advanced settings below are known
+trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
+st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will change while training.")
+st.caption(f"{trainable / every:.2%} of the network's {every:,} parameters will be trained.")
+
+DEFAULT = config_defaults()
+with st.expander("Advanced settings (the defaults work well)"):
+    cols = st.columns(3)
+    epochs = cols[0].number_input("Epochs (passes over the data)", *map(int, RANGES["epochs"]), DEFAULT["epochs"],
+                                  key="epochs")
+    batch_size = cols[1].selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT["batch_size"]))
+    optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT["optimizer"]))
+    augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(DEFAULT["augment"]),
+                                help=AUGMENT_HELP)
+    fixed = backbones.info(backbone).fixed_size
+    image_size = cols[1].number_input("Image size (pixels)", *map(int, RANGES["image_size"]),
+                                      backbones.info(backbone).input_size, disabled=fixed,
+                                      help="Smaller is faster; the backbone was trained at 224.", key="image_size")
+    device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
+    own_lr = cols[0].checkbox("Set the learning rate myself",
+                              help="Default: chosen automatically from how much of the network learns.")
+    lr = cols[1].number_input("Learning rate", *RANGES["lr"], 1e-3, format="%.6f", disabled=not own_lr)
+    patience = cols[2].number_input("Early stopping patience (0 = off)", *map(int, RANGES["early_stopping"]),
+                                    DEFAULT["early_stopping"])
+    val_split = cols[0].slider("Validation share", *RANGES["val_split"], DEFAULT["val_split"],
+                               disabled=bool(report.splits))
+    seed = cols[1].number_input("Random seed", *map(int, RANGES["seed"]), DEFAULT["seed"])
+    two_stage = cols[2].checkbox("Two stages: first only the new last layer, then the chosen stages too, "
+                                 "with smaller steps", help="The new last layer is the *head*; this is "
+                                 "'two-stage fine-tuning'.")
+all_gpus = False
+if len(manager.gpus) > 1 and device in ("auto", "cuda"):
+    all_gpus = st.checkbox(f"Use all {len(manager.gpus)} GPUs for this run", key="all_gpus",
+                           help="Starts one training process per GPU (torchrun); the run waits until every GPU is free.")
+try:
+    st.caption(f"Training runs on: **{devices.describe(device)}**")
+    config = TrainConfig(data=dataset["path"], backbone=backbone, freeze_depth=depth, epochs=int(epochs),
+                         lr=float(lr) if own_lr else None, batch_size=int(batch_size), optimizer=optimizer,
+                         augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
+                         seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
+                         two_stage=two_stage, data_name=dataset["name"])
+except (ConfigError, ValueError) as error:
+    show_error(str(error))
+    st.stop()
 
 
 def time_estimate() -> None:
@@ -54,124 +155,12 @@ def time_estimate() -> None:
                + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != depth) + ".")
 
 
-setup = st.empty()  # the set-up, replaced by the job's view in the very run that starts it
-with setup.container():
-    active = [r for r in runs.list_runs(ws.runs) if r.state in runs.ACTIVE_STATES]
-    if active:  # another tab (or before a reload) started it: say so here, so nobody starts it twice
-        st.info(md(f"A training run of this workspace is {'queued' if active[0].state == 'queued' else 'running'}: "
-                   f"{describe_run(active[0])}."), icon=":material/model_training:")
-        st.page_link("views/train.py", label="Watch it", icon=":material/visibility:",
-                     query_params={"ws": ws.key, "job": active[0].id})
+pending = estimate.ready(devices.resolve(device).device.type, backbone,
+                         backbones.preprocessing(backbone, config.image_size).crop_size) is None
+with duration.container():
+    st.fragment(run_every=2.0 if pending else None)(time_estimate)()
 
-    dataset = ws.dataset()
-    if not dataset:
-        st.info("First choose your images on the **Data** page.")
-        st.page_link("views/data.py", label="Go to 1. Data", icon=":material/arrow_back:")
-        st.stop()
-    try:
-        report = load_report(dataset)
-    except (ArchiveRefused, OSError) as error:
-        show_error(f"The dataset cannot be used: {error}")
-        st.stop()
-    if not report.trainable:
-        show_error(report.error)
-        st.stop()
-    num_images, num_classes = sum(report.classes.values()), len(report.classes)
-    st.caption(f"Dataset: **{md(dataset['name'])}**: {num_images} images in {num_classes} classes.")
-
-    st.subheader("Backbone")
-    st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")
-    catalogue = backbones.catalogue()
-    st.dataframe([{
-        "backbone": b.title, "parameters (M)": b.params_m, "compute (GFLOPs)": b.gflops,
-        "ImageNet accuracy (%)": round(b.imagenet_top1, 1),
-        "weights": "bundled: works offline" if b.bundled else
-        ("on this computer" if backbones.weights_available(b.name) else
-         "downloaded when training starts" if backbones.downloads_allowed() else "not on this server (cannot be downloaded)"),
-    } for b in catalogue], hide_index=True)
-    names = [b.name for b in catalogue]
-    backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED), key="backbone",
-                            format_func=lambda n: backbones.info(n).title + (" (bundled, works offline)"
-                                                                             if backbones.info(n).bundled else ""))
-    weights = "default"
-    if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
-        target = backbones.weights_file(backbone)
-        if backbones.downloads_allowed():
-            how = ("They are downloaded when training starts (this needs the internet). Without it, put the file "
-                   f"`{target.name}` into the folder `{target.parent}`, or choose the bundled EfficientNet-Lite0.")
-        else:
-            how = (f"They cannot be downloaded on this server: put the file `{target.name}` into the folder "
-                   f"`{target.parent}`, or choose the bundled EfficientNet-Lite0.")
-        st.warning(f"The pretrained weights for this backbone are not on this computer yet. {how}")
-        if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)",
-                       key="random_init"):
-            weights = "none"
-
-    st.subheader("How much to retrain")
-    table = advice.stage_table(backbone)
-    total = len(table.names)
-    on_cpu = not manager.gpus and not manager.mps
-    recommended, why = advice.recommend_freeze(num_images, total, on_cpu=on_cpu)
-    depth = st.select_slider("What learns from your images", options=list(range(total, -1, -1)), value=recommended,
-                             format_func=lambda d: advice.freeze_words(backbone, d), key=f"depth_{backbone}",
-                             help="The pretrained network is a stack of stages, from general (edges, textures) to "
-                             "specific. Keeping more stages as they are (a higher *freeze depth*) trains faster and "
-                             "needs fewer images. In numbers: " + advice.freeze_label(backbone, recommended) + ".")
-    st.caption(f"Recommended: {advice.freeze_words(backbone, recommended)}. {why}")
-    duration = st.empty()  # filled once the advanced settings below are known
-    trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
-    st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will change while training.")
-    st.caption(f"{trainable / every:.2%} of the network's {every:,} parameters will be trained.")
-
-    DEFAULT = config_defaults()
-    with st.expander("Advanced settings (the defaults work well)"):
-        cols = st.columns(3)
-        epochs = cols[0].number_input("Epochs (passes over the data)", *map(int, RANGES["epochs"]), DEFAULT["epochs"],
-                                      key="epochs")
-        batch_size = cols[1].selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT["batch_size"]))
-        optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT["optimizer"]))
-        augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(DEFAULT["augment"]),
-                                    help=AUGMENT_HELP)
-        fixed = backbones.info(backbone).fixed_size
-        image_size = cols[1].number_input("Image size (pixels)", *map(int, RANGES["image_size"]),
-                                          backbones.info(backbone).input_size, disabled=fixed,
-                                          help="Smaller is faster; the backbone was trained at 224.", key="image_size")
-        device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
-        own_lr = cols[0].checkbox("Set the learning rate myself",
-                                  help="Default: chosen automatically from how much of the network learns.")
-        lr = cols[1].number_input("Learning rate", *RANGES["lr"], 1e-3, format="%.6f", disabled=not own_lr)
-        patience = cols[2].number_input("Early stopping patience (0 = off)", *map(int, RANGES["early_stopping"]),
-                                        DEFAULT["early_stopping"])
-        val_split = cols[0].slider("Validation share", *RANGES["val_split"], DEFAULT["val_split"],
-                                   disabled=bool(report.splits))
-        seed = cols[1].number_input("Random seed", *map(int, RANGES["seed"]), DEFAULT["seed"])
-        two_stage = cols[2].checkbox("Two stages: first only the new last layer, then the chosen stages too, "
-                                     "with smaller steps", help="The new last layer is the *head*; this is "
-                                     "'two-stage fine-tuning'.")
-    all_gpus = False
-    if len(manager.gpus) > 1 and device in ("auto", "cuda"):
-        all_gpus = st.checkbox(f"Use all {len(manager.gpus)} GPUs for this run", key="all_gpus",
-                               help="Starts one training process per GPU (torchrun); the run waits until every GPU is free.")
-    try:
-        st.caption(f"Training runs on: **{devices.describe(device)}**")
-        config = TrainConfig(data=dataset["path"], backbone=backbone, freeze_depth=depth, epochs=int(epochs),
-                             lr=float(lr) if own_lr else None, batch_size=int(batch_size), optimizer=optimizer,
-                             augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
-                             seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
-                             two_stage=two_stage, data_name=dataset["name"])
-    except (ConfigError, ValueError) as error:
-        show_error(str(error))
-        st.stop()
-
-    pending = estimate.ready(devices.resolve(device).device.type, backbone,
-                             backbones.preprocessing(backbone, config.image_size).crop_size) is None
-    with duration.container():
-        st.fragment(run_every=2.0 if pending else None)(time_estimate)()
-    started = st.button("Start training", type="primary", key="start")
-if started:
+if st.button("Start training", type="primary", key="start"):
     job = manager.submit(config, ws.runs, all_gpus=all_gpus)
-    # No st.rerun(): a query parameter set just before a rerun can be lost on its way to the browser, and the
-    # address a teacher copies must name the job. This run ends normally, so the URL is updated with it.
-    remember("job", job.id)
-    setup.empty()
-    job_view(job.id)
+    remember("job", job.id)  # the live view puts it back within a second should a rerun lose it (ui/progress.py)
+    st.rerun()

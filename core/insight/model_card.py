@@ -141,9 +141,13 @@ def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> 
         + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.get("interval_notes", [])),
         "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
                                            [[r["label"], _pct(r["recall"]), r["support"]] for r in worst]),
-        "<h2>Calibration</h2>" + (_table(["temperature", "ECE before", "ECE after"], [[
-            f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}", f"{calibration['ece_after']:.3f}"]])
-            if calibration else "<p>Not calibrated (no validation images).</p>"),
+        "<h2>Calibration</h2>" + (
+            f"<p>On the validation images the model's stated confidence was off by "
+            f"{calibration['ece_before'] * 100:.1f} percentage points on average, and by "
+            f"{calibration['ece_after'] * 100:.1f} after calibration (temperature scaling); answers use the "
+            "calibrated confidence.</p>" + _table(["temperature", "ECE before", "ECE after"], [[
+                f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}",
+                f"{calibration['ece_after']:.3f}"]]) if calibration else "<p>Not calibrated (no validation images).</p>"),
         "<h2>Not sure: the abstention trade-off</h2>" + (
             f"<p>Answers below {_pct(abstention['threshold'])} confidence are marked not sure. On validation the "
             f"model then answers {_pct(abstention['coverage'])} of images and is right on "

@@ -136,3 +136,21 @@ def test_a_started_job_is_in_the_address_bar_at_once(server, page):
     expect(page).to_have_url(re.compile(r"[?&]job=[0-9a-f]{32}"))
     expect(page.get_by_text("Finished:")).to_be_visible()
     assert "job=" in page.url  # still there when it ends: this address is the run's page to share
+
+
+def test_the_runs_table_fits_beside_the_sidebar_on_a_laptop_screen(server, browser, trained_run):
+    url, home, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    settle(page)
+    for suffix in ("a", "b"):  # two runs, as a class compares them
+        shutil.copytree(trained_run, home / "workspaces" / workspace_of(page) / "runs" / (trained_run.name[:-1] + suffix))
+    page.goto(f"{url}/runs?ws={workspace_of(page)}")
+    settle(page)
+    table = page.get_by_test_id("stDataFrame").first
+    expect(table).to_be_visible()
+    scroller = table.locator(".dvn-scroller").first
+    expect(scroller).to_be_attached()
+    overflow = scroller.evaluate("element => element.scrollWidth - element.clientWidth")
+    page.close()
+    assert overflow <= 1, f"the table is {overflow} pixels wider than the page: its last columns are cut off"

@@ -39,9 +39,8 @@ def test_runs_measured_on_different_validation_images_are_flagged_and_settings_r
     go(at, "runs")
     no_exception(at)
     table = at.dataframe[0].value
-    assert set(table["retrained"]) == {"only the new last layer"} and set(table["network"]) == {"EfficientNet-Lite0"}
-    assert sorted(table["validation images"]) == [report["num_images"], report["num_images"] + 1]
-    assert not any(str(value).isdigit() for value in table["retrained"])  # no raw "freeze depth 9"
+    assert set(table["what learned"]) == {"only the new last layer"} and set(table["network"]) == {"EfficientNet-Lite0"}
+    assert sorted(table["tested on"]) == [report["num_images"], report["num_images"] + 1]
     warned = " ".join(w.value for w in at.warning)
     assert f"({report['num_images']} and {report['num_images'] + 1} images" in warned
     at.multiselect[0].set_value([r for r in at.multiselect[0].value][:1]).run()

@@ -48,23 +48,29 @@ def table_row(run: runs.RunSummary, ref: str) -> dict:
         "started": dt.datetime.fromtimestamp(run.created), "state": run.state,
         "data": (version_name(ref, store) if ref else "") or config.get("data_name") or Path(config.get("data", "")).name,
         "network": backbone_title(config.get("backbone", "")),
-        "retrained": advice.freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all")),
-        "epochs": config.get("epochs"), "validation images": measured[0] if measured else None,
-        "accuracy": status.get("val_accuracy"), "class-balanced score": status.get("macro_f1"),
+        "what learned": advice.freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all")),
+        "tested on": measured[0] if measured else None,
+        "accuracy": status.get("val_accuracy"), "class-balanced": status.get("macro_f1"),
     }
 
 
+# Widths in pixels that fit beside the sidebar on a 1280-pixel screen; a long name shows whole on hover.
 COLUMNS = {
-    "started": st.column_config.DatetimeColumn(format="D MMM, HH:mm", width="small"),
-    "state": st.column_config.TextColumn(width="small"),
-    "data": st.column_config.TextColumn(width="medium"),
-    "retrained": st.column_config.TextColumn(help="How much of the pretrained network learned from your images."),
-    "epochs": st.column_config.NumberColumn(width="small", help="Passes over the training images (at most)."),
-    "validation images": st.column_config.NumberColumn(help="The images each score was measured on."),
-    "accuracy": st.column_config.NumberColumn(format="percent", help="Share of validation images predicted right."),
-    "class-balanced score": st.column_config.NumberColumn(
-        format="percent", help="Macro F1: the average over classes of the balance between precision and recall."),
+    "started": st.column_config.DatetimeColumn(format="D MMM HH:mm", width=95),
+    "state": st.column_config.TextColumn(width=70),
+    "data": st.column_config.TextColumn(width=160),
+    "network": st.column_config.TextColumn(width=115),
+    "what learned": st.column_config.TextColumn(width=150, help="How much of the pretrained network learned from "
+                                                "your images (its freeze depth)."),
+    "tested on": st.column_config.NumberColumn(width=70, format="%d images", help="The validation images the "
+                                               "scores were measured on: images the model did not learn from."),
+    "accuracy": st.column_config.NumberColumn(width=75, format="percent", help="Share of validation images "
+                                              "predicted right."),
+    "class-balanced": st.column_config.NumberColumn(width=95, format="percent", help="Class-balanced score (macro "
+                                                    "F1): the average over classes of the balance between precision "
+                                                    "and recall."),
 }
+
 
 st.title("Runs")
 ws = workspace()
@@ -75,7 +81,10 @@ if not history:
 store = DatasetStore(ws.root / "datasets")
 configs = {r.id: r.config for r in history}
 refs = run_refs(configs, store, labelled_content)
-st.dataframe([table_row(r, refs[r.id]) for r in history], hide_index=True, width="stretch", column_config=COLUMNS)
+rows = [table_row(r, refs[r.id]) for r in history]
+if all(r.state == "finished" for r in history):  # one column fewer when it would only say "finished"
+    rows = [{k: v for k, v in row.items() if k != "state"} for row in rows]
+st.dataframe(rows, hide_index=True, width="stretch", column_config=COLUMNS)
 finished = {r.id: r for r in history if r.state == "finished"}
 for offer in [o for o in retrain_offers(configs, refs, store) if o.run_id in finished][:1]:
     st.info(md(f"The labels of {describe_run(finished[offer.run_id])} changed since it trained: "

@@ -65,7 +65,8 @@ def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_acc
                            mode="lines+markers")
     if metric.endswith("accuracy"):
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    return figure.update_layout(title=metric.replace("_", " "), xaxis_title="epoch", showlegend=True,
+    title = metric.replace("val_", "validation ").replace("_", " ")
+    return figure.update_layout(title=title, xaxis_title="epoch", showlegend=True,
                                 legend=dict(orientation="h", y=-0.25), **_LAYOUT)
 
 

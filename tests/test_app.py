@@ -50,12 +50,18 @@ def upload(at: AppTest, name: str, data: bytes) -> AppTest:
     return at.run()
 
 
+LONG = 1000  # epochs, with early stopping off: a run that is still going when the test acts on it
+
+
 def start_training(at: AppTest, epochs: int = 2) -> str:
-    """On the Train page: a small, random-initialised mobilenet (explicitly chosen), started."""
+    """On the Train page: a small, random-initialised mobilenet (explicitly chosen), started. A LONG run has early
+    stopping off, or it could end by itself (in seconds on this tiny data) before the test cancels it."""
     at.selectbox(key="backbone").set_value("mobilenet_v3_small").run()
     at.checkbox(key="random_init").check().run()
     at.number_input(key="image_size").set_value(64)
     at.number_input(key="epochs").set_value(epochs)
+    if epochs >= LONG:
+        [n for n in at.number_input if n.label.startswith("Early stopping patience")][0].set_value(0)
     at.button(key="start").click().run()
     no_exception(at)
     return at.query_params["job"]
@@ -132,7 +138,7 @@ def test_from_upload_to_training_evaluation_prediction_and_export(tiny_shapes_zi
 def test_a_reload_reattaches_to_the_running_job_and_a_second_job_queues(tiny_shapes_zip):
     at = upload(open_page("data"), "shapes.zip", tiny_shapes_zip)
     go(at, "train")
-    first = start_training(at, epochs=300)
+    first = start_training(at, epochs=LONG)
     reloaded = open_page("train", ws=at.query_params["ws"], job=first)  # a new browser session, same URL
     no_exception(reloaded)
     assert reloaded.button(key="cancel")
@@ -185,7 +191,7 @@ def test_a_job_id_in_the_url_cannot_reach_outside_the_workspace(tiny_shapes_zip)
 def test_a_tab_without_the_job_in_its_url_says_a_run_is_active_and_links_to_it(tiny_shapes_zip):
     at = upload(open_page("data"), "shapes.zip", tiny_shapes_zip)
     go(at, "train")
-    job = start_training(at, epochs=300)
+    job = start_training(at, epochs=LONG)
     other_tab = open_page("train", ws=at.query_params["ws"])  # the workspace's address, as a teacher shares it
     no_exception(other_tab)
     assert any("A training run of this workspace is" in i.value for i in other_tab.info)

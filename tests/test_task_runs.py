@@ -119,3 +119,99 @@ def test_the_exported_predict_script_answers_scores_as_the_app_does(scored, scor
         assert "top_k" in exported and exported["unsure"] == mine.unsure and exported["unknown"] == mine.unknown
         if mine.extra.get("interval"):
             assert exported["interval"] == pytest.approx(mine.extra["interval"], abs=1e-3)
+
+
+def _page_with(run, page: str):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from core import paths
+    from tests.test_app import TIMEOUT
+    from tests.test_trust_pages import APP
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/data.py").run()
+    shutil.copytree(run.path, paths.home() / "workspaces" / at.query_params["ws"] / "runs" / run.path.name)
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_evaluate_and_predict_pages_speak_of_tags_for_a_tag_run(tagged, tags_run):
+    at = _page_with(tags_run, "evaluate")
+    assert {"Tags found (F1)", "Exactly right", "Ranking quality (mAP)"} <= {m.label for m in at.metric}
+    assert "Accuracy" not in {m.label for m in at.metric}
+    assert any("Per tag: found, missed" in chart.proto.spec for chart in at.get("plotly_chart"))
+    at.button(key="model_card").click().run()
+    assert not at.exception and at.get("download_button")
+    at.switch_page("views/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert table["answers"][0] == "several labels per image (tags)" and table["main score"][0].startswith("Tags found")
+    at.switch_page("views/predict.py").run()
+    picture = sorted(tagged.glob("*.jpg"))[0]
+    at.file_uploader[0].set_value((picture.name, picture.read_bytes(), "image/jpeg")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = " ".join(m.value for m in at.markdown)
+    expected = Predictor(tags_run.path).predict_details([picture])[0].extra["labels"]
+    assert ("tags: " + ", ".join(expected) if expected else "no tag applies") in said.replace("\\", "")
+
+
+def test_the_evaluate_and_predict_pages_speak_of_numbers_for_a_score_run(scored, scores_run):
+    at = _page_with(scores_run, "evaluate")
+    assert {"Typical error", "Explained variation (R²)"} <= {m.label for m in at.metric}
+    assert any("Predicted against true values" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert any("Largest errors" in m.value for m in at.markdown)
+    at.button(key="model_card").click().run()
+    assert not at.exception and at.get("download_button")
+    at.switch_page("views/predict.py").run()
+    picture = sorted(scored.glob("*.jpg"))[0]
+    at.file_uploader[0].set_value((picture.name, picture.read_bytes(), "image/jpeg")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    value = Predictor(scores_run.path).predict_details([picture])[0].extra["value"]
+    assert f"{value:.3g}" in " ".join(m.value for m in at.markdown).replace("\\", "")  # Markdown-escaped
+
+
+@pytest.mark.parametrize("which", ["tags_run", "scores_run"])
+def test_the_monitors_python_example_reads_the_services_answer(which, request, tagged, tmp_path):
+    """The example's lines after the request, run on the real service's JSON for this task's run."""
+    from fastapi.testclient import TestClient
+
+    from core.serving.process import how_to_call
+    from core.serving.service import create_app
+
+    run = request.getfixturevalue(which)
+    picture = sorted(tagged.glob("*.jpg"))[0]
+    with TestClient(create_app(run.path, log_url=f"sqlite:///{tmp_path / 'log.sqlite'}")) as client:
+        answer = client.post("/predict", files={"file": (picture.name, picture.read_bytes(), "image/jpeg")}).json()
+    example = how_to_call(run.path.name, task=run.config()["task"])["python"]
+    reading = example.split("\n", 3)[3]  # what follows the request: reads `answer`
+    exec(compile(reading, "example", "exec"), {"answer": answer})
+
+
+def _zipped(folder) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("which, said", [("tagged", "several labels per image"), ("scored", "a number per image")])
+def test_the_data_page_says_what_the_model_will_learn_from_a_metadata_file(which, said, request):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import TIMEOUT, upload
+    from tests.test_trust_pages import APP
+
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).switch_page("views/data.py").run(), f"{which}.zip",
+                _zipped(request.getfixturevalue(which)))
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(said in m.value for m in at.markdown), [m.value for m in at.markdown]
+    assert any("Your data is ready" in s.value for s in at.success)
+    charts = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+    assert ("How the values spread" if which == "scored" else "Images per class") in charts

@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from core import tasks
 from core.insight import charts
 from core.models import backbones
 from core.runs.folder import ACTIVE_STATES, Run
@@ -85,7 +86,8 @@ def _draw_curves(ws: Workspace, job_id: str, state: str) -> None:
     if not (view.progress.epochs or view.progress.batches):
         return
     if view.figure_version != view.progress.version:  # nothing new: the same figure object, nothing rebuilt
-        view.figure = charts.training_curves(view.progress.epochs, view.progress.batches)
+        task = tasks.TASKS.get(Run(ws.runs / job_id).config().get("task"), tasks.get(None))
+        view.figure = charts.training_curves(view.progress.epochs, view.progress.batches, task.score_name)
         view.figure_version = view.progress.version
     st.plotly_chart(view.figure, key="live_curves")
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import quota
+from core import quota, tasks
 from core.data.archive import ArchiveRefused
 from core.data.sample import SAMPLE_ZIP
 from core.insight import charts
@@ -17,6 +17,10 @@ ws = workspace()
 st.title("1. Your images")
 st.markdown("Upload a **zip** with one folder per class (for example `cats/`, `dogs/`), or with `train/` and "
             "`val/` folders that each hold the class folders. No data at hand? Try the sample.")
+with st.expander("Several tags per image, or a number (a score) per image?"):
+    st.markdown("Put a `metadata.csv` beside the images, with a `file_name` column and one more column: `tags` "
+                "(several labels per image, separated by semicolons, e.g. `sky;tree`) or a number "
+                "(e.g. `score`, `length_mm`). The column decides what the model learns.")
 left, right = st.columns([3, 1])
 upload = left.file_uploader("Zip of labelled images", type=["zip"], help="Up to 2 GB.")
 previous = ws.dataset()
@@ -66,18 +70,28 @@ st.session_state.pop("refused_upload", None)
 st.subheader(f"Dataset: {md(dataset['name'])}")
 if report.error:
     st.error(md(report.error))
+task = tasks.get(report.task)
+st.markdown(f"The model will learn **{md(task.title)}**" + (f", from the column '{md(report.target)}'."
+                                                           if report.target != "label" else "."))
+values = report.details.get("values")
 counts = st.columns(4)
-counts[0].metric("Classes", len(report.classes))
+if values:
+    counts[0].metric("Values from", f"{values['min']:.3g} to {values['max']:.3g}",
+                     help=f"Median {values['median']:.3g}; half of the values lie within the middle range.")
+else:
+    counts[0].metric("Tags" if "tag_counts" in report.details else "Classes", len(report.classes))
 counts[1].metric("Images", sum(report.classes.values()))
 counts[2].metric("Skipped files", len(report.skipped))
 counts[3].metric("Layout", "train/ + val/" if report.splits else "class folders")
 for warning in report.warnings:
     st.warning(md(warning))  # plain text quoting user names: shown as text, never as Markdown
+if values:
+    st.plotly_chart(charts.value_histogram(values["histogram"]), key="value_histogram")
 if report.classes:
     st.plotly_chart(charts.class_counts(report.classes, report.splits), key="class_counts")
     st.markdown("#### A few images from each class")
     for label in report.labels:
-        records = [r for r in report.images if r.label == label][:THUMBS_PER_CLASS]
+        records = [r for r in report.images if label in (r.labels or (r.label,))][:THUMBS_PER_CLASS]
         previews = [(cached_thumbnail(str(report.root / r.path)), Path(r.path).name) for r in records]
         previews = [(image, name) for image, name in previews if image is not None]
         st.markdown(f"**{md(label)}** ({report.classes[label]} images)")

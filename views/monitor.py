@@ -44,7 +44,7 @@ def service_panel(run) -> str:
 
 
 def how_to_call_panel(run, url: str) -> None:
-    examples = how_to_call(run.id, url)
+    examples = how_to_call(run.id, url, run.config.get("task", "single"))
     if registry.get(run.path) is None:  # while it serves, starting another on the same port would only fail
         how_to_start(examples)
     st.markdown("**Ask it** from a terminal, or from Python:")

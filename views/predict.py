@@ -16,14 +16,16 @@ UNSURE = "Not sure: refer to a person."
 SANITY_LIMIT = 0.5  # the similarity below which core.insight.explain.sanity_sentence trusts the heatmap
 
 
-def headline(where, answer, best: dict) -> None:
-    """The verdict a person acts on comes first: unknown or not sure is the answer; the class is only a guess."""
-    if answer.unknown or answer.unsure:
+def headline(where, task, answer) -> None:
+    """The verdict a person acts on comes first: unknown or not sure is the answer; the model's is only a guess."""
+    guess = answer.unknown or answer.unsure
+    said = md(task.verdict(answer.to_json(), guess))
+    if guess:
         where.warning(UNKNOWN if answer.unknown else UNSURE, icon=":material/help:" if answer.unknown else
                       ":material/person_alert:")
-        where.markdown(f"Best guess: {md(best['label'])}, {best['probability']:.0%}")
+        where.markdown(f"Best guess: {said}")
     else:
-        where.markdown(f"**{md(best['label'])}** ({best['probability']:.0%} sure)")
+        where.markdown(f"**{said}**")
 
 
 def sanity_words(score: float) -> str:
@@ -44,7 +46,9 @@ try:
 except Exception:  # a damaged or missing model file: say so, never show a bare traceback
     show_error("This model could not be loaded. Its files may be damaged; train it again.", traceback.format_exc())
     st.stop()
-top_k = st.slider("How many guesses to show", 1, max(len(model.labels), 1), min(3, len(model.labels)))
+top_k = 3
+if model.task.top_k_choice and len(model.labels) > 1:
+    top_k = st.slider("How many guesses to show", 1, len(model.labels), min(3, len(model.labels)))
 uploads = st.file_uploader("Images", type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
                            accept_multiple_files=True)
 photo = st.camera_input("Or take a photo") if st.toggle("Use the camera") else None
@@ -59,14 +63,15 @@ for position, (name, file) in enumerate(inputs):
         show_error(f"{error}." if str(error).startswith("'") else f"'{name}': {error}.")
         continue
     answer = model.predict_details([image], top_k=top_k)[0]
-    best = answer.top_k[0]
     left, right = st.columns([1, 2])
     preview = image.copy()
     preview.thumbnail((320, 320), Image.Resampling.BILINEAR)
     left.image(preview, caption=md(name))
-    headline(right, answer, best)
-    right.plotly_chart(charts.top_k(answer.top_k), key=f"topk_{position}")  # charts escapes names for Plotly
+    headline(right, model.task, answer)
+    if answer.top_k:
+        right.plotly_chart(charts.top_k(answer.top_k), key=f"topk_{position}")  # charts escapes names for Plotly
     if why:
         found = explain(model.model, model.preprocessing, model.tensor(image), sanity_check=True)
-        left.image(found.image, caption=md(f"where it looked for '{model.labels[found.class_index]}'"))
+        looked_for = model.labels[found.class_index] if found.class_index < len(model.labels) else "its number"
+        left.image(found.image, caption=md(f"where it looked for '{looked_for}'"))
         left.caption(sanity_words(found.sanity), help=sanity_sentence(found.sanity))

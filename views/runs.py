@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import tasks
 from core.data.archive import ArchiveRefused
 from core.data.store import DatasetStore
 from core.insight import charts
@@ -12,6 +13,7 @@ from core.runs import folder as runs
 from core.text import md, plain
 from core.training import advice
 from ui.common import describe_run, job_manager, load_report, workspace
+from ui.evaluation import shown
 from ui.lineage import retrain_offers, run_refs, version_name
 
 
@@ -51,8 +53,18 @@ def table_row(run: runs.RunSummary, ref: str) -> dict:
         "network": backbone_title(config.get("backbone", "")),
         "what learned": advice.freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all")),
         "tested on": measured[0] if measured else None,
+        "answers": tasks.TASKS.get(config.get("task"), tasks.get(None)).title,
+        "main score": headline_score(config, status),
         "accuracy": status.get("val_accuracy"), "class-balanced": status.get("macro_f1"),
     }
+
+
+def headline_score(config: dict, status: dict) -> str:
+    """The task's first measure in words ("Typical error: 1.2"), so runs of every task have a score to read."""
+    task = tasks.TASKS.get(config.get("task"), tasks.get(None))
+    measure, metrics = task.measures[0], status.get("metrics") or {}
+    value = metrics.get(measure.key, status.get("val_accuracy") if measure.key == "accuracy" else None)
+    return f"{measure.title}: {shown(measure, value)}" if value is not None else ""
 
 
 # Widths in pixels that fit beside the sidebar on a 1280-pixel screen; a long name shows whole on hover.
@@ -65,6 +77,10 @@ COLUMNS = {
                                                 "your images (its freeze depth)."),
     "tested on": st.column_config.NumberColumn(width=70, format="%d images", help="The validation images the "
                                                "scores were measured on: images the model did not learn from."),
+    "answers": st.column_config.TextColumn(width=110, help="What the model answers: one label, several tags or a "
+                                           "number per image."),
+    "main score": st.column_config.TextColumn(width=150, help="The first score of the run's kind, on its "
+                                              "validation images."),
     "accuracy": st.column_config.NumberColumn(width=75, format="percent", help="Share of validation images "
                                               "predicted right."),
     "class-balanced": st.column_config.NumberColumn(width=95, format="percent", help="Class-balanced score (macro "
@@ -85,6 +101,9 @@ refs = run_refs(configs, store, labelled_content)
 rows = [table_row(r, refs[r.id]) for r in history]
 if all(r.state == "finished" for r in history):  # one column fewer when it would only say "finished"
     rows = [{k: v for k, v in row.items() if k != "state"} for row in rows]
+single_only = all(r.config.get("task", "single") == "single" for r in history)
+dropped = ("answers", "main score") if single_only else ("accuracy", "class-balanced")  # the width of a laptop
+rows = [{k: v for k, v in row.items() if k not in dropped} for row in rows]
 st.dataframe(rows, hide_index=True, width="stretch", column_config=COLUMNS)
 finished = {r.id: r for r in history if r.state == "finished"}
 for offer in [o for o in retrain_offers(configs, refs, store) if o.run_id in finished][:1]:
@@ -103,6 +122,10 @@ if chosen:
         st.warning(f"These runs were measured on different validation images ({counts}, not the same ones), so "
                    "their scores are not directly comparable: a difference may come from the images, not the "
                    "settings.", icon=":material/compare_arrows:")
+    kinds = {tasks.TASKS.get(r.config.get("task"), tasks.get(None)).title for r in chosen}
+    if len(kinds) > 1:
+        st.warning(f"These runs answer different questions ({', '.join(sorted(kinds))}): compare runs of one kind "
+                   "with each other.", icon=":material/compare_arrows:")
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "train_loss"], horizontal=True,
                       format_func=lambda m: m.replace("_", " ").replace("val ", "validation "))
     curves = {describe_run(r): r.run.metrics() for r in chosen}

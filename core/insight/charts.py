@@ -31,11 +31,24 @@ def class_counts(classes: dict[str, int], splits: dict[str, dict[str, int]] | No
                                 **_LAYOUT)
 
 
-def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] | None = None) -> go.Figure:
-    """Loss (with per-batch loss when given) and accuracy per epoch, side by side, each with its own legend
-    under it: one legend for two charts left a reader guessing which line belongs where."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (lower is better)", "Accuracy (higher is better)"),
-                           horizontal_spacing=0.1)
+def value_histogram(histogram: dict[str, list[float]]) -> go.Figure:
+    """How the images' numbers spread: a model learns the range it is shown, and little beyond it."""
+    edges, counts = histogram["edges"], histogram["counts"]
+    centres = [(low + high) / 2 for low, high in zip(edges, edges[1:])]
+    figure = go.Figure(go.Bar(x=centres, y=counts, width=[high - low for low, high in zip(edges, edges[1:])],
+                              hovertemplate="around %{x:.3g}: %{y} image(s)<extra></extra>"))
+    return figure.update_layout(title="How the values spread", xaxis_title="value", yaxis_title="images",
+                                height=300, **_LAYOUT)
+
+
+def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] | None = None,
+                    score_name: str = "accuracy") -> go.Figure:
+    """Loss (with per-batch loss when given) and the task's score per epoch (accuracy, exact-set accuracy, R²),
+    side by side, each with its own legend under it: one legend for two charts left a reader guessing which line
+    belongs where."""
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                           subplot_titles=("Loss (lower is better)", f"{score_name[0].upper()}{score_name[1:]} "
+                                                                     "(higher is better)"))
     x = [e["epoch"] for e in epochs]
     if batches:
         figure.add_scatter(x=[_batch_position(b) for b in batches], y=[b["loss"] for b in batches],
@@ -43,12 +56,13 @@ def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] 
     for key, name, colour in (("train_loss", "train loss", "#1f77b4"), ("val_loss", "validation loss", "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
                            line=dict(color=colour), row=1, col=1)
-    for key, name, colour in (("train_accuracy", "train accuracy", "#1f77b4"),
-                              ("val_accuracy", "validation accuracy", "#ff7f0e")):
+    for key, name, colour in (("train_accuracy", f"train {score_name}", "#1f77b4"),
+                              ("val_accuracy", f"validation {score_name}", "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
                            line=dict(color=colour, dash="dot"), row=1, col=2, legend="legend2")
     figure.update_xaxes(title_text="epoch")
-    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    if "accuracy" in score_name:  # a share; R² can fall below 0, so it keeps its own range
+        figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     under = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left")
     return figure.update_layout(height=420, legend=dict(under, x=0), legend2=dict(under, x=0.55), **_LAYOUT)
 

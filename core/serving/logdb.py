@@ -31,6 +31,7 @@ predictions = Table(
     Column("feedback_label", String(LABEL_CHARS)),  # the FIRST true label reported; later ones only add history
     Column("feedback_time", Float),
     Column("replica", String(64)),  # which service process answered (host:pid)
+    Column("answer", JSON),  # the task's answer beyond top_k: tags, a value and its interval, a conformal set
 )
 feedback = Table(
     "feedback", metadata,  # append-only: who said which label when

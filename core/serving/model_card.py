@@ -15,9 +15,12 @@ from typing import Any
 
 from PIL import Image
 
+from core import tasks
 from core.insight.explain import CAVEAT, explain
 from core.runs.folder import BUNDLE_FILES, MODEL_CARD, Run
+from core.stats import conformal
 from core.tasks import Evaluation
+from core.tasks.base import Measure
 
 EXAMPLE_MISTAKES = 6
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
@@ -56,14 +59,17 @@ def _mistake_figures(run: Run, evaluation: Evaluation) -> str:
 
     mistakes = evaluation.mistakes()[:EXAMPLE_MISTAKES]
     if not mistakes:
-        return "<p>No validation image was misclassified.</p>"
+        return "<p>No validation image was answered wrongly.</p>"
     predictor, figures = Predictor(run.path), []
     for mistake in mistakes:
         picture = run.val_pixels(mistake.get("sha256", ""))
-        if picture is None or mistake["predicted"] not in predictor.labels:
+        if picture is None:
             continue  # an older run without its validation images: the card still has everything else
-        found = explain(predictor.model, predictor.preprocessing, picture, predictor.labels.index(mistake["predicted"]))
-        caption = f"{mistake['path']}: true {mistake['true']}, predicted {mistake['predicted']}"
+        predicted = mistake["predicted"]
+        index = predictor.labels.index(predicted) if isinstance(predicted, str) and predicted in predictor.labels \
+            else None  # tags and numbers: where it looked for its strongest answer
+        found = explain(predictor.model, predictor.preprocessing, picture, index)
+        caption = f"{mistake['path']}: {predictor.task.describe(mistake)}"
         figures.append(f"<figure><img alt='' src='{_png(found.image)}'><figcaption>{_e(caption)}</figcaption></figure>")
     return "".join(figures) or "<p>The validation images are no longer available.</p>"
 
@@ -119,28 +125,30 @@ def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
     return [row for row in rows if row[1] not in ("", "None")]
 
 
-def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]:
-    intervals, per_class = report.intervals, report.per_label
-    trust = report.trust
-    calibration, abstention, ood = trust.get("calibration") or {}, trust.get("abstention") or {}, trust.get("ood")
-    worst = sorted(per_class, key=lambda r: r["recall"])[:3]
-    sections = [
-        "<h2>Intended use and limits</h2><p>A classifier for the classes below, trained on the user's own labelled "
-        "images by transfer learning. It only knows these classes: anything else gets one of them, unless it is "
-        "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
-        "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
-        "<h2>Data</h2>" + _data_summary(config, per_class),
-        "<h2>Settings</h2>" + _table(["setting", "value"], settings_in_words(config)),
-        "<h2>Metrics (validation)</h2>" + _table(["measure", "value", "95% interval"], [
-            ["accuracy", _pct(report.accuracy), _interval(intervals.get("accuracy"))],
-            ["class-balanced score (macro-F1)", _pct(report.macro_f1), _interval(intervals.get("macro_f1"))]])
-        + _table(["class", "precision", "recall", "recall 95% interval", "images"],
-                 [[r["label"], _pct(r["precision"]), _pct(r["recall"]), _interval(r.get("recall_interval")),
-                   r["support"]] for r in per_class])
-        + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.interval_notes),
-        "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
-                                           [[r["label"], _pct(r["recall"]), r["support"]] for r in worst]),
-        "<h2>Calibration</h2>" + (
+def _measure(measure: Measure, value: Any) -> str:
+    if not isinstance(value, (int, float)) or value != value:
+        return "n/a"
+    return _pct(value) if measure.percent else f"{value:.3g}"
+
+
+def _metrics(report: Evaluation) -> str:
+    """The task's own measures with their intervals, then its per-label table (none for numbers)."""
+    task = tasks.get(report.task)
+    table = _table(["measure", "value", "95% interval"], [
+        [m.title, _measure(m, report.metric(m.key)), " to ".join(_measure(m, v) for v in report.intervals[m.key])
+         if len(report.intervals.get(m.key) or []) == 2 else "n/a"] for m in task.measures])
+    if not report.per_label or not task.label_columns:
+        return table
+    return table + _table(["name", *(m.title for m in task.label_columns), "recall 95% interval"],
+                          [[r["label"], *(_measure(m, r.get(m.key)) for m in task.label_columns),
+                            _interval(r.get("recall_interval"))] for r in report.per_label])
+
+
+def _confidence_sections(calibration: dict[str, Any], abstention: dict[str, Any]) -> list[str]:
+    """Temperature scaling and the "not sure" threshold: what a run that gives one label per image has."""
+    if not (calibration or abstention):
+        return []
+    return ["<h2>Calibration</h2>" + (
             f"<p>On the validation images the model's stated confidence was off by "
             f"{calibration['ece_before'] * 100:.1f} percentage points on average, and by "
             f"{calibration['ece_after'] * 100:.1f} after calibration (temperature scaling); answers use the "
@@ -152,7 +160,31 @@ def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]
             f"model then answers {_pct(abstention['coverage'])} of images and is right on "
             f"{_pct(abstention['accuracy'])} of those (target {_pct(abstention['target_accuracy'])}).</p>"
             if abstention.get("accuracy") is not None else "<p>No threshold reached the target accuracy on "
-            "validation, so every answer is marked not sure.</p>"),
+            "validation, so every answer is marked not sure.</p>")]
+
+
+def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]:
+    per_class = report.per_label
+    trust = report.trust
+    calibration, abstention, ood = trust.get("calibration") or {}, trust.get("abstention") or {}, trust.get("ood")
+    worst = sorted(per_class, key=lambda r: r["recall"])[:3]
+    task = tasks.get(report.task)
+    sections = [
+        f"<h2>Intended use and limits</h2><p>What it answers: {_e(task.title)}. A model for the data below, "
+        "trained on the user's own labelled "
+        "images by transfer learning. It only knows these classes: anything else gets one of them, unless it is "
+        "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
+        "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
+        "<h2>Data</h2>" + _data_summary(config, per_class),
+        "<h2>Settings</h2>" + _table(["setting", "value"], settings_in_words(config)),
+        "<h2>Metrics (validation)</h2>" + _metrics(report) + "".join(f"<p class='note'>{_e(n)}</p>"
+                                                                     for n in report.interval_notes),
+        "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
+                                           [[r["label"], _pct(r["recall"]), r["support"]] for r in worst])
+        if worst else "",
+        "<h2>A range instead of one answer</h2><p>" + _e(conformal.in_words(trust.get("conformal") or {}) or
+                                                        "Not available for this run.") + "</p>",
+        *_confidence_sections(calibration, abstention),
         "<h2>Unknown inputs</h2>" + (f"<p>An image whose distance to its {ood['k']} most similar training images "
                                      f"exceeds {ood['threshold']:.3f} is answered 'This does not look like any of "
                                      f"your training images'.</p>" if ood else "<p>Not available for this run.</p>"),

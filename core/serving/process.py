@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from core import tasks
 from core.serving.predlog import workspace_of
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m core` is importable
@@ -92,14 +93,13 @@ def default_keep_dir(workspace: Path, run_id: str) -> Path:
     return Path(workspace) / "serving" / f"{run_id}-kept"
 
 
-def how_to_call(run_id: str, url: str = "http://127.0.0.1:8000") -> dict[str, str]:
+def how_to_call(run_id: str, url: str = "http://127.0.0.1:8000", task: str = "single") -> dict[str, str]:
     """The serve command for a run (naming it by id: the workspace key comes from an environment variable, never
     printed), where to find the key, a curl line and a five-line Python example."""
     python = (f'import httpx\n'
               f'with open("photo.jpg", "rb") as image:\n'
               f'    answer = httpx.post("{url}/predict", files={{"file": image}}).json()\n'
-              f'best = answer["results"][0]["predictions"][0]\n'
-              f'print(best["label"], best["probability"], answer["results"][0]["unsure"])')
+              f'result = answer["results"][0]\n' + tasks.get(task).python_example)
     return {"serve": f"python -m core serve --run {run_id} --workspace-key-env {KEY_ENV} --port {url.rsplit(':', 1)[-1]}",
             "key": f"Set {KEY_ENV} to the key in your browser's address bar, after ws= (keep it to yourself: it opens "
                    f"your workspace).",

@@ -14,6 +14,9 @@ PREDICTION_ID = r"^[0-9a-f]{32}$"
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,64}$"
 
 
+NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
 class ErrorBody(BaseModel):
     detail: str = Field(description="one plain sentence: what went wrong and what to do")
 
@@ -44,7 +47,15 @@ class Answer(BaseModel):
 class Result(BaseModel):
     id: str = Field(description="the prediction id: send it to /feedback with the true label")
     filename: str
-    predictions: list[Answer] = Field(description="the top-k labels, most probable first")
+    predictions: list[Answer] = Field(description="the top-k labels, most probable first (none for score runs)")
+    labels: list[str] | None = Field(None, description="tag runs: every tag at or above its own threshold")
+    value: float | None = Field(None, description="score runs: the predicted number")
+    interval: list[float] | None = Field(None, description="score runs: the range that holds the true value at "
+                                         "`coverage` (split conformal)")
+    coverage: float | None = Field(None, description="score runs: how often such ranges hold the true value")
+    set: list[str] | None = Field(None, description="one-label runs: the classes the truth is among at "
+                                  "`set_coverage` (split conformal)")
+    set_coverage: float | None = Field(None, description="one-label runs: how often such sets hold the truth")
     unsure: bool = Field(description="the top probability is below the run's threshold: refer to a person")
     unknown: bool = Field(description="the image is unlike every training image")
     latency_ms: float
@@ -99,9 +110,12 @@ class _FeedbackBase(BaseModel):
 
 
 def feedback_model(labels: list[str]) -> type[BaseModel]:
-    """The /feedback body for one model: its id pattern, and its classes as the only labels."""
+    """The /feedback body for one model: its id pattern, and its classes as the only labels (a model that
+    predicts a number takes the true number, written as text)."""
+    label = (Literal[tuple(labels)], Field(description="the true label of that image: one of the model's classes")) \
+        if labels else (str, Field(pattern=NUMBER, max_length=32, description="the true value of that image"))
     return create_model(
         "Feedback", __base__=_FeedbackBase,
         id=(str, Field(pattern=PREDICTION_ID, description="the id of a prediction, as /predict returned it")),
-        label=(Literal[tuple(labels)], Field(description="the true label of that image: one of the model's classes")),
+        label=label,
     )

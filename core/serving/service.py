@@ -112,15 +112,19 @@ class Service:
                     self.keeper.store(row["kept_file"], job.data)
         answers = logged | {row["id"]: row for row in rows}
         return [{"id": job.id, "filename": job.filename, "predictions": answers[job.id]["top_k"][:job.top_k],
-                 "unsure": bool(answers[job.id]["unsure"]), "unknown": bool(answers[job.id]["unknown"]),
-                 "latency_ms": answers[job.id]["latency_ms"]} for job in jobs]
+                 **(answers[job.id].get("answer") or {}), "unsure": bool(answers[job.id]["unsure"]),
+                 "unknown": bool(answers[job.id]["unknown"]), "latency_ms": answers[job.id]["latency_ms"]}
+                for job in jobs]
 
     def _row(self, job: Job, prediction: Any, now: float) -> dict[str, Any]:
-        top = prediction.top_k[:job.top_k]
+        top, extra = prediction.top_k[:job.top_k], prediction.extra
         kept = self.keeper.name_for(job.id, len(job.data), job.image_format) if self.keeper and job.data else None
+        # The answer's label as the Monitor counts it: the class, the set of tags; a number has none.
+        label = ";".join(extra["labels"]) if "labels" in extra else top[0]["label"] if top else None
         return {"id": job.id, "time": now, "model": self.run_id, "content_hash": job.content_hash,
-                "width": job.width, "height": job.height, "top_k": top, "label": top[0]["label"][:LABEL_CHARS],
-                "confidence": top[0]["probability"], "unsure": bool(prediction.unsure),
+                "width": job.width, "height": job.height, "top_k": top, "answer": extra or None,
+                "label": None if label is None else label[:LABEL_CHARS],
+                "confidence": top[0]["probability"] if top else None, "unsure": bool(prediction.unsure),
                 "unknown": bool(prediction.unknown), "ood_score": prediction.ood_score,
                 "latency_ms": round((time.perf_counter() - job.started) * 1000, 2), "client": job.client[:64],
                 "kept_file": kept, "replica": self.replica}

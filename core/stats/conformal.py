@@ -15,7 +15,7 @@ held-out part is judged with a quantile fitted on the others.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.model_selection import KFold
@@ -92,3 +92,18 @@ def cross_fitted_coverage(scores: np.ndarray, coverage: float, covered: Callable
     for fit, held_out in KFold(folds, shuffle=True, random_state=seed).split(scores):
         hits[held_out] = covered(held_out, conformal_quantile(scores[fit], coverage))
     return float(hits.mean())
+
+
+def in_words(conformal: dict[str, Any]) -> str | None:
+    """The conformal promise in plain words, beside how often it held on validation images it was not fitted on."""
+    promised, measured = conformal.get("coverage"), conformal.get("measured_coverage")
+    held = f" On validation images it was not fitted on, it held {measured:.0%} of the time." if measured else ""
+    if conformal.get("half_width") is not None:
+        return (f"Each predicted number comes with a range (± {conformal['half_width']:.3g}) meant to hold the "
+                f"true value {promised:.0%} of the time.{held}")
+    if conformal.get("mean_set_size") is not None:
+        return (f"Predict also gives a short list of classes meant to hold the right one {promised:.0%} of the "
+                f"time; on average it names {conformal['mean_set_size']:.1f} class(es).{held}")
+    if promised:
+        return f"Too few validation images to promise a range that holds {promised:.0%} of the time."
+    return None

@@ -80,12 +80,37 @@ class Evaluation:
                    data.get("interval_notes", []), data["per_class"], data["confusion"], data["predictions"], trust)
 
 
+@dataclass(frozen=True)
+class Measure:
+    """One number the pages show for a task: where it is in the evaluation, its name in plain words, what it means."""
+    key: str
+    title: str
+    help: str
+    percent: bool = True  # a share (shown as %) or a number in the user's own units
+
+
 class Task(ABC):
     """One kind of answer a model learns to give. Subclasses are stateless: whatever a run needs at prediction
     time (thresholds, a temperature, interval widths) is what `calibrate` returns, stored with the run."""
     name: ClassVar[str]  # the registry key, stored in the run's config: "single", "multi", "regression"
     title: ClassVar[str]  # in plain words, for the Data page and the model card
     score_name: ClassVar[str] = "accuracy"  # what each epoch reports (higher is better)
+    measures: ClassVar[tuple[Measure, ...]] = ()  # the Evaluate page's headline numbers, with their intervals
+    label_columns: ClassVar[tuple[Measure, ...]] = ()  # the per-label table's columns (keys of per_label rows)
+    figures: ClassVar[tuple[str, ...]] = ()  # the Evaluate page's charts, by name (core.insight.task_charts)
+    mistakes_title: ClassVar[str] = "Wrong answers"
+    top_k_choice: ClassVar[bool] = False  # whether the user chooses how many guesses to see
+    # What the Monitor's Python example prints of `result`, one answer of the service's JSON.
+    python_example: ClassVar[str] = 'print(result)'
+
+    def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
+        """One answer (the JSON a Predictor gives) in plain words, for the Predict page; `guess`: the answer is
+        "unknown" or "not sure", so it is said without a claim of confidence."""
+        return str(answer)
+
+    def describe(self, prediction: dict[str, Any]) -> str:
+        """One validation answer in a few words, for the caption under its picture (plain text, not markup)."""
+        return f"true: {prediction.get('true')} · predicted: {prediction.get('predicted')}"
 
     @abstractmethod
     def outputs(self, labels: list[str]) -> int:

@@ -13,7 +13,7 @@ from torch import nn
 
 from core.data.report import ImageRecord
 from core.stats import intervals
-from core.tasks.base import Evaluation, Task
+from core.tasks.base import Evaluation, Measure, Task
 
 MAX_POSITIVE_WEIGHT = 20.0  # a label on 1 image in 200 would otherwise dominate the loss
 UNSURE_BAND = 0.1  # a label whose probability is this close to its threshold makes the whole answer "not sure"
@@ -24,6 +24,30 @@ class MultiLabel(Task):
     name = "multi"
     title = "several labels per image (tags)"
     score_name = "exact-set accuracy"
+    measures = (Measure("micro_f1", "Tags found (F1)", "F1 over every tag of every image: the balance between "
+                        "tags given wrongly and tags missed."),
+                Measure("macro_f1", "Tag-balanced score", "Macro F1: the average over tags of each tag's F1. Low "
+                        "when any one tag does badly, even a rare one."),
+                Measure("map", "Ranking quality (mAP)", "Mean average precision: how well each tag's images rank "
+                        "above the others, whatever the threshold."),
+                Measure("exact_match", "Exactly right", "Share of images given exactly their tags, none missing "
+                        "and none extra."))
+    label_columns = (Measure("precision", "precision", "When the model gives this tag, how often it is right."),
+                     Measure("recall", "recall", "Of the images with this tag, how many get it."),
+                     Measure("f1", "F1", "The balance of the two."),
+                     Measure("ap", "average precision", "How well this tag's images rank above the others."),
+                     Measure("support", "images", "Validation images with this tag.", percent=False))
+    figures = ("recall_intervals", "tag_errors")
+    mistakes_title = "Images whose tags were not exactly right"
+    python_example = 'print(result["labels"], result["unsure"])'
+
+    def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
+        given = answer.get("labels") or []
+        return f"tags: {', '.join(given)}" if given else "no tag applies"
+
+    def describe(self, prediction: dict[str, Any]) -> str:
+        true, given = prediction.get("true") or [], prediction.get("predicted") or []
+        return f"true: {', '.join(true) or 'no tag'} · given: {', '.join(given) or 'no tag'}"
 
     def outputs(self, labels: list[str]) -> int:
         return len(labels)

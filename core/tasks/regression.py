@@ -11,7 +11,7 @@ from torch import nn
 
 from core.data.report import ImageRecord
 from core.stats import conformal, intervals
-from core.tasks.base import Evaluation, Task
+from core.tasks.base import Evaluation, Measure, Task
 
 
 class ScaledLinear(nn.Linear):
@@ -43,6 +43,27 @@ class Regression(Task):
     name = "regression"
     title = "a number per image (a score)"
     score_name = "R²"
+    measures = (Measure("mae", "Typical error", "Mean absolute error: how far the model's number is from the true "
+                        "one on average, in your units.", percent=False),
+                Measure("rmse", "Error, large ones weighed more", "Root mean squared error: like the typical error, "
+                        "but a few large misses raise it a lot.", percent=False),
+                Measure("r2", "Explained variation (R²)", "1 is perfect; 0 is no better than always answering the "
+                        "average; below 0 is worse than that.", percent=False))
+    figures = ("scatter",)
+    mistakes_title = "Largest errors"
+    python_example = 'print(result["value"], result.get("interval"), result["unsure"])'
+
+    def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
+        found = f"{answer['value']:.3g}"
+        if answer.get("interval") and answer.get("coverage"):
+            low, high = answer["interval"]
+            found += (f" (between {low:.3g} and {high:.3g}: such ranges hold the true value "
+                      f"{answer['coverage']:.0%} of the time)")
+        return found
+
+    def describe(self, prediction: dict[str, Any]) -> str:
+        return (f"true: {float(prediction['true']):.3g} · predicted: {float(prediction['predicted']):.3g} "
+                f"(off by {float(prediction['error']):.2g})")
 
     def outputs(self, labels: list[str]) -> int:
         return 1

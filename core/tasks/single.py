@@ -11,13 +11,39 @@ from torch import nn
 
 from core.data.report import ImageRecord
 from core.stats import calibration, conformal, intervals
-from core.tasks.base import Evaluation, Task
+from core.tasks.base import Evaluation, Measure, Task
 
 
 class SingleLabel(Task):
     name = "single"
     title = "one label per image"
     score_name = "accuracy"
+    measures = (Measure("accuracy", "Accuracy", "Share of validation images predicted correctly."),
+                Measure("macro_f1", "Class-balanced score", "Macro F1: the average over classes of each class's F1 "
+                        "(the balance between precision and recall). Low when any one class does badly, even a "
+                        "small one."))
+    label_columns = (Measure("precision", "precision", "When the model says this class, how often it is right."),
+                     Measure("recall", "recall", "Of the images of this class, how many it finds."),
+                     Measure("f1", "F1", "The balance of the two."),
+                     Measure("support", "images", "Validation images of this class.", percent=False))
+    figures = ("recall_intervals", "confusion")
+    mistakes_title = "Misclassified images"
+    top_k_choice = True
+    python_example = 'best = result["predictions"][0]\nprint(best["label"], best["probability"], result["unsure"])'
+
+    def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
+        best = answer["predictions"][0]
+        if guess:
+            return f"{best['label']}, {best['probability']:.0%}"
+        found = f"{best['label']} ({best['probability']:.0%} sure)"
+        if len(answer.get("set") or []) > 1 and answer.get("set_coverage"):
+            found += (f"; one of {', '.join(answer['set'])}, as such lists are right "
+                      f"{answer['set_coverage']:.0%} of the time")
+        return found
+
+    def describe(self, prediction: dict[str, Any]) -> str:
+        return (f"true: {prediction['true']} · predicted: {prediction['predicted']} "
+                f"({float(prediction.get('confidence') or 0):.0%})")
 
     def outputs(self, labels: list[str]) -> int:
         return len(labels)

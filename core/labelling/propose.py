@@ -1,0 +1,118 @@
+"""What to label next, in one call for the Label page: the images, why each comes next, and how far there is to go.
+
+    proposal = next_to_label(store, version, cache, image_size=160, batch=12)
+    proposal.digests      # label these next, in this order
+    proposal.reasons      # one plain sentence per image (class names inside are user data: escape them)
+    proposal.why          # one sentence for the whole batch
+    proposal.curve.sentence()  # "About 40 more labels (between 25 and 70) to reach 90%." or "Cannot tell yet..."
+
+Cold start (fewer than COLD_START labels in some class): typical images of groups nobody has labelled yet.
+After that: images the head is unsure about, spread over the collection, never two near-identical ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from core.data.store import DatasetStore, Version
+from core.labelling import curve, select, suggest, uncertainty
+from core.models.features import FeatureCache
+
+BATCH = 12
+MAX_BATCH = 100
+COLD_START = 3  # labels a class below which typical images teach more than unsure ones (see bench/active_learning)
+CANDIDATES = 5  # a batch is drawn from the 5 x batch most uncertain images
+HESITATES = 0.15  # a runner-up at least this likely: the head hesitates between two classes
+
+
+@dataclass(frozen=True)
+class Proposal:
+    digests: list[str]
+    reasons: list[str]
+    why: str
+    stage: str  # "typical" (cold start), "uncertain", or "done" (nothing left to label)
+    curve: curve.CurveEstimate
+    suggestions: dict[str, suggest.Suggestion] = field(default_factory=dict)  # the head's guesses, once it has one
+
+
+def next_to_label(store: DatasetStore, version: Version, cache: FeatureCache, image_size: int | None = None,
+                  batch: int = BATCH, seed: int = 0) -> Proposal:
+    """The next `batch` images to label in `version`'s pool, each with the reason, and the learning curve."""
+    labelled = [(d, e["label"]) for d, e in sorted(version.images.items()) if e["label"] is not None]
+    pool = sorted(version.pool())
+    features = suggest.embed(store, [d for d, _ in labelled] + pool, cache, image_size)
+    labels = [label for _, label in labelled]
+    estimate = curve.estimate(features[:len(labelled)], labels, seed=seed)
+    if not pool:
+        return Proposal([], [], "Every image is labelled: nothing left to propose.", "done", estimate)
+    chosen = choose(features, labels, version.classes, batch, seed)
+    digests = [pool[p.index] for p in chosen.picks]
+    guesses: dict[str, suggest.Suggestion] = {}
+    if chosen.head is not None and suggest.ready_for_suggestions(version)[0]:
+        rows = features[len(labelled):][[p.index for p in chosen.picks]]
+        guesses = {s.digest: s for s in suggest.suggest(chosen.head, rows, digests)}
+    if chosen.stage == "typical":
+        reasons = [typical_reason(p.group_size) for p in chosen.picks]
+        why = ("Few labels yet: these are typical images of groups of similar images that have no label, "
+               "so each label teaches the model about a whole group.")
+    else:
+        classes = [str(c) for c in chosen.head.classes_]
+        reasons = [uncertain_reason(chosen.probabilities[p.index], classes) for p in chosen.picks]
+        why = ("The model is least sure about these images, and they differ from each other, "
+               "so each label corrects a different mistake.")
+    return Proposal(digests, reasons, why, chosen.stage, estimate, guesses)
+
+
+@dataclass(frozen=True)
+class Choice:
+    picks: list[select.Pick]  # rows of the pool, in the order to label them
+    stage: str
+    head: LogisticRegression | None = None
+    probabilities: np.ndarray | None = None  # the head's (pool, classes) probabilities
+
+
+def choose(features: np.ndarray, labels: list[str], classes: list[str], batch: int, seed: int = 0) -> Choice:
+    """The selection itself, on arrays (the bench runs exactly this): `features` holds the labelled rows first
+    (one per label in `labels`), then the pool's."""
+    batch = max(1, min(int(batch), MAX_BATCH))
+    space = select.geometry(features, seed=seed)
+    in_labelled, in_pool = space[:len(labels)], space[len(labels):]
+    if cold_start(classes, labels):
+        return Choice(select.typical_diverse(in_pool, in_labelled, batch, seed), "typical",
+                      suggest.fit_head(features[:len(labels)], labels, seed) if len(set(labels)) > 1 else None)
+    head = suggest.fit_head(features[:len(labels)], labels, seed)
+    probabilities = head.predict_proba(suggest._normalised(features[len(labels):]))
+    unsure = uncertainty.margin(probabilities)
+    # diversity among the most uncertain few times a batch: pure k-means++ on weighted rows drifts to sure images
+    # far apart; pure uncertainty-first fills a batch with near-copies of one hard image
+    candidates = np.argsort(-unsure, kind="stable")[:CANDIDATES * batch]
+    picks = select.uncertain_diverse(in_pool[candidates], unsure[candidates], in_labelled, batch, seed)
+    picks = [select.Pick(int(candidates[p.index]), p.kind) for p in picks]
+    return Choice(picks, "uncertain", head, probabilities)
+
+
+def cold_start(classes: list[str], labels: list[str]) -> bool:
+    """Too few labels in some class (or fewer than two classes labelled) for a head's doubts to mean much."""
+    counts = {c: 0 for c in classes}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    used = [n for n in counts.values() if n]
+    return len(used) < 2 or min(counts.values()) < COLD_START
+
+
+def typical_reason(group_size: int) -> str:
+    if group_size > 1:
+        return f"Typical of a group of {group_size} similar images that has no label yet."
+    return "Unlike the images labelled so far."
+
+
+def uncertain_reason(probabilities: np.ndarray, classes: list[str]) -> str:
+    order = np.argsort(-probabilities)
+    first, second = classes[order[0]], classes[order[1]] if len(order) > 1 else ""
+    p1, p2 = float(probabilities[order[0]]), float(probabilities[order[1]]) if len(order) > 1 else 0.0
+    if second and p2 >= HESITATES:
+        return (f"The model hesitates between {first} ({p1:.0%}) and {second} ({p2:.0%}), "
+                "unlike anything else picked here.")
+    return f"The model guesses {first} ({p1:.0%}) but has few labelled images like this one."

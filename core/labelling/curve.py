@@ -20,7 +20,7 @@ TARGETS = (0.8, 0.9, 0.95, 0.98, 0.99)
 MIN_LABELS, MIN_PER_CLASS = 12, 3  # below these a cross-validated curve is noise
 SIZES, FOLDS, REPEATS, BOOTSTRAPS = 5, 5, 2, 200
 INTERVAL = (10, 90)  # an 80% interval: wide enough to be honest, narrow enough to plan with
-MAX_FACTOR = 20  # an answer beyond 20x the labels so far is extrapolation too far to call a number
+MAX_FACTOR = 10  # an answer beyond 10x the labels so far is extrapolation too far to call a number
 MIN_RATE = 0.05  # error falling slower than labels^-0.05: the curve is flat
 
 

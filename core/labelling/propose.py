@@ -23,7 +23,6 @@ from core.models.features import FeatureCache
 BATCH = 12
 MAX_BATCH = 100
 COLD_START = 3  # labels a class below which typical images teach more than unsure ones (see bench/active_learning)
-CANDIDATES = 5  # a batch is drawn from the 5 x batch most uncertain images
 HESITATES = 0.15  # a runner-up at least this likely: the head hesitates between two classes
 
 
@@ -84,12 +83,8 @@ def choose(features: np.ndarray, labels: list[str], classes: list[str], batch: i
                       suggest.fit_head(features[:len(labels)], labels, seed) if len(set(labels)) > 1 else None)
     head = suggest.fit_head(features[:len(labels)], labels, seed)
     probabilities = head.predict_proba(suggest._normalised(features[len(labels):]))
-    unsure = uncertainty.margin(probabilities)
-    # diversity among the most uncertain few times a batch: pure k-means++ on weighted rows drifts to sure images
-    # far apart; pure uncertainty-first fills a batch with near-copies of one hard image
-    candidates = np.argsort(-unsure, kind="stable")[:CANDIDATES * batch]
-    picks = select.uncertain_diverse(in_pool[candidates], unsure[candidates], in_labelled, batch, seed)
-    picks = [select.Pick(int(candidates[p.index]), p.kind) for p in picks]
+    # the task's uncertainty: a multi-label or regression task plugs uncertainty.multi_label / .regression in here
+    picks = select.uncertain_diverse(in_pool, uncertainty.margin(probabilities), in_labelled, batch, seed)
     return Choice(picks, "uncertain", head, probabilities)
 
 

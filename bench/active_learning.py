@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=160, help="the Label page's feature size")
     parser.add_argument("--cache", type=Path, help="a feature cache folder, to rerun without the backbone pass")
     parser.add_argument("--orders", default=",".join(ORDERS))
+    parser.add_argument("--tag", default="", help="added to the result's file name, e.g. a second target")
     args = parser.parse_args()
     orders = args.orders.split(",")
     load_before = os.getloadavg()
@@ -258,7 +259,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
     }
     print(json.dumps({k: v for k, v in result.items() if k != "accuracy_curves"}, indent=1))
-    out = ROOT / "bench" / "results" / f"active_learning-{name}.json"
+    out = ROOT / "bench" / "results" / f"active_learning-{name}{'-' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 

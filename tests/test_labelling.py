@@ -83,6 +83,7 @@ def test_next_to_label_starts_with_one_typical_image_of_each_shape_then_asks_whe
     # image of each group is: three labels, three shapes
     assert sorted(truth[d] for d in first.digests) == ["circle", "square", "triangle"]
     assert all(r.startswith("Typical of a group of") for r in first.reasons)
+    assert len(first.captions) == 3 and all(c.startswith("typical of") for c in first.captions)
     assert first.curve.accuracy is None and first.curve.sentence().startswith("Cannot tell yet")
     by_class: dict[str, list[str]] = {}
     for digest in sorted(version.pool()):
@@ -94,6 +95,7 @@ def test_next_to_label_starts_with_one_typical_image_of_each_shape_then_asks_whe
     assert set(second.digests) <= set(labelled.pool())
     assert all("The model" in r for r in second.reasons) and second.why
     assert set(second.suggestions) == set(second.digests)  # the head's guess for each, to show beside it
+    assert len(second.captions) == 6 and all(c.endswith("?") or c.startswith("maybe") for c in second.captions)
     hesitant = [r for r in second.reasons if "hesitates between" in r]
     assert all(sum(shape in r for shape in ("circle", "square", "triangle")) == 2 for r in hesitant)
     assert second.curve.labelled == 15 and second.curve.accuracy is not None

@@ -3,6 +3,7 @@
     proposal = next_to_label(store, version, cache, image_size=160, batch=12)
     proposal.digests      # label these next, in this order
     proposal.reasons      # one plain sentence per image (class names inside are user data: escape them)
+    proposal.captions     # a few words per image, for under its thumbnail ("bees or ants?", "typical of 95")
     proposal.why          # one sentence for the whole batch
     proposal.curve.sentence()  # "About 40 more labels (between 25 and 70) to reach 90%." or "Cannot tell yet..."
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from core.data.store import DatasetStore, Version
 from core.labelling import curve, select, suggest, uncertainty
@@ -33,7 +35,8 @@ class Proposal:
     why: str
     stage: str  # "typical" (cold start), "uncertain", or "done" (nothing left to label)
     curve: curve.CurveEstimate
-    suggestions: dict[str, suggest.Suggestion] = field(default_factory=dict)  # the head's guesses, once it has one
+    captions: list[str] = field(default_factory=list)  # a few words per image, to draw under its thumbnail
+    suggestions: dict[str, suggest.Suggestion] = field(default_factory=dict)  # the head's guesses (not cold start)
 
 
 def next_to_label(store: DatasetStore, version: Version, cache: FeatureCache, image_size: int | None = None,
@@ -43,25 +46,25 @@ def next_to_label(store: DatasetStore, version: Version, cache: FeatureCache, im
     pool = sorted(version.pool())
     features = suggest.embed(store, [d for d, _ in labelled] + pool, cache, image_size)
     labels = [label for _, label in labelled]
-    estimate = curve.estimate(features[:len(labelled)], labels, seed=seed)
-    if not pool:
-        return Proposal([], [], "Every image is labelled: nothing left to propose.", "done", estimate)
-    chosen = choose(features, labels, version.classes, batch, seed)
+    with threadpool_limits(limits=1):  # as in the audit: small matrices on a busy server, threads only contend
+        estimate = curve.estimate(features[:len(labelled)], labels, seed=seed)
+        if not pool:
+            return Proposal([], [], "Every image is labelled: nothing left to propose.", "done", estimate)
+        chosen = choose(features, labels, version.classes, batch, seed)
     digests = [pool[p.index] for p in chosen.picks]
-    guesses: dict[str, suggest.Suggestion] = {}
-    if chosen.head is not None and suggest.ready_for_suggestions(version)[0]:
-        rows = features[len(labelled):][[p.index for p in chosen.picks]]
-        guesses = {s.digest: s for s in suggest.suggest(chosen.head, rows, digests)}
     if chosen.stage == "typical":
         reasons = [typical_reason(p.group_size) for p in chosen.picks]
+        captions = [f"typical of {p.group_size}" if p.group_size > 1 else "unlike the rest" for p in chosen.picks]
         why = ("Few labels yet: these are typical images of groups of similar images that have no label, "
                "so each label teaches the model about a whole group.")
-    else:
-        classes = [str(c) for c in chosen.head.classes_]
-        reasons = [uncertain_reason(chosen.probabilities[p.index], classes) for p in chosen.picks]
-        why = ("The model is least sure about these images, and they differ from each other, "
-               "so each label corrects a different mistake.")
-    return Proposal(digests, reasons, why, chosen.stage, estimate, guesses)
+        return Proposal(digests, reasons, why, "typical", estimate, captions)
+    classes = [str(c) for c in chosen.head.classes_]
+    rows = [chosen.probabilities[p.index] for p in chosen.picks]
+    guesses = suggest.suggest(chosen.head, features[len(labelled):][[p.index for p in chosen.picks]], digests)
+    why = ("The model is least sure about these images, and they differ from each other, "
+           "so each label corrects a different mistake.")
+    return Proposal(digests, [uncertain_reason(r, classes) for r in rows], why, "uncertain", estimate,
+                    [uncertain_caption(r, classes) for r in rows], {s.digest: s for s in guesses})
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,7 @@ def choose(features: np.ndarray, labels: list[str], classes: list[str], batch: i
     space = select.geometry(features, seed=seed)
     in_labelled, in_pool = space[:len(labels)], space[len(labels):]
     if cold_start(classes, labels):
-        return Choice(select.typical_diverse(in_pool, in_labelled, batch, seed), "typical",
-                      suggest.fit_head(features[:len(labels)], labels, seed) if len(set(labels)) > 1 else None)
+        return Choice(select.typical_diverse(in_pool, in_labelled, batch, seed), "typical")
     head = suggest.fit_head(features[:len(labels)], labels, seed)
     probabilities = head.predict_proba(suggest._normalised(features[len(labels):]))
     # the task's uncertainty: a multi-label or regression task plugs uncertainty.multi_label / .regression in here
@@ -104,10 +106,19 @@ def typical_reason(group_size: int) -> str:
 
 
 def uncertain_reason(probabilities: np.ndarray, classes: list[str]) -> str:
-    order = np.argsort(-probabilities)
-    first, second = classes[order[0]], classes[order[1]] if len(order) > 1 else ""
-    p1, p2 = float(probabilities[order[0]]), float(probabilities[order[1]]) if len(order) > 1 else 0.0
-    if second and p2 >= HESITATES:
+    (first, p1), (second, p2) = _two_likeliest(probabilities, classes)
+    if p2 >= HESITATES:
         return (f"The model hesitates between {first} ({p1:.0%}) and {second} ({p2:.0%}), "
                 "unlike anything else picked here.")
     return f"The model guesses {first} ({p1:.0%}) but has few labelled images like this one."
+
+
+def uncertain_caption(probabilities: np.ndarray, classes: list[str]) -> str:
+    (first, p1), (second, p2) = _two_likeliest(probabilities, classes)
+    return f"{first} or {second}?" if p2 >= HESITATES else f"maybe {first} ({p1:.0%})"
+
+
+def _two_likeliest(probabilities: np.ndarray, classes: list[str]) -> tuple[tuple[str, float], tuple[str, float]]:
+    order = np.argsort(-probabilities, kind="stable")
+    top = [(classes[i], float(probabilities[i])) for i in order[:2]]
+    return top[0], top[1] if len(top) > 1 else ("", 0.0)

@@ -137,6 +137,8 @@ def test_a_flat_curve_says_cannot_tell():
     assert curve.extrapolate(sizes, flat, 0.9, 50) == (None, None, None)
     estimate = curve.CurveEstimate(50, 0.7, 0.9, None, None, None)
     assert estimate.sentence().endswith("Cannot tell yet how many more labels it needs to reach 90%.")
+    open_ended = curve.CurveEstimate(50, 0.8, 0.9, 60, 17, None).sentence()  # only the low end is known
+    assert "Perhaps about 60 more labels to reach 90% (at least 17); too early to say how many at most." in open_ended
 
 
 def gaussian_classes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

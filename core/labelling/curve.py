@@ -41,8 +41,12 @@ class CurveEstimate:
         now = f"Cross-validated accuracy with these {self.labelled} labels: about {self.accuracy:.0%}."
         if self.accuracy >= self.target:
             return f"{now} It has reached {self.target:.0%}."
-        if self.more is None or self.high is None:
+        if self.more is None or self.low is None:
             return f"{now} Cannot tell yet how many more labels it needs to reach {self.target:.0%}."
+        if self.high is None:  # the bootstrap's upper end is out of reach: say what is known, the rest honestly
+            least = f" (at least {self.low})" if self.low else ""
+            return (f"{now} Perhaps about {self.more} more labels to reach {self.target:.0%}{least}; "
+                    "too early to say how many at most.")
         if self.more == 0:
             return f"{now} It should reach {self.target:.0%} with a few more labels."
         return (f"{now} About {self.more} more label{'s' if self.more != 1 else ''} (between {self.low} and "

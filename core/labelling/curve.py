@@ -1,9 +1,9 @@
 """How many more labels the model is likely to need: a learning curve on what is labelled so far.
 
-Cross-validated accuracy of the Label page's head at growing numbers of labels, an inverse power law
-(error = floor + scale * labels^-rate, the usual shape of learning curves: Cortes et al. 1994, Hestness et al.
-2017) fitted to it, and a bootstrap over the cross-validation splits for the uncertainty: "about 40 more labels
-(between 25 and 70) to reach 90%", or "cannot tell yet" while the curve is too short or too flat to extrapolate.
+Cross-validated accuracy of the Label page's head at growing numbers of labels, a power law fitted to its error
+(error = scale * labels^-rate, the usual shape of learning curves: Cortes et al. 1994, Hestness et al. 2017), and
+a bootstrap over the cross-validation splits for the uncertainty: "about 40 more labels (between 25 and 70) to
+reach 90%", or "cannot tell yet" while the curve is too short, too noisy or too flat to extrapolate.
 The labels an expert gives in active-learning order are not a random sample, so the estimate leans pessimistic:
 later labels, chosen where the head is unsure, teach more than the random subsets the curve is measured on.
 """

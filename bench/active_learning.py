@@ -210,10 +210,14 @@ def summary(runs: list[dict], random_runs: list[dict], budget: int) -> dict:
     censored = [n if n is not None else budget for n in needed]  # not reached: counted as the whole budget
     base = [r["needed"] if r["needed"] is not None else budget for r in random_runs]
     quartiles = np.percentile(censored, [25, 75]).tolist()
+    rng = np.random.default_rng(0)  # the ratio's spread over seeds: resample the seeds, paired with random's
+    resampled = [rng.integers(0, len(base), len(base)) for _ in range(2000)]
+    ratios = [np.median(np.array(censored)[r]) / np.median(np.array(base)[r]) for r in resampled]
     return {"labels_needed": needed, "median_labels": statistics.median(censored),
             "labels_iqr": quartiles, "mean_labels": round(statistics.fmean(censored), 1),
             "reached": sum(n is not None for n in needed),
             "ratio_to_random": round(statistics.median(censored) / statistics.median(base), 3),
+            "ratio_90pct_interval": [round(float(v), 3) for v in np.percentile(ratios, [5, 95])],
             "paired_ratio_median": round(statistics.median(n / b for n, b in zip(censored, base)), 3),
             "auc": [r["auc"] for r in runs], "auc_mean": round(statistics.fmean(r["auc"] for r in runs), 4),
             "auc_sd": round(statistics.pstdev(r["auc"] for r in runs), 4)}

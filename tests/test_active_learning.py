@@ -141,6 +141,15 @@ def test_a_flat_curve_says_cannot_tell():
     assert "Perhaps about 60 more labels to reach 90% (at least 17); too early to say how many at most." in open_ended
 
 
+def test_an_accuracy_above_the_target_on_few_labels_is_not_called_reached():
+    low, high = curve.wilson(0.93, 22)  # 22 labels: the accuracy so far is known to about +-8 points
+    assert low < 0.9 < 0.93 < high and high - low > 0.12
+    maybe = curve.CurveEstimate(22, 0.93, 0.9, None, None, None, (), (low, high)).sentence()
+    assert "about 93% (between" in maybe and "It may have reached 90%: too few labels to be sure yet." in maybe
+    sure = curve.CurveEstimate(400, 0.93, 0.9, None, None, None, (), curve.wilson(0.93, 400)).sentence()
+    assert sure.endswith("It has reached 90%.")
+
+
 def gaussian_classes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two overlapping Gaussian classes in 32 dimensions."""
     rng = np.random.default_rng(seed)

@@ -33,9 +33,9 @@ from core.models.features import FeatureCache  # noqa: E402
 
 
 def time_audit(folder: Path, work: Path, spec: FeatureSpec) -> dict:
-    from core.data.datasets import inspect
+    from core.data.datasets import inspect_data
 
-    report = inspect(folder, work)
+    report = inspect_data(folder, work)
     cache = FeatureCache(work / "cache")
     started = time.perf_counter()
     dataset_features(report.root, report.images, report.labels, spec, cache)  # what training's extraction costs

@@ -120,9 +120,9 @@ def ours(data: Path, mode: str, epochs: int, batch_size: int, backbone: str, pre
                          batch_size=batch_size, early_stopping=0, augment="light" if mode in AUGMENTED else "none",
                          lr=None if mode == "extract" else 1e-3, **extra)
     with tempfile.TemporaryDirectory() as work:
-        run_dir = runs.create(Path(work) / "runs", config)
+        run_dir = runs.create(Path(work) / "runs", config).path
         runner.execute(config, run_dir, EventLog(run_dir / "metrics.jsonl"), threading.Event(), Path(work))
-        return {"val_accuracy": runs.read_status(run_dir).get("val_accuracy")}
+        return {"val_accuracy": runs.Run(run_dir).status().get("val_accuracy")}
 
 
 def one_pass_seconds(images: int, backbone: str) -> float:

@@ -21,5 +21,10 @@ if [ ! -x /usr/bin/chromium ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  # The prediction-log tests run a throwaway cluster of Debian's PostgreSQL (initdb + pg_ctl, as 'nobody' when root).
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
 export TRANSFERLAB_APP_PYTHON="$PWD/.venv/bin/python"  # the browser tests start `streamlit run` with it
 exec .venv-test/bin/python -m pytest "$@"

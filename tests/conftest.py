@@ -43,6 +43,34 @@ def class_members(prefix: str, classes: dict[str, int]) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (Debian's package, a throwaway cluster), or a skip saying how to
+    install it."""
+    from tests.postgres_server import PACKAGE_HINT, find_binaries, running_postgres
+
+    if find_binaries() is None:
+        pytest.skip(PACKAGE_HINT)
+    with running_postgres() as server:
+        yield server
+
+
+LOG_BACKENDS = ("sqlite", "postgresql")
+
+
+def new_log_url(backend: str, folder: Path, request) -> str:
+    """A fresh, empty prediction-log database of that backend (PostgreSQL: a new database on the session's server)."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'predictions.sqlite'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def log_url(request, tmp_path) -> str:
+    """Every test of the log runs on SQLite and on PostgreSQL."""
+    return new_log_url(request.param, tmp_path, request)
+
+
+@pytest.fixture(scope="session")
 def shapes_folder(tmp_path_factory) -> Path:
     """Real JPEGs of three shapes, 12 per class, 96 px: big enough to learn, small enough to be quick."""
     return sample.write_folder(tmp_path_factory.mktemp("shapes"), per_class=12, size=96, seed=1)
@@ -60,8 +88,8 @@ def trained_run(tmp_path_factory, shapes_folder) -> Path:
 
     root = tmp_path_factory.mktemp("runs")
     config = TrainConfig(data=str(shapes_folder), epochs=4, image_size=96, early_stopping=0)
-    run_dir = runs.create(root, config)
+    run_dir = runs.create(root, config).path
     state = runner.execute(config, run_dir, EventLog(run_dir / "metrics.jsonl"), threading.Event(),
                            tmp_path_factory.mktemp("work"))
-    assert state == "finished", runs.read_status(run_dir)
+    assert state == "finished", runs.Run(run_dir).status()
     return run_dir

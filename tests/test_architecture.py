@@ -27,5 +27,5 @@ def test_runtime_requirements_cover_every_import_of_the_app():
 
 def test_docstring_examples_run():
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "--doctest-modules", "-p", "no:cacheprovider",
-                             "core/models", "core/text.py"], cwd=ROOT, capture_output=True, text=True)
+                             "core/models", "core/tasks", "core/text.py"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]

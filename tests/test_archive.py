@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from core.data import intake
 from core.data.archive import ArchiveLimits, ArchiveRefused, extract
-from tests.conftest import jpeg_bytes, write_zip
+from core.data.datasets import inspect_data
+from core.data.store import DatasetStore
+from tests.conftest import class_members, jpeg_bytes, write_zip
 
 
 def files_under(folder: Path) -> set[str]:
@@ -108,3 +111,52 @@ def test_a_file_and_a_folder_with_the_same_name_keep_the_rest(tmp_path):
     assert {s.path: s.reason for s in skipped} == {
         "cats/one.jpg": "a file and a folder (or two files) have the same name here; skipped",
         "dogs/two.jpg/three.jpg": "a file and a folder (or two files) have the same name here; skipped"}
+
+
+def long_and_deep_members() -> dict[str, bytes]:
+    """Good images, one member whose whole path is 5,000 bytes (each folder name fits), one 40 folders deep."""
+    members = class_members("", {"cats": 5, "dogs": 5})
+    members["cats/" + "/".join(["d" * 200] * 25) + "/long.jpg"] = jpeg_bytes((1, 2, 3))
+    members["dogs/" + "e/" * 40 + "deep.jpg"] = jpeg_bytes((4, 5, 6))
+    return members
+
+
+def assert_long_and_deep_skipped(skipped, where: Path) -> None:
+    reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in skipped}
+    assert reasons["long.jpg"].startswith("path too long for the file system (over 4,096 bytes together with the ")
+    assert reasons["deep.jpg"] == "inside folders nested more than 32 deep; skipped"
+    assert all("Errno" not in r and str(where) not in r for r in reasons.values())
+
+
+def test_a_whole_path_too_long_or_too_deep_is_skipped_and_the_rest_unpacked(tmp_path):
+    archive = write_zip(tmp_path / "long.zip", long_and_deep_members())
+    skipped = extract(archive, tmp_path / "data")
+    assert len(files_under(tmp_path / "data")) == 10
+    assert_long_and_deep_skipped(skipped, tmp_path)
+
+
+def test_the_folder_unpacked_into_counts_towards_the_path_length(tmp_path):
+    name = "cats/" + "/".join(["p" * 200] * 19) + "/fits.jpg"  # 3,828 bytes: fits under a short folder only
+    archive = write_zip(tmp_path / "near.zip", {"cats/ok.jpg": jpeg_bytes(), name: jpeg_bytes()})
+    assert extract(archive, tmp_path / "a") == [] and len(files_under(tmp_path / "a")) == 2
+    deep_root = tmp_path / ("r" * 250) / ("s" * 250)
+    [skipped] = extract(archive, deep_root)
+    assert skipped.path == name and skipped.reason.startswith("path too long")
+    assert files_under(deep_root) == {"cats/ok.jpg"}
+
+
+def test_every_upload_route_skips_an_over_long_path_instead_of_failing(tmp_path):
+    """The Data page (inspect), the Label page's import and its 'add images' all unpack through extract."""
+    archive = write_zip(tmp_path / "long.zip", long_and_deep_members())
+    report = inspect_data(archive, tmp_path / "work")
+    assert report.classes == {"cats": 5, "dogs": 5}
+    assert_long_and_deep_skipped(report.skipped, tmp_path)
+    store = DatasetStore(tmp_path / "store")
+    imported = intake.import_labelled(store, archive, "pets", tmp_path / "work2")
+    assert imported.added == 10
+    assert_long_and_deep_skipped(imported.skipped, tmp_path)
+    pool = intake.new_pool(store, "pool", [])
+    added = intake.add_uploads(store, pool.dataset, pool.number, [("long.zip", archive.read_bytes())], None,
+                               tmp_path / "work3")
+    assert added.added == 10
+    assert_long_and_deep_skipped(added.skipped, tmp_path)

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli import main
 from core.data import sample
+from core.files import write_json
 from core.insight.audit import AuditImpossible, audit, corrected_zip
 from core.insight.embeddings import FeatureSpec
 from core.models.features import FeatureCache
@@ -96,9 +97,8 @@ def test_review_page_shows_suspects_and_offers_the_corrected_zip(noisy_folder):
     at.switch_page("views/data.py").run()
     ws = at.query_params["ws"]
     from core import paths
-    from core.runs import folder as runs
     (paths.home() / "workspaces" / ws).mkdir(parents=True, exist_ok=True)  # created on the first save
-    runs.write_json(paths.home() / "workspaces" / ws / "workspace.json",
+    write_json(paths.home() / "workspaces" / ws / "workspace.json",
                     {"dataset": {"path": str(noisy_folder[0]), "name": "noisy *shapes*"}})
     at.switch_page("views/review.py").run()
     at.button(key="run_audit").click().run()

@@ -27,7 +27,7 @@ def test_class_counts_stack_splits_and_confusion_labels_axes():
 
 
 def test_trainable_parameter_count_matches_the_real_model():
-    model = backbones.build("mobilenet_v3_small", num_classes=5, pretrained=False)
+    model = backbones.build("mobilenet_v3_small", num_outputs=5, pretrained=False)
     for depth in (0, 6, len(model.stages)):
         expected = sum(p.numel() for s in [*model.stages[depth:], model.head] for p in s.parameters())
         assert advice.trainable_parameters("mobilenet_v3_small", depth, 5) == (
@@ -46,3 +46,9 @@ def test_run_comparison_has_one_line_per_run_on_a_fixed_accuracy_scale():
     figure = charts.compare_runs({"run a": EPOCHS, "run b": EPOCHS[:2]}, "val_accuracy")
     assert [trace.name for trace in figure.data] == ["run a", "run b"] and len(figure.data[1].x) == 2
     assert tuple(figure.layout.yaxis.range) == (0, 1.02)
+
+
+def test_small_data_is_recommended_the_backbone_that_measured_better_on_it():
+    small, why = advice.recommend_backbone(25)
+    assert small == "efficientnet_lite2" and "twice the computing time" in why
+    assert advice.recommend_backbone(400)[0] == "efficientnet_lite0"

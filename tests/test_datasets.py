@@ -10,14 +10,14 @@ import threading
 import pytest
 from PIL import Image
 
-from core.data.datasets import _marker, inspect, materialize, scan, split
+from core.data.datasets import _marker, inspect_data, materialize, scan, split
 from tests.conftest import class_members, jpeg_bytes, write_zip
 
 
 @pytest.mark.parametrize("prefix", ["", "my photos/"])
 def test_class_folders_at_the_root_or_inside_one_wrapping_folder(tmp_path, prefix):
     archive = write_zip(tmp_path / "d.zip", class_members(prefix, {"cats": 6, "dogs": 7}))
-    report = inspect(archive, tmp_path / "work")
+    report = inspect_data(archive, tmp_path / "work")
     assert report.trainable and report.layout == "class_folders"
     assert report.classes == {"cats": 6, "dogs": 7} and report.splits is None
 
@@ -27,7 +27,7 @@ def test_train_val_test_layout_keeps_the_given_split(tmp_path):
     members |= {k.replace("c/", ""): v for k, v in class_members("hymenoptera/val/", {"ants": 2, "bees": 3}).items()}
     members |= class_members("hymenoptera/test/", {"ants": 1, "bees": 1})
     members = {k: v if "/val/" not in k else jpeg_bytes((1, 2, len(k))) for k, v in members.items()}
-    report = inspect(write_zip(tmp_path / "d.zip", members), tmp_path / "work")
+    report = inspect_data(write_zip(tmp_path / "d.zip", members), tmp_path / "work")
     assert report.layout == "split_folders"
     assert report.splits["train"] == {"ants": 6, "bees": 6} and report.splits["val"] == {"ants": 2, "bees": 3}
     assert report.classes == {"ants": 9, "bees": 10}
@@ -36,7 +36,7 @@ def test_train_val_test_layout_keeps_the_given_split(tmp_path):
 
 
 def test_unicode_class_names(tmp_path):
-    report = inspect(write_zip(tmp_path / "d.zip", class_members("", {"chats 🐱": 5, "чай": 5, "狗": 5})),
+    report = inspect_data(write_zip(tmp_path / "d.zip", class_members("", {"chats 🐱": 5, "чай": 5, "狗": 5})),
                      tmp_path / "work")
     assert set(report.classes) == {"chats 🐱", "чай", "狗"}
 
@@ -56,7 +56,7 @@ def test_junk_is_skipped_with_reasons(tmp_path):
         "dogs/corrupt.png": b"\x89PNG\r\n\x1a\n garbage",
         "readme.jpg": jpeg_bytes(),
     }
-    report = inspect(write_zip(tmp_path / "d.zip", good | junk), tmp_path / "work")
+    report = inspect_data(write_zip(tmp_path / "d.zip", good | junk), tmp_path / "work")
     reasons = {s.path: s.reason for s in report.skipped}
     assert report.classes == {"cats": 5, "dogs": 5}
     for hidden in ("__MACOSX/cats/._img_0.jpg", "cats/._img_1.jpg", "cats/.DS_Store", "dogs/.hidden.jpg"):
@@ -77,7 +77,7 @@ def test_odd_extensions_and_modes_are_accepted(tmp_path):
     members = {"a/one.JPG": jpeg_bytes(), "a/two.Png": encoded("LA", "PNG", (10, 128)),
                "a/three.tif": encoded("CMYK", "TIFF", (1, 2, 3, 4)), "a/four.gif": encoded("P", "GIF", 3),
                "a/five.webp": encoded("RGB", "WEBP", (3, 3, 3)), "b/six.bmp": encoded("1", "BMP", 1)}
-    report = inspect(write_zip(tmp_path / "d.zip", members), tmp_path / "work")
+    report = inspect_data(write_zip(tmp_path / "d.zip", members), tmp_path / "work")
     assert report.classes == {"a": 5, "b": 1} and not report.skipped
 
 
@@ -88,7 +88,7 @@ def test_warnings_in_plain_words(tmp_path):
     tiny = io.BytesIO()
     Image.new("RGB", (16, 16)).save(tiny, "PNG")
     members["big/tiny.png"] = tiny.getvalue()
-    warnings = " ".join(inspect(write_zip(tmp_path / "d.zip", members), tmp_path / "work").warnings)
+    warnings = " ".join(inspect_data(write_zip(tmp_path / "d.zip", members), tmp_path / "work").warnings)
     assert "Very few images in 'small'" in warnings
     assert "unbalanced" in warnings
     assert "more than once in the same class" in warnings
@@ -98,17 +98,17 @@ def test_warnings_in_plain_words(tmp_path):
 
 def test_train_val_leakage_is_warned(tmp_path):
     members = class_members("train/", {"a": 5, "b": 5}) | class_members("val/", {"a": 2, "b": 2})
-    warnings = " ".join(inspect(write_zip(tmp_path / "d.zip", members), tmp_path / "work").warnings)
+    warnings = " ".join(inspect_data(write_zip(tmp_path / "d.zip", members), tmp_path / "work").warnings)
     assert "in both train/ and val/" in warnings
 
 
 def test_one_class_is_not_trainable_and_says_why(tmp_path):
-    report = inspect(write_zip(tmp_path / "d.zip", class_members("", {"cats": 8})), tmp_path / "work")
+    report = inspect_data(write_zip(tmp_path / "d.zip", class_members("", {"cats": 8})), tmp_path / "work")
     assert not report.trainable and "at least two" in report.error
 
 
 def test_stratified_split_puts_every_class_in_both_parts_and_is_seeded(tmp_path):
-    report = inspect(write_zip(tmp_path / "d.zip", class_members("", {"a": 10, "b": 3, "c": 2})), tmp_path / "w")
+    report = inspect_data(write_zip(tmp_path / "d.zip", class_members("", {"a": 10, "b": 3, "c": 2})), tmp_path / "w")
     train, val = split(report, 0.2, seed=7)
     assert {r.label for r in train} == {r.label for r in val} == {"a", "b", "c"}
     assert len(val) == 4 and not {r.path for r in train} & {r.path for r in val}
@@ -165,7 +165,7 @@ def test_an_interrupted_extraction_is_replaced_by_a_complete_one(tmp_path):
 
 def test_class_names_differing_only_by_invisible_characters_or_holding_overrides_are_warned(tmp_path):
     members = class_members("", {"cat": 5, "ca\u200bt": 5, "dog\u202egod": 5, "bird": 5})
-    report = inspect(write_zip(tmp_path / "lookalike.zip", members))
+    report = inspect_data(write_zip(tmp_path / "lookalike.zip", members))
     text = " ".join(report.warnings)
     assert "'cat'" in text and "'ca<U+200B>t'" in text and "ZERO WIDTH SPACE" in text and "look the same" in text
     assert "'dog<U+202E>god'" in text and "RIGHT-TO-LEFT OVERRIDE" in text

@@ -91,8 +91,8 @@ def test_the_apps_all_gpu_launch_trains_one_run_folder_with_every_process(shapes
     from core.training.config import TrainConfig
 
     config = TrainConfig(data=str(shapes_folder), image_size=64, epochs=2, early_stopping=0, batch_size=4)
-    run_dir = runs.create(tmp_path / "runs", config)
-    job = Job(run_dir.name, run_dir, config, ("cuda:0", "cuda:1"))
+    run_dir = runs.create(tmp_path / "runs", config).path
+    job = Job(run_dir.name, run_dir, config, ("cuda:0", "cuda:1"), owner="a workspace")
     command = JobManager(tmp_path / "home", gpu_count=2).command(job)
     assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     launch = command[:3] + ["--standalone", "--nproc_per_node=2"] + command[5:]

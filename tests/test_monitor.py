@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.serving import monitor
+from core.tasks import Evaluation
 
 
 def row(label="cat", confidence=0.9, time=0.0, latency=10.0, unsure=False, unknown=False, ood=None, feedback=None):
@@ -58,11 +59,40 @@ def test_class_distribution_against_training_and_requests_over_time():
 
 
 def test_run_reference_reads_the_evaluation(tmp_path):
-    evaluation = {"per_class": [{"label": "cat", "support": 4}, {"label": "dog", "support": 2}],
-                  "predictions": [{"confidence": 0.9, "ood_score": 1.5}, {"confidence": 0.7}]}
-    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation))
+    evaluation = Evaluation("single", ["cat", "dog"], 2, {"accuracy": 1.0, "macro_f1": 1.0},
+                            per_label=[{"label": "cat", "support": 4}, {"label": "dog", "support": 2}],
+                            predictions=[{"confidence": 0.9}, {"confidence": 0.7}],
+                            trust={"ood": {"validation_scores": [1.5]}})
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation.to_json()))
     reference = monitor.run_reference(tmp_path)
     assert reference.training_counts == {"cat": 4, "dog": 2}
     assert reference.confidences == [0.9, 0.7] and reference.ood_scores == [1.5]
     summary = monitor.summarize([row("cat", 0.9)] * 40, reference)
     assert summary.images == 40 and summary.confidence_drift.psi is None  # 2 validation images: nothing to judge
+
+
+def test_the_figures_and_drift_read_from_a_real_log_equal_those_of_the_rows_written(log_url):
+    """SQLite and PostgreSQL give back the same figures: types (bool, float, JSON) and order survive the database."""
+    import uuid
+
+    from core.serving.predlog import PredictionLog
+
+    rng = np.random.default_rng(2)
+    written = [row(label=("cat", "dog")[i % 2], confidence=float(c), time=1000.0 + i, latency=float(5 + i % 7),
+                   unsure=bool(c < 0.5), unknown=i % 10 == 0, ood=float(o), feedback=("cat" if i % 3 == 0 else None))
+               | {"id": uuid.uuid4().hex, "model": "run1", "content_hash": "0" * 64, "top_k": [{"label": "cat",
+                                                                                                "probability": float(c)}],
+                  "replica": f"host:{100 + i % 3}"}
+               for i, (c, o) in enumerate(zip(rng.uniform(0.3, 1.0, 60), rng.uniform(0.0, 0.5, 60)))]
+    log = PredictionLog(log_url)
+    log.write(written)
+    read = log.rows(model="run1")
+    assert [r["id"] for r in read] == [r["id"] for r in written]
+    reference = monitor.Reference({"cat": 5, "dog": 5}, rng.uniform(0.3, 1.0, 200).tolist(),
+                                  rng.uniform(0.0, 0.5, 200).tolist())
+    assert monitor.summarize(read, reference) == monitor.summarize(written, reference)
+    summary = monitor.summarize(read, reference)
+    assert summary.confidence_drift.psi is not None and summary.feedback["images"] == 20
+    assert summary.replicas == [{"replica": "host:100", "images": 20}, {"replica": "host:101", "images": 20},
+                                {"replica": "host:102", "images": 20}]
+    assert log.rows(model="run1", since=1050.0) == read[50:]

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
 from core import paths
+from core.serving.predlog import default_url
 from core.serving.service import create_app
 from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, IDLE, running_app
 
@@ -26,7 +27,7 @@ def monitored_home(tmp_path_factory, trained_run, shapes_folder) -> tuple[Path, 
     key = paths.new_workspace_key(home)  # a key that server issues (signed with the secret under its home)
     run_dir = home / "workspaces" / key / "runs" / trained_run.name
     shutil.copytree(trained_run, run_dir)
-    log_url = f"sqlite:///{home / 'serving' / f'{trained_run.name}.sqlite'}"
+    log_url = default_url(run_dir.parent.parent, trained_run.name)  # the workspace's own log of that run
     files = [("file", (p.name, p.read_bytes(), "image/jpeg")) for p in sorted(shapes_folder.rglob("*.jpg"))[:12]]
     with TestClient(create_app(run_dir, log_url=log_url)) as client:
         assert client.post("/predict", files=files).status_code == 200

@@ -61,3 +61,37 @@ def test_train_command_runs_headless_and_leaves_a_run(shapes_folder, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(shapes_folder), "--optimizer", "lion"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'lion'" in bad.stderr
+
+
+def test_the_app_the_api_and_the_exported_predict_script_give_the_same_answers(trained_run, shapes_folder, tmp_path):
+    """Answer for answer, also on pictures unlike every training image (noise, a photo of coffee): one product."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from skimage import data
+
+    from core.serving.service import create_app
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    Image.fromarray(data.coffee()).save(tmp_path / "coffee.jpg", quality=90)
+    images = [sorted((shapes_folder / label).glob("*.jpg"))[2] for label in ("circle", "square", "triangle")]
+    images += [tmp_path / "noise.png", tmp_path / "coffee.jpg"]
+
+    app = Predictor(trained_run).predict_details(images, top_k=3)
+    with TestClient(create_app(trained_run, log_url=f"sqlite:///{tmp_path / 'log.sqlite'}")) as client:
+        files = [("file", (p.name, p.read_bytes(), "image/png" if p.suffix == ".png" else "image/jpeg")) for p in images]
+        api = client.post("/predict?top_k=3", files=files).json()["results"]
+    bundle = tmp_path / "bundle"
+    zipfile.ZipFile(export_bundle(trained_run, tmp_path / "bundle.zip").path).extractall(bundle)
+    run = subprocess.run([sys.executable, str(bundle / "predict.py"), *map(str, images), "--top-k", "3"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    script = [json.loads(line) for line in run.stdout.splitlines()]
+
+    assert [a.unknown for a in app] == [False, False, False, True, True]  # the check is really exercised
+    for mine, served, exported in zip(app, api, script):
+        labels = [p["label"] for p in mine.top_k]
+        assert [p["label"] for p in served["predictions"]] == labels == [p["label"] for p in exported["top_k"]]
+        for ours, theirs in ((mine.top_k, served["predictions"]), (mine.top_k, exported["top_k"])):
+            assert all(abs(a["probability"] - b["probability"]) < 5e-4 for a, b in zip(ours, theirs))
+        assert mine.unsure == served["unsure"] == exported["unsure"]
+        assert mine.unknown == served["unknown"] == exported["unknown"]
+        assert abs(mine.ood_score - exported["ood_score"]) < 1e-3

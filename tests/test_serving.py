@@ -14,6 +14,7 @@ from core.cli import main as cli_main
 from core.serving.keep import kept_images_for_review
 from core.serving.predlog import PredictionLog
 from core.serving.service import create_app
+from tests.conftest import LOG_BACKENDS, new_log_url
 
 MAX_FILE_BYTES = 300_000
 
@@ -33,14 +34,24 @@ def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
     return bytes(data)
 
 
-@pytest.fixture(scope="module")
-def log_url(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('log') / 'predictions.sqlite'}"
+@pytest.fixture(scope="module", params=LOG_BACKENDS)
+def log_url(request, tmp_path_factory) -> str:
+    """The service's log, on SQLite and on PostgreSQL: every test of what it logs runs on both."""
+    return new_log_url(request.param, tmp_path_factory.mktemp("log"), request)
 
 
 @pytest.fixture(scope="module")
 def client(trained_run, log_url):
     app = create_app(trained_run, log_url=log_url, max_batch=8, max_file_bytes=MAX_FILE_BYTES)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def plain_client(trained_run, tmp_path_factory):
+    """For what does not depend on the log's database (limits, errors, docs): SQLite only."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('plain-log') / 'predictions.sqlite'}"
+    app = create_app(trained_run, log_url=url, max_batch=8, max_file_bytes=MAX_FILE_BYTES)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -81,7 +92,8 @@ def test_feedback_is_stored_on_the_logged_prediction(client, shapes_folder, log_
     assert row["feedback_label"] == "square" and row["feedback_time"] >= row["time"]
 
 
-def test_health_model_and_docs(client, trained_run):
+def test_health_model_and_docs(plain_client, trained_run):
+    client = plain_client
     assert client.get("/health").json()["status"] == "ok"
     card = client.get("/model").json()
     assert card["run_id"] == trained_run.name and card["labels"] == ["circle", "square", "triangle"]
@@ -124,7 +136,8 @@ def sentence(response) -> str:
     return detail
 
 
-def test_missing_field_bad_top_k_and_bad_feedback_are_sentences(client, shapes_folder):
+def test_missing_field_bad_top_k_and_bad_feedback_are_sentences(plain_client, shapes_folder):
+    client = plain_client
     assert "field 'file'" in sentence(client.post("/predict", files={"image": shape_file(shapes_folder, "circle")}))
     assert "field 'file'" in sentence(client.post("/predict"))
     response = client.post("/predict?top_k=0", files={"file": shape_file(shapes_folder, "circle")})
@@ -137,7 +150,8 @@ def test_missing_field_bad_top_k_and_bad_feedback_are_sentences(client, shapes_f
     assert response.status_code == 422 and "JSON" in sentence(response)
 
 
-def test_a_request_body_over_the_limit_is_refused_while_streaming(client):
+def test_a_request_body_over_the_limit_is_refused_while_streaming(plain_client):
+    client = plain_client
     def chunks():  # no Content-Length: the service must count while it reads
         yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n\r\n"
         for _ in range(40):
@@ -150,7 +164,8 @@ def test_a_request_body_over_the_limit_is_refused_while_streaming(client):
     assert declared.status_code == 413
 
 
-def test_an_unexpected_failure_is_a_500_sentence(client, shapes_folder, monkeypatch):
+def test_an_unexpected_failure_is_a_500_sentence(plain_client, shapes_folder, monkeypatch):
+    client = plain_client
     service = client.app.state.service
 
     def broken(*_args, **_kwargs):
@@ -181,8 +196,10 @@ def test_serving_beyond_loopback_without_a_key_is_refused(trained_run, capsys, m
     assert "NO_SUCH_KEY_VARIABLE" in capsys.readouterr().err
 
 
-def test_kept_images_obey_the_retention_limit_and_feed_the_review_list(trained_run, tmp_path, shapes_folder):
-    log_url = f"sqlite:///{tmp_path / 'kept.sqlite'}"
+@pytest.mark.parametrize("backend", LOG_BACKENDS)
+def test_kept_images_obey_the_retention_limit_and_feed_the_review_list(trained_run, tmp_path, shapes_folder, backend,
+                                                                        request):
+    log_url = new_log_url(backend, tmp_path, request)
     app = create_app(trained_run, log_url=log_url, keep_images=tmp_path / "kept", keep_max_count=2)
     with TestClient(app) as keeping:
         ids = [keeping.post("/predict", files={"file": shape_file(shapes_folder, label)}).json()["results"][0]["id"]

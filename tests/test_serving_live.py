@@ -1,5 +1,6 @@
-"""The real service (uvicorn subprocess on 127.0.0.1) under concurrent load: no answered image without its row,
-also when the server is killed with SIGKILL mid-load; SIGTERM stops it cleanly."""
+"""The real service (uvicorn subprocess on 127.0.0.1) under concurrent load, logging to SQLite and to PostgreSQL:
+no answered image without its row, also when the server is killed with SIGKILL mid-load; SIGTERM stops it
+cleanly. (Several replicas: test_serving_replicas.py.)"""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from core.serving.predlog import PredictionLog
 from core.serving.process import start_service, stop_service
@@ -50,13 +50,8 @@ def hammer(url: str, pictures: list[tuple[str, bytes]], threads: int, stop: thre
     return answered, failures
 
 
-@pytest.fixture
-def log_path(tmp_path) -> Path:
-    return tmp_path / "live.sqlite"
-
-
-def test_rows_equal_answers_under_concurrent_load_and_sigterm_is_clean(trained_run, shapes_folder, log_path, tmp_path):
-    service = start_service(trained_run, log_url=f"sqlite:///{log_path}", max_batch=8, output=tmp_path / "out.txt")
+def test_rows_equal_answers_under_concurrent_load_and_sigterm_is_clean(trained_run, shapes_folder, log_url, tmp_path):
+    service = start_service(trained_run, log_url=log_url, max_batch=8, output=tmp_path / "out.txt")
     try:
         answered, failures = hammer(service.url, images(shapes_folder), threads=8, stop=threading.Event(),
                                     per_thread=6)
@@ -66,12 +61,12 @@ def test_rows_equal_answers_under_concurrent_load_and_sigterm_is_clean(trained_r
     assert not failures and len(answered) == 8 * 9  # 6 requests per client, alternately 1 and 2 images
     assert status == 0, service.output_tail()  # SIGTERM: graceful shutdown, exit status 0
     assert health["batches"] < health["images"]  # concurrent requests shared forward passes
-    rows = PredictionLog(f"sqlite:///{log_path}").rows()
+    rows = PredictionLog(log_url).rows()
     assert len(rows) == len(answered) and {r["id"] for r in rows} == set(answered)
 
 
-def test_every_answer_given_before_a_sigkill_has_its_row(trained_run, shapes_folder, log_path, tmp_path):
-    service = start_service(trained_run, log_url=f"sqlite:///{log_path}", max_batch=8, output=tmp_path / "out.txt")
+def test_every_answer_given_before_a_sigkill_has_its_row(trained_run, shapes_folder, log_url, tmp_path):
+    service = start_service(trained_run, log_url=log_url, max_batch=8, output=tmp_path / "out.txt")
     stop = threading.Event()
     result: dict[str, tuple] = {}
     load = threading.Thread(target=lambda: result.setdefault("load", hammer(service.url, images(shapes_folder), 6,
@@ -79,7 +74,7 @@ def test_every_answer_given_before_a_sigkill_has_its_row(trained_run, shapes_fol
     load.start()
     try:
         deadline = time.monotonic() + 60
-        while PredictionLog(f"sqlite:///{log_path}", create=False).count() < 40 and time.monotonic() < deadline:
+        while PredictionLog(log_url, create=False).count() < 40 and time.monotonic() < deadline:
             time.sleep(0.1)
         os.kill(service.process.pid, signal.SIGKILL)  # mid-load: no shutdown, no flush, no goodbye
         service.process.wait(10)
@@ -89,6 +84,6 @@ def test_every_answer_given_before_a_sigkill_has_its_row(trained_run, shapes_fol
         stop_service(service)
     answered, failures = result["load"]
     assert len(answered) >= 40 and failures  # the load really was cut off by the kill
-    logged = {r["id"] for r in PredictionLog(f"sqlite:///{log_path}", create=False).rows()}
+    logged = {r["id"] for r in PredictionLog(log_url, create=False).rows()}
     assert set(answered) <= logged  # nothing answered is missing from the log
     assert len(logged) - len(answered) <= 6 * 2  # at most the requests in flight at the kill were logged unanswered

@@ -24,9 +24,9 @@ def png_bytes(colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def served(tmp_path, inputs: list[tuple[bytes, str, dict]]) -> tuple[PredictionLog, ImageKeeper]:
-    """A log and a kept-images folder filled the way the service fills them: one row per input."""
-    log, keeper = PredictionLog(f"sqlite:///{tmp_path / 'log.sqlite'}"), ImageKeeper(tmp_path / "kept")
+def served(tmp_path, log_url: str, inputs: list[tuple[bytes, str, dict]]) -> tuple[PredictionLog, ImageKeeper]:
+    """A log (SQLite, PostgreSQL) and a kept-images folder filled the way the service fills them: a row per input."""
+    log, keeper = PredictionLog(log_url), ImageKeeper(tmp_path / "kept")
     rows = []
     for position, (data, image_format, answer) in enumerate(inputs):
         prediction = uuid.uuid4().hex
@@ -37,9 +37,9 @@ def served(tmp_path, inputs: list[tuple[bytes, str, dict]]) -> tuple[PredictionL
     return log, keeper
 
 
-def test_doubtful_kept_images_enter_the_pool_once_and_bad_ones_are_skipped_with_a_reason(tmp_path):
+def test_doubtful_kept_images_enter_the_pool_once_and_bad_ones_are_skipped_with_a_reason(tmp_path, log_url):
     red, blue = jpeg_bytes((200, 30, 30), (80, 60)), png_bytes((20, 40, 220))
-    log, keeper = served(tmp_path, [
+    log, keeper = served(tmp_path, log_url, [
         (red, "JPEG", {"unsure": True, "confidence": 0.55}),
         (blue, "PNG", {"unknown": True, "confidence": 0.9}),
         (red, "JPEG", {"confidence": 0.4}),  # the same picture sent again: one image in the pool
@@ -65,8 +65,8 @@ def test_doubtful_kept_images_enter_the_pool_once_and_bad_ones_are_skipped_with_
     assert (again.added, again.already_there, again.version) == (0, 3, version.number)  # nothing added twice
 
 
-def test_a_kept_file_the_service_dropped_meanwhile_is_skipped_not_fatal(tmp_path):
-    log, keeper = served(tmp_path, [(png_bytes((1, 2, 3)), "PNG", {}), (png_bytes((9, 9, 9)), "PNG", {})])
+def test_a_kept_file_the_service_dropped_meanwhile_is_skipped_not_fatal(tmp_path, log_url):
+    log, keeper = served(tmp_path, log_url, [(png_bytes((1, 2, 3)), "PNG", {}), (png_bytes((9, 9, 9)), "PNG", {})])
     review = kept_images_for_review(log, keeper.folder, model="run1")
     review[0]["path"].unlink()
     store = DatasetStore(tmp_path / "datasets")
@@ -91,9 +91,9 @@ def test_the_target_is_the_dataset_the_model_trained_on_else_its_data_imported_o
     assert len(store.datasets()) == 3
 
 
-def test_labels_given_to_served_images_become_feedback_for_every_answer_to_that_picture(tmp_path):
+def test_labels_given_to_served_images_become_feedback_for_every_answer_to_that_picture(tmp_path, log_url):
     red, blue = jpeg_bytes((200, 30, 30), (80, 60)), png_bytes((20, 40, 220))
-    log, keeper = served(tmp_path, [(red, "JPEG", {"unsure": True}), (blue, "PNG", {"unknown": True}),
+    log, keeper = served(tmp_path, log_url, [(red, "JPEG", {"unsure": True}), (blue, "PNG", {"unknown": True}),
                                     (red, "JPEG", {"confidence": 0.4})])
     with log.engine.begin() as connection:  # the service logs each input's sha256; `served` wrote placeholders
         for row, data in zip(log.rows(model="run1"), (red, blue, red)):
@@ -110,3 +110,12 @@ def test_labels_given_to_served_images_become_feedback_for_every_answer_to_that_
     feedback = {row["content_hash"]: row["feedback_label"] for row in log.rows(model="run1")}
     assert feedback == {red_digest: "dog", hashlib.sha256(blue).hexdigest(): None}
     assert labels_to_feedback(store, log) == 0  # already counted: nothing rewritten on the next visit
+
+    store.commit(pool.dataset, store.head(pool.dataset), Edit(set_label={red_digest: "cat"}))  # relabelled
+    assert labels_to_feedback(store, log) == 2
+    rows = log.rows(model="run1")
+    assert {row["feedback_label"] for row in rows if row["content_hash"] == red_digest} == {"dog"}  # the first counts
+    history = [log.feedback_history(row["id"]) for row in rows if row["content_hash"] == red_digest]
+    assert [[(h["label"], h["source"]) for h in entries] for entries in history] == [
+        [("dog", "label page"), ("cat", "label page")]] * 2
+    assert labels_to_feedback(store, log) == 0

@@ -9,6 +9,7 @@ import torch
 from core.models import backbones
 from core.models.features import FeatureCache
 from core.training.config import ConfigError, TrainConfig
+from core.training.data import prepare
 from core.training.events import EventLog
 from core.training.loop import Cancelled, fit, plan_phases, set_trainable
 
@@ -21,7 +22,7 @@ def epochs_of(events: EventLog) -> list[dict]:
 
 def test_frozen_stages_do_not_train_and_keep_batchnorm_statistics(shapes_folder, tmp_path):
     config = TrainConfig(data=str(shapes_folder), backbone="resnet18", weights="none", freeze_depth=3, **QUICK)
-    result = fit(config, EventLog(), threading.Event(), tmp_path)
+    result = fit(config, prepare(config, tmp_path), EventLog(), threading.Event())
     torch.manual_seed(config.seed)
     initial = backbones.build("resnet18", 3, pretrained=False)
     for i in range(3):
@@ -47,7 +48,7 @@ def test_same_seed_same_data_same_metrics(shapes_folder, tmp_path):
 
 def _fit(config, tmp_path, cache=None) -> EventLog:
     events = EventLog()
-    fit(config, events, threading.Event(), tmp_path, cache)
+    fit(config, prepare(config, tmp_path), events, threading.Event(), cache)
     return events
 
 
@@ -101,7 +102,7 @@ def test_cancel_takes_effect_within_one_batch(shapes_folder, tmp_path):
                          image_size=64, batch_size=4, epochs=50)
     stop = CountingStop()
     with pytest.raises(Cancelled):
-        fit(config, EventLog(), stop, tmp_path)
+        fit(config, prepare(config, tmp_path), EventLog(), stop)
     assert stop.checks == 3  # the check that saw the request was the last: no further batch ran
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from core import tasks
 from core.cli import main
 from core.data import sample
 from core.data.report import ImageRecord
-from core.insight import calibration, intervals
 from core.insight.crossval import cross_validate_features, fine_tuning_note
-from core.insight.evaluation import build_report
 from core.serving.inference import Predictor
+from core.stats import calibration, intervals
 
 
 def test_wilson_matches_the_textbook_interval_and_stays_inside_0_1():
@@ -42,12 +42,13 @@ def test_report_gives_intervals_and_a_sentence_when_a_class_is_small():
     probabilities = np.zeros((70, 2), dtype=np.float32)
     probabilities[np.arange(70), [0] * 9 + [1] * 61] = 1.0  # one rose missed
     import torch
-    report = build_report(labels, records, torch.from_numpy(probabilities))
-    rose = report["per_class"][0]
+    report = tasks.get("single").evaluate(labels, records, torch.from_numpy(probabilities))
+    rose = report.per_label[0]
     assert rose["recall_interval"][0] < 0.9 < rose["recall_interval"][1]
     assert any(note.startswith("With 10 images of 'rose', its recall could be anywhere from")
-               for note in report["interval_notes"])
-    assert report["intervals"]["accuracy"][0] < report["accuracy"] <= report["intervals"]["accuracy"][1]
+               for note in report.interval_notes)
+    assert report.intervals["accuracy"][0] < report.accuracy <= report.intervals["accuracy"][1]
+    assert report.mistakes()[0]["true"] == "rose" and len(report.mistakes()) == 1
 
 
 def test_temperature_scaling_lowers_ece_on_held_out_images():
@@ -81,12 +82,13 @@ def test_cross_validation_on_features_reports_mean_and_spread():
 
 
 def test_the_run_stores_calibration_threshold_and_ood_reference(trained_run):
-    evaluation = json.loads((trained_run / "evaluation.json").read_text())
-    assert "trust_error" not in evaluation
-    assert set(evaluation["calibration"]) >= {"temperature", "ece_before", "ece_after"}
-    assert 0 < evaluation["abstention"]["threshold"] <= 1 and evaluation["abstention"]["curve"]
+    trust = json.loads((trained_run / "evaluation.json").read_text())["trust"]
+    assert "error" not in trust
+    assert set(trust["calibration"]) >= {"temperature", "ece_before", "ece_after"}
+    assert 0 < trust["abstention"]["threshold"] <= 1 and trust["abstention"]["curve"]
     stored = json.loads((trained_run / "calibration.json").read_text())
-    assert stored["temperature"] == evaluation["calibration"]["temperature"]
+    assert stored["temperature"] == trust["calibration"]["temperature"]
+    assert stored["threshold"] == trust["abstention"]["threshold"] and stored["task"] == "single"
     assert (trained_run / "ood_reference.safetensors").stat().st_size < 5 << 20
 
 
@@ -173,23 +175,23 @@ def test_a_partly_fine_tuned_runs_embeddings_reuse_the_cached_frozen_stages_and_
 
     import torch
 
-    from core.data.datasets import inspect, split
     from core.data.imageset import decode_all
     from core.insight.trust import embeddings
     from core.models.features import FeatureCache
     from core.training.config import TrainConfig
+    from core.training.data import prepare
     from core.training.events import EventLog
     from core.training.loop import fit
 
     config = TrainConfig(data=str(shapes_folder), weights="none", freeze_depth=5, image_size=64, epochs=1,
                          augment="light", batch_size=16)
     cache = FeatureCache(tmp_path / "cache")
-    result = fit(config, EventLog(), threading.Event(), tmp_path, cache)
+    result = fit(config, prepare(config, tmp_path), EventLog(), threading.Event(), cache)
     assert 0 < result.frozen_stages < len(result.model.stages)
-    train, val = embeddings(result, config, tmp_path, cache)
+    train, val = embeddings(result, config, cache)
 
-    _, val_records = split(inspect(shapes_folder, tmp_path), config.val_split, config.seed)
-    images = result.preprocessing.normalize(decode_all(result.root, val_records, result.preprocessing))
+    val_records = result.data.val
+    images = result.preprocessing.normalize(decode_all(result.data.root, val_records, result.preprocessing))
     with torch.inference_mode():
         whole = result.model.head[:-1](result.model.run_stages(images)).numpy()
     assert train.shape[0] > val.shape[0] == len(val_records)
@@ -199,7 +201,7 @@ def test_a_partly_fine_tuned_runs_embeddings_reuse_the_cached_frozen_stages_and_
 def test_new_pictures_of_a_tight_classroom_set_are_not_unknown_but_other_things_are():
     """A few near-identical training images per class give a tiny 99% quantile; new pictures of the same kind,
     slightly more varied, must still be known, while something unlike every class is unknown."""
-    from core.insight import ood
+    from core.stats import neighbours as ood
 
     rng = np.random.default_rng(0)
     centres = np.eye(3, 64) * 10 + 1.0  # three classes, far apart

@@ -7,7 +7,9 @@ import threading
 
 import pytest
 import torch
+from torch import nn
 
+from core import tasks
 from core.data.imageset import BatchAugment, FeatureSource, index_batches
 from core.data.preprocessing import Preprocessing
 from core.models import backbones
@@ -15,9 +17,11 @@ from core.models.features import FeatureCache
 from core.training import devices
 from core.training.augmented_views import ViewSource, plan
 from core.training.config import TrainConfig
+from core.training.data import prepare
 from core.training.distributed import FromStage
 from core.training.events import EventLog
-from core.training.loop import Cancelled, fit, make_optimizer, set_trainable, train_one_epoch
+from core.training.loop import Cancelled, fit
+from core.training.steps import Objective, make_optimizer, set_trainable, train_one_epoch
 
 PREP = Preprocessing(72, 64, (0.5,) * 3, (0.5,) * 3, "bilinear")
 PARTIAL = dict(backbone="mobilenet_v3_small", weights="none", freeze_depth=11, image_size=64, batch_size=4,
@@ -46,7 +50,7 @@ def _train(model, source, epochs: int = 3) -> dict:
     for _ in range(epochs):
         set_trainable(model, 11)
         train_one_epoch(FromStage(model, 11), source, optimizer, scheduler, accel, 4, generator, threading.Event(),
-                        lambda *a: None)
+                        lambda *a: None, Objective(tasks.get("single"), nn.CrossEntropyLoss()))
     return model.state_dict()
 
 
@@ -67,13 +71,13 @@ def test_views_fill_during_the_first_epochs_then_are_drawn_from_the_store():
 def test_views_past_the_budget_fall_back_and_say_so(shapes_folder, tmp_path):
     events = EventLog()
     config = TrainConfig(data=str(shapes_folder), epochs=2, **PARTIAL)
-    fit(config, events, threading.Event(), tmp_path, FeatureCache(None, memory_budget=1000))
+    fit(config, prepare(config, tmp_path), events, threading.Event(), FeatureCache(None, memory_budget=1000))
     started = events.of_kind("run_started")[0].data
     assert started["augmented_views"] == 0 and "feature-cache budget" in started["views_fallback"]
     assert len(events.of_kind("epoch_end")) == 2
     within = EventLog()
-    fit(TrainConfig(data=str(shapes_folder), epochs=2, augmented_views=6, **PARTIAL), within, threading.Event(),
-        tmp_path)
+    config = TrainConfig(data=str(shapes_folder), epochs=2, augmented_views=6, **PARTIAL)
+    fit(config, prepare(config, tmp_path), within, threading.Event())
     assert within.of_kind("run_started")[0].data["augmented_views"] == 2  # no more views than epochs
 
 
@@ -97,7 +101,8 @@ class StopAt(threading.Event):
 def test_cancel_within_one_batch_while_reusing_views(shapes_folder, tmp_path):
     stop = StopAt(12)  # 28 training images in batches of 4: 7 batches per epoch, so this is epoch 2 (reusing)
     with pytest.raises(Cancelled):
-        fit(TrainConfig(data=str(shapes_folder), epochs=20, augmented_views=1, **PARTIAL), EventLog(), stop, tmp_path)
+        config = TrainConfig(data=str(shapes_folder), epochs=20, augmented_views=1, **PARTIAL)
+        fit(config, prepare(config, tmp_path), EventLog(), stop)
     assert stop.checks == 12
 
 

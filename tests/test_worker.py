@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import paths
+from core.files import read_json, write_json
 from core.runs import folder as runs
 from core.runs.folder import Run
 from core.runs.jobs import JobManager, describe_slots
@@ -122,11 +123,11 @@ def test_a_gpu_that_is_not_there_is_refused_before_a_run_folder_exists(tmp_path)
 
 
 def test_a_reused_pid_does_not_keep_a_run_running_and_it_can_be_deleted(tmp_path):
-    run = Run(runs.create(tmp_path, TrainConfig(data="x")))
+    run = Run(runs.create(tmp_path, TrainConfig(data="x")).path)
     run.set_status("running")  # this very process, with its real start time: alive
     assert run.is_running()
-    stored = runs.read_json(run.file(runs.STATUS))
-    runs.write_json(run.file(runs.STATUS), stored | {"pid_start": "1"})  # same pid, another process's start
+    stored = read_json(run.file(runs.STATUS))
+    write_json(run.file(runs.STATUS), stored | {"pid_start": "1"})  # same pid, another process's start
     assert run.state == "interrupted" and not run.is_running()
     assert [r.state for r in runs.list_runs(tmp_path)] == ["interrupted"]
     run.delete()
@@ -180,4 +181,4 @@ def test_a_waiting_standby_process_takes_the_next_run_and_a_new_one_waits_behind
         assert behind.pid != waiting.pid and behind.poll() is None
     finally:
         manager.standby.close()
-    assert behind.wait(30) == 0  # its stdin closed before any run came: it ends without training
+    assert behind.wait(600) == 0  # its stdin closed before any run came: it ends without training

@@ -18,9 +18,11 @@ if str(ROOT) not in sys.path:  # pages run as scripts: make `core` importable ho
     sys.path.insert(0, str(ROOT))
 
 from core import maintenance, paths  # noqa: E402
-from core.data.datasets import inspect  # noqa: E402
+from core.data.datasets import inspect_data  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
+from core.files import read_json, write_json  # noqa: E402
+from core.models import backbones  # noqa: E402
 from core.runs import folder as runs  # noqa: E402
 from core.runs.jobs import JobManager  # noqa: E402
 from core.text import md, plain  # noqa: E402
@@ -48,15 +50,15 @@ class Workspace:
         return self.root / "uploads"
 
     def dataset(self) -> dict[str, Any] | None:
-        return runs.read_json(self.root / "workspace.json", {}).get("dataset")
+        return read_json(self.root / "workspace.json", {}).get("dataset")
 
     def set_dataset(self, path: Path, name: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        runs.write_json(self.root / "workspace.json", {"dataset": {"path": str(path), "name": name}})
+        write_json(self.root / "workspace.json", {"dataset": {"path": str(path), "name": name}})
 
     def clear_dataset(self) -> None:
         if (self.root / "workspace.json").exists():
-            runs.write_json(self.root / "workspace.json", {})
+            write_json(self.root / "workspace.json", {})
 
     def new_upload(self, suffix: str = ".zip") -> Path:
         """A fresh path for an upload (the folder made now: the user is saving something)."""
@@ -68,7 +70,7 @@ class Workspace:
         path = Path(path)
         if path.parent != self.uploads or not path.is_file():
             return  # the sample dataset, or not ours
-        used = any(runs.read_json(config, {}).get("data") in (str(path), str(path.resolve()))
+        used = any(read_json(config, {}).get("data") in (str(path), str(path.resolve()))
                    for config in self.runs.glob("*/config.json"))
         if not used:
             path.unlink(missing_ok=True)
@@ -137,7 +139,7 @@ def job_manager() -> JobManager:
 
 @st.cache_data(show_spinner="Checking every image...", max_entries=16)
 def _report(path: str, modified: float) -> DataReport:
-    return inspect(Path(path), paths.home())
+    return inspect_data(Path(path), paths.home())
 
 
 def load_report(dataset: dict[str, Any]) -> DataReport:
@@ -181,5 +183,10 @@ def describe_run(run: runs.RunSummary) -> str:
     accuracy = run.status.get("val_accuracy")
     score = f", {accuracy:.0%} validation accuracy" if isinstance(accuracy, (int, float)) else ""
     data = run.config.get("data_name") or Path(run.config.get("data", "")).name
-    return f"{run.config.get('backbone')} on {data}{score} ({run.state}, {run.id[:8]})"
+    name = run.config.get("backbone", "")
+    try:
+        name = backbones.info(name).title  # the name the Train page showed, not the registry key
+    except (KeyError, ValueError):
+        pass
+    return f"{name} on {data}{score} ({run.state}, run {run.id[:8]})"
 

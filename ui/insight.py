@@ -9,15 +9,14 @@ import streamlit as st
 
 from core import paths
 from core.data.archive import ArchiveRefused
-from core.data.preprocessing import ImageRejected
 from core.insight.audit import AuditImpossible
 from core.insight.crossval import cross_validate, fine_tuning_note
 from core.insight.embeddings import FeatureSpec
 from core.insight.explain import explain
 from core.models.features import FeatureCache
-from core.runs import folder as runs
+from core.runs.folder import Run, RunSummary
 from core.serving.inference import Predictor
-from core.training.config import FREEZE_ALL
+from core.training.config import TrainConfig
 from ui.common import show_error
 
 
@@ -38,12 +37,12 @@ def feature_cache() -> FeatureCache:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def heatmap_overlay(run_path: str, image_path: str, label: str):
-    """The Grad-CAM overlay for `label` on one image, or None when the image is gone."""
+def heatmap_overlay(run_path: str, digest: str, label: str):
+    """The Grad-CAM overlay for `label` on one validation image (by content hash), or None when the run does not
+    hold it (runs made before the run folder kept its validation images)."""
     predictor = predictor_for(run_path)
-    try:
-        picture = predictor.tensor(image_path)
-    except (ImageRejected, OSError):
+    picture = Run(run_path).val_pixels(digest)
+    if picture is None:
         return None
     index = predictor.labels.index(label) if label in predictor.labels else None
     return explain(predictor.model, predictor.preprocessing, picture, index).image
@@ -54,10 +53,10 @@ def spec_of(config: dict) -> FeatureSpec:
                        config.get("seed", 0), config.get("image_size"), "auto")
 
 
-def cross_validation(run: runs.RunSummary, folds: int = 5) -> None:
+def cross_validation(run: RunSummary, folds: int = 5) -> None:
     """Feature extraction: k head fits on the cached features, now. Fine-tuning: say what it would cost."""
     config = run.config
-    if config.get("freeze_depth", FREEZE_ALL) != FREEZE_ALL:
+    if not TrainConfig.from_dict(config).trains_head_only():
         st.info(fine_tuning_note(folds, run.status.get("elapsed_s")))
         return
     key = f"cv_{run.id}"
@@ -74,5 +73,6 @@ def cross_validation(run: runs.RunSummary, folds: int = 5) -> None:
             return
     result = st.session_state[key]
     summary = result.summary()
-    st.markdown(result.sentence() + f" Macro-F1 {summary['macro_f1_mean']:.3f} ± {summary['macro_f1_std']:.3f}. "
-                "Each fold fits the same linear head on the frozen backbone's features, on all your images.")
+    st.markdown(result.sentence() + f" Class-balanced score (macro F1) {summary['macro_f1_mean']:.1%} ± "
+                f"{summary['macro_f1_std']:.1%}. Each fold trains the same new last layer on what the unchanged "
+                "pretrained network sees in your images, on all of them.")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import quota
 from core.data.archive import ArchiveRefused
 from core.data.sample import SAMPLE_ZIP
 from core.insight import charts
@@ -24,13 +25,22 @@ if right.button("Use the sample dataset", help="120 generated pictures of circle
     if previous:
         ws.discard_upload(Path(previous["path"]))
 if upload is not None and st.session_state.get("uploaded_file_id") != upload.file_id:
-    target = ws.new_upload()
-    with target.open("wb") as sink:
-        shutil.copyfileobj(upload, sink, 1 << 20)  # to disk in chunks; training reads it from there
-    ws.set_dataset(target, upload.name)
     st.session_state["uploaded_file_id"] = upload.file_id
-    if previous:
-        ws.discard_upload(Path(previous["path"]))  # replaced: kept only if a run was trained on it
+    try:
+        quota.check(ws.root, upload.size)  # before anything of it is stored
+    except quota.QuotaExceeded as error:
+        st.session_state["quota_refusal"] = (upload.file_id, f"'{upload.name}' was not stored: {error}")
+    else:
+        target = ws.new_upload()
+        with target.open("wb") as sink:
+            shutil.copyfileobj(upload, sink, 1 << 20)  # to disk in chunks; training reads it from there
+        quota.added(ws.root, upload.size)
+        ws.set_dataset(target, upload.name)
+        if previous:
+            ws.discard_upload(Path(previous["path"]))  # replaced: kept only if a run was trained on it
+refusal = st.session_state.get("quota_refusal")
+if refusal and upload is not None and refusal[0] == upload.file_id:
+    show_error(refusal[1])
 
 dataset = ws.dataset()
 if not dataset:

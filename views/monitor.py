@@ -1,6 +1,5 @@
 """Step 6: serve a model to other programs and watch what it is asked and how it answers."""
 import time
-import traceback
 
 import streamlit as st
 
@@ -9,8 +8,10 @@ from core.data.archive import ArchiveRefused
 from core.data.store import DatasetStore, StoreError
 from core.serving import monitor, monitor_charts
 from core.serving.keep import kept_images_for_review
-from core.serving.predlog import LogUnavailable, PredictionLog, allowed_log_url, default_url
-from core.serving.process import ServiceStartError, default_keep_dir, how_to_call, registry
+from core.serving.log_access import REFUSED, is_sqlite_url, open_typed_log
+from core.serving.predlog import LogUnavailable, PredictionLog, default_url
+from core.serving.process import ServiceStartError, default_keep_dir, how_to_call
+from core.serving.registry import registry
 from core.serving.to_labelling import labelling_dataset, labels_to_feedback, send_for_labelling
 from core.text import md
 from ui.common import cached_thumbnail, pick_run, show_error, workspace
@@ -21,28 +22,30 @@ FROM_RUN, FROM_URL = "A trained model of this workspace", "A prediction log data
 
 def service_panel(run) -> str:
     """Start/stop a local service for the run; returns the URL to show in the examples."""
-    service = registry.get(run.id)
+    service = registry.get(run.path)
+    st.caption(registry.usage(space.root).sentence())
     if service is None:
         keep = st.checkbox("Keep the images it receives (the newest 1000, for review)", key="monitor_keep")
         if st.button("Start a local service", type="primary", key="monitor_start"):
             try:
                 with st.spinner("Loading the model in a new service..."):
-                    registry.start(run.path, keep_images=default_keep_dir(run.id) if keep else None)
+                    registry.start(run.path, space.root,
+                                   keep_images=default_keep_dir(space.root, run.id) if keep else None)
                 st.rerun()  # draw the running state alone (no Start button left over from this run)
             except ServiceStartError as error:
-                show_error(str(error), error.output or None)
+                show_error(str(error), error.output or None)  # the output has its paths and keys hidden
     if service is not None:
         st.success(f"Serving at {service.url} (reachable from this computer only). API docs: {service.url}/docs")
         if st.button("Stop the service", key="monitor_stop"):
-            registry.stop(run.id)
+            registry.stop(run.path)
             st.rerun()
         return service.url
     return "http://127.0.0.1:8000"
 
 
 def how_to_call_panel(run, url: str) -> None:
-    examples = how_to_call(run.path, url)
-    if registry.get(run.id) is None:  # while it serves, starting another on the same port would only fail
+    examples = how_to_call(run.id, url)
+    if registry.get(run.path) is None:  # while it serves, starting another on the same port would only fail
         how_to_start(examples)
     st.markdown("**Ask it** from a terminal, or from Python:")
     st.code(examples["curl"], language="bash")
@@ -52,21 +55,23 @@ def how_to_call_panel(run, url: str) -> None:
 def how_to_start(examples: dict[str, str]) -> None:
     st.markdown("**Start it yourself** (add `--host 0.0.0.0 --api-key-env MY_KEY` to reach it from other machines):")
     st.code(examples["serve"], language="bash")
+    st.caption(examples["key"])
 
 
 def open_log(source: str, run) -> tuple[PredictionLog, str | None] | None:
     if source == FROM_RUN:
-        return PredictionLog(default_url(run.id), create=False), run.id
-    url = st.text_input("Database URL", placeholder="sqlite:////path/to/log.sqlite or postgresql://user@host/db",
+        return PredictionLog(default_url(space.root, run.id), create=False), run.id
+    url = st.text_input("Database URL", placeholder="sqlite:///serving/RUN_ID.sqlite or postgresql://user@host/db",
                         key="monitor_url")
     if not url:
-        st.info("Enter the URL of a prediction log (the `--log-db` of a service).")
+        st.info("Enter the URL of a prediction log (the `--log-db` of a service, or sqlite:///serving/RUN_ID.sqlite "
+                "for a log of this workspace).")
         return None
-    refusal = allowed_log_url(url)
-    if refusal:
-        st.error(md(refusal))
+    try:
+        return open_typed_log(url, space.root), None
+    except LogUnavailable as error:
+        st.error(md(str(error)))
         return None
-    return PredictionLog(url.strip(), create=False), None
 
 
 def show_summary(summary: monitor.Summary, reference: monitor.Reference, rows: list[dict]) -> None:
@@ -81,6 +86,9 @@ def show_summary(summary: monitor.Summary, reference: monitor.Reference, rows: l
     answers[0].metric("Not sure", f"{trust['unsure']:.0%}", help="Answers below the confidence threshold shown on Evaluate.")
     answers[1].metric("Unknown", f"{trust['unknown']:.0%}", help="Images unlike every training image.")
     st.plotly_chart(monitor_charts.requests_over_time(summary.over_time), key="monitor_time")
+    if len(summary.replicas) > 1 or any(r["replica"] != "not recorded" for r in summary.replicas):
+        st.markdown("**Answered by** (each replica of the service, host:process)")
+        st.dataframe(summary.replicas, hide_index=True, key="monitor_replicas")
     st.plotly_chart(monitor_charts.class_distribution(summary.classes), key="monitor_classes")
     st.subheader("Do the images still look like the training images?")
     served_conf = [r["confidence"] for r in rows if r["confidence"] is not None]
@@ -103,7 +111,7 @@ def count_labels_as_feedback(log: PredictionLog) -> None:
 
 
 def review_panel(log: PredictionLog, run) -> None:
-    folder = default_keep_dir(run.id)
+    folder = default_keep_dir(space.root, run.id)
     if not folder.is_dir():
         return
     review = kept_images_for_review(log, folder, model=run.id, limit=48)
@@ -130,8 +138,7 @@ def send_panel(run, review: list[dict]) -> None:
         except (StoreError, ArchiveRefused) as error:
             show_error(f"The images could not be sent to labelling: {error}")
         except OSError:
-            show_error("The images could not be sent to labelling: the dataset store could not be written.",
-                       traceback.format_exc())
+            show_error("The images could not be sent to labelling: the dataset store could not be written.")
     sent = st.session_state.get(f"monitor_sent_{run.id}")
     if sent is not None:
         st.success(md(sent.summary()))
@@ -148,7 +155,7 @@ run = pick_run(space, "serve and watch it") if source == FROM_RUN else None
 if source == FROM_RUN and run is None:
     st.stop()
 if run is not None:
-    with st.expander("Serve this model to other programs", expanded=registry.get(run.id) is not None):
+    with st.expander("Serve this model to other programs", expanded=registry.get(run.path) is not None):
         how_to_call_panel(run, service_panel(run))
 opened = None
 try:
@@ -164,8 +171,10 @@ try:
 except LogUnavailable as error:
     if source == FROM_RUN:
         st.info("No predictions logged for this model yet. Start a service above and send it images.")
+    elif is_sqlite_url(st.session_state.get("monitor_url", "")):
+        st.error(md(REFUSED))  # the same sentence as every refusal: nothing tells which files exist
     else:
-        show_error(f"This log could not be read: {error}.", traceback.format_exc())
+        show_error(f"{str(error)[:1].upper()}{str(error)[1:]}.")  # one sentence; no traceback, no server path
     st.stop()
 if not rows:
     st.info("No predictions in this period yet.")

@@ -11,7 +11,7 @@ from core.data.store import DatasetStore, StoreError
 from core.insight.audit import AuditImpossible, audit, corrected_zip
 from core.insight.embeddings import FeatureSpec
 from core.text import md, plain
-from core.training.config import FREEZE_ALL
+from core.training.config import TrainConfig
 from ui.common import cached_thumbnail, load_report, show_error, workspace
 from ui.insight import feature_cache
 
@@ -26,7 +26,7 @@ def spec_for(ws, dataset_path: str) -> tuple[FeatureSpec, bool]:
         if config.get("data") == dataset_path:
             spec = FeatureSpec(config["backbone"], config.get("weights", "default"), config.get("seed", 0),
                                config.get("image_size"), "auto")
-            return spec, config.get("freeze_depth", FREEZE_ALL) != FREEZE_ALL
+            return spec, not TrainConfig.from_dict(config).trains_head_only()
     return FeatureSpec(), False
 
 

@@ -63,7 +63,7 @@ def preflight(args: argparse.Namespace) -> None:
 
         devices.resolve(args.device)  # raises ConfigError with the sentence
     if args.command == "train":
-        _check_trainable(Path(args.data))
+        _check_trainable(Path(args.data), args.task, args.target)
 
 
 def describe(error: BaseException) -> str:
@@ -76,11 +76,11 @@ def describe(error: BaseException) -> str:
     return f"unexpected {type(error).__name__}: {' '.join(str(error).split())[:300]}"
 
 
-def _check_trainable(data_path: Path) -> None:
+def _check_trainable(data_path: Path, task: str | None = None, target: str = "") -> None:
     from core import paths
-    from core.data.datasets import inspect
+    from core.data.datasets import inspect_data
 
-    report = inspect(data_path, paths.home())  # remembered in-process: training reads the same scan
+    report = inspect_data(data_path, paths.home(), task=task, target=target or None)  # remembered: training reads it
     if not report.trainable:
         raise UsageError(report.error or "this data cannot be used for training")
 

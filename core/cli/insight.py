@@ -60,7 +60,7 @@ def _cv(args: argparse.Namespace) -> int:
     from core.insight.audit import AuditImpossible
     from core.insight.crossval import cross_validate, fine_tuning_note
 
-    if args.freeze_depth != cfg.FREEZE_ALL:
+    if not cfg.TrainConfig(data=args.data, backbone=args.backbone, freeze_depth=args.freeze_depth).trains_head_only():
         print(json.dumps({"folds": args.folds, "done": False, "note": fine_tuning_note(args.folds, None)}))
         return 0
     try:

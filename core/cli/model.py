@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=positive_int, default=3)
+    p.add_argument("--coverage", type=float, default=None,
+                   help="how often a score's interval (or a class answer's set) must hold the truth, e.g. 0.9 "
+                        "(default: the run's 90%%)")
     p.set_defaults(handler=_predict)
     p = sub.add_parser("export", help="write a run's TorchScript bundle (zip)")
     p.add_argument("--run", required=True)
@@ -35,7 +38,7 @@ def _predict(args: argparse.Namespace) -> int:
     failed = 0
     for image in args.images:
         try:
-            (details,) = predictor.predict_details([image], top_k=args.top_k)
+            (details,) = predictor.predict_details([image], top_k=args.top_k, coverage=args.coverage)
         except ImageRejected as error:
             failed += 1
             print(json.dumps({"image": image, "error": str(error)}, ensure_ascii=False))

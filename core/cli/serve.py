@@ -1,10 +1,18 @@
-"""`serve`: a trained run as a REST service (FastAPI + uvicorn), every prediction logged."""
+"""`serve`: a trained run as a REST service (FastAPI + uvicorn), every prediction logged.
+
+One process, or N replicas with `--workers N`: uvicorn binds the port once and its supervisor runs N worker
+processes that accept from it (the kernel spreads connections), restarting one that dies. Each loads the model and
+writes to the same log, so the log must be one every process can write: PostgreSQL, or SQLite on this machine.
+For replicas on several machines, run the command on each (same --log-db) behind any HTTP load balancer.
+"""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import ipaddress
+import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -12,14 +20,22 @@ from pathlib import Path
 
 import uvicorn
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_WORKERS = 16
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="answer predictions over HTTP (docs at /docs), logging every one")
-    p.add_argument("--run", required=True, help="the run folder of a finished training run")
+    p.add_argument("--run", required=True, dest="run_ref", metavar="RUN",
+                   help="the run folder of a finished training run, or its run id with --workspace-key-env")
+    p.add_argument("--workspace-key-env", default=None, metavar="NAME",
+                   help="name of the environment variable holding your workspace key (the ws=... of the app's "
+                        "address): --run is then a run id of that workspace")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (anything but loopback needs a key)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--log-db", default=None, help="SQLAlchemy URL of the prediction log "
-                   "(default: SQLite under $TRANSFERLAB_HOME/serving/)")
+    p.add_argument("--workers", type=int, default=1, help="replicas: processes answering on the same port")
+    p.add_argument("--log-db", default=None, help="SQLAlchemy URL of the prediction log, e.g. "
+                   "postgresql://user@host/db for replicas (default: SQLite in the run's workspace)")
     p.add_argument("--api-key-env", default=None, metavar="NAME",
                    help="name of the environment variable that holds the API key (header X-API-Key)")
     p.add_argument("--max-batch", type=int, default=16, help="most images in one forward pass (1: no batching)")
@@ -42,7 +58,28 @@ def service_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def resolve_run(run: str, workspace_key_env: str | None) -> Path:
+    """The run folder: a path, or a run id inside the workspace whose key the named variable holds. Never prints a
+    workspace path (it holds the key)."""
+    from core import paths
+
+    if not workspace_key_env:
+        if not (Path(run) / "config.json").is_file():
+            shown = run if len(run) <= 120 else f"{run[:80]}...{run[-30:]}"
+            raise ValueError(f"no run folder at '{shown}' (a run folder holds config.json)")
+        return Path(run)
+    key = os.environ.get(workspace_key_env, "").strip()
+    if not paths.is_workspace_key(key):
+        raise ValueError(f"the environment variable {workspace_key_env} holds no workspace key of this server: set it "
+                         f"to the key in your browser's address bar, after ws=")
+    run_dir = paths.home() / "workspaces" / key / "runs" / run
+    if not RUN_ID.fullmatch(run) or not (run_dir / "config.json").is_file():
+        raise ValueError("this workspace has no run with that id (the Monitor page shows the command with it)")
+    return run_dir
+
+
 def _serve(args: argparse.Namespace) -> int:
+    run_dir = resolve_run(args.run_ref, args.workspace_key_env)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env, "")
@@ -55,18 +92,53 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError("--max-batch must be between 1 and 256")
     if not 0 <= args.port <= 65535:
         raise ValueError("--port must be between 0 and 65535")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ValueError(f"--workers must be between 1 and {MAX_WORKERS}")
+    # The retention limits of kept images hold for all replicas together: each keeps its share.
+    settings = {"log_url": args.log_db, "max_batch": args.max_batch, "keep_images": args.keep_images,
+                "keep_max_count": max(1, args.keep_max_count // args.workers),
+                "keep_max_bytes": max(1, args.keep_max_mb * 2**20 // args.workers)}
+    url = service_url(args.host, args.port)
+    if args.workers > 1:
+        return _serve_replicas(run_dir, settings, args, url)
     from core.serving.service import create_app
 
-    app = create_app(Path(args.run), log_url=args.log_db, api_key=api_key, max_batch=args.max_batch,
-                     keep_images=Path(args.keep_images) if args.keep_images else None,
-                     keep_max_count=args.keep_max_count, keep_max_bytes=args.keep_max_mb * 2**20)
-    url = service_url(args.host, args.port)
-    print(f"Serving run {Path(args.run).name} at {url} (API docs: {url}/docs; log: "
-          f"{app.state.service.log.engine.url.render_as_string(hide_password=True)}). Stop with Ctrl-C.", flush=True)
+    app = create_app(run_dir, api_key=api_key, **settings | {"keep_images": Path(args.keep_images) if args.keep_images
+                                                              else None})
+    _announce(run_dir.name, url, app.state.service.log.engine.url, 1)
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown: requests in flight finish, then the app stops.
     _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).run()
     print("Stopped.", file=sys.stderr, flush=True)
     return 0
+
+
+def _serve_replicas(run_dir: Path, settings: dict, args: argparse.Namespace, url: str) -> int:
+    from uvicorn.supervisors import Multiprocess
+
+    from core.serving.predlog import PredictionLog, default_url, workspace_of
+    from core.serving.service import SETTINGS_ENV
+
+    log_url = settings["log_url"] or default_url(workspace_of(run_dir), run_dir.name)
+    log = PredictionLog(log_url)  # the schema once, before the replicas start (each also checks, under a lock)
+    log.close()
+    os.environ[SETTINGS_ENV] = json.dumps(settings | {"run_dir": str(run_dir), "log_url": log_url,
+                                                      "workers": args.workers, "api_key_env": args.api_key_env})
+    config = uvicorn.Config("core.serving.service:app_from_environment", factory=True, host=args.host,
+                            port=args.port, workers=args.workers, log_level="warning")
+    _announce(run_dir.name, url, log.engine.url, args.workers)
+    # The supervisor turns SIGINT/SIGTERM into a graceful stop of every replica, and restarts one that dies.
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    print("Stopped.", file=sys.stderr, flush=True)
+    return 0
+
+
+def _announce(run_id: str, url: str, log_url: object, workers: int) -> None:
+    from core.serving.process import hide_keys
+
+    shown = hide_keys(log_url.render_as_string(hide_password=True))  # type: ignore[attr-defined]
+    replicas = f" as {workers} replicas" if workers > 1 else ""
+    print(f"Serving run {run_id} at {url}{replicas} (API docs: {url}/docs; log: {shown}). Stop with Ctrl-C.",
+          flush=True)
 
 
 class _Server(uvicorn.Server):

@@ -6,9 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-from core import paths
+from core import paths, tasks
 from core.models import backbones
 from core.training import config as cfg
+from core.training.events import EPOCH_END, RUN_STARTED, TERMINAL_KINDS
 
 DEFAULTS = cfg.defaults()
 
@@ -16,6 +17,11 @@ DEFAULTS = cfg.defaults()
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model; prints progress, then the run folder")
     p.add_argument("--data", required=True)
+    p.add_argument("--task", choices=tasks.NAMES, default=None,
+                   help="what to learn: single (one label), multi (several labels), regression (a number); "
+                        "default: what the data says (its metadata.csv column, or class folders: single)")
+    p.add_argument("--target", default="", metavar="COLUMN", help="the metadata column to learn (default: label, "
+                   "labels or value)")
     p.add_argument("--backbone", default=DEFAULTS["backbone"], choices=backbones.NAMES)
     p.add_argument("--freeze-depth", type=cfg.parse_freeze_depth, default=DEFAULTS["freeze_depth"],
                    help="stages to freeze: 0 = fine-tune everything, 'all' = feature extraction (default)")
@@ -61,8 +67,12 @@ def _train(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> cfg.TrainConfig:
     if not Path(args.data).exists():
         raise FileNotFoundError(f"there is no file or folder {args.data}")
+    from core.data.datasets import inspect_data
+
+    task = args.task or inspect_data(Path(args.data), paths.home(), target=args.target or None).task
     return cfg.TrainConfig(
-        data=str(Path(args.data).resolve()), backbone=args.backbone, freeze_depth=args.freeze_depth,
+        data=str(Path(args.data).resolve()), task=task, target=args.target, backbone=args.backbone,
+        freeze_depth=args.freeze_depth,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
         image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
         weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
@@ -83,8 +93,8 @@ def _follow(manager, job) -> int:
         job.wait()
     _print_new(tail.read_to_end(), progress)
     status = job.run.status()
-    print(json.dumps({"run": str(job.run_dir), **{k: status.get(k) for k in ("state", "message", "val_accuracy",
-                                                                             "macro_f1", "best_epoch", "elapsed_s")}}))
+    shown = ("state", "message", "task", "metrics", "val_accuracy", "macro_f1", "best_epoch", "elapsed_s")
+    print(json.dumps({"run": str(job.run_dir), **{k: status.get(k) for k in shown}}))
     return {"finished": 0, "cancelled": 130}.get(job.state, 1)
 
 
@@ -95,14 +105,14 @@ def _print_new(records: list[dict], progress) -> None:
 
 
 def _print_event(kind: str, data: dict, where: str) -> None:
-    if kind == "run_started":
+    if kind == RUN_STARTED:
         print(f"training {data['backbone']} on {data['device']}: {data['num_train']} train / {data['num_val']} val "
               f"images, {len(data['classes'])} classes, {data['frozen_stages']}/{data['total_stages']} stages frozen",
               file=sys.stderr)
-    elif kind == "epoch_end":
+    elif kind == EPOCH_END:
         print(f"epoch {data['epoch']}/{data['epochs']}: loss {data['train_loss']:.4f} acc {data['train_accuracy']:.3f}"
               f" | val loss {data['val_loss']:.4f} acc {data['val_accuracy']:.3f} | {where}", file=sys.stderr)
-    elif kind in ("run_failed", "run_cancelled", "run_finished"):
+    elif kind in TERMINAL_KINDS:
         print(data.get("message", kind), file=sys.stderr)
         if data.get("details"):
             print(data["details"], file=sys.stderr)

@@ -2,19 +2,25 @@
 
 Refused outright (a one-line reason): not a zip, too many members, too many bytes in all, a member too big,
 a compression ratio that only a zip bomb has. Skipped with a reason: paths that would leave the target
-folder, symlinks, encrypted members. Sizes are enforced while streaming, since a header can lie.
+folder, symlinks, encrypted members, names the file system cannot hold (a component over 255 bytes, a whole
+path over 4,096 bytes once under the target folder, folders nested over 32 deep), members the caller does not
+want (e.g. non-images, by name). Sizes are enforced while streaming, since a header can lie.
 """
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 _CHUNK = 1 << 20
 _MAX_NAME_BYTES = 255  # one path component on Linux, macOS and Windows file systems
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux, its terminating NUL included: a longer path cannot be opened
+MAX_DEPTH = 32  # folders inside folders: nobody sorts images deeper, and walking such trees is slow
 
 
 class ArchiveRefused(ValueError):
@@ -36,8 +42,14 @@ class Skipped:
     reason: str
 
 
-def extract(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimits()) -> list[Skipped]:
-    """Extract `archive` into the new folder `target`; on refusal `target` is removed and nothing is left."""
+Unwanted = Callable[[str], "str | None"]  # a member's name -> why it is not wanted (skipped unread), or None
+
+
+def extract(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimits(),
+            unwanted: Unwanted | None = None) -> list[Skipped]:
+    """Extract `archive` into the new folder `target`; on refusal `target` is removed and nothing is left.
+
+    `unwanted` names members to skip by name (with its reason) before anything of them is read or written."""
     if not zipfile.is_zipfile(archive):
         raise ArchiveRefused("This file is not a zip archive. Please upload a .zip of class folders.")
     target.mkdir(parents=True, exist_ok=False)
@@ -45,7 +57,8 @@ def extract(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimits()
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             _check_limits(members, limits)
-            return [s for info in members if (s := _extract_member(zf, info, target.resolve(), limits))]
+            root = target.resolve()
+            return [s for info in members if (s := _extract_member(zf, info, root, limits, unwanted))]
     except zipfile.BadZipFile as error:
         shutil.rmtree(target, ignore_errors=True)
         raise ArchiveRefused(f"The zip archive is damaged and cannot be read ({error}).") from error
@@ -71,22 +84,27 @@ def _check_member_size(name: str, size: int, compressed: int, limits: ArchiveLim
         raise ArchiveRefused(f"'{name}' is compressed {size / max(compressed, 1):.0f}:1, a sign of a zip bomb; refused.")
 
 
-def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, limits: ArchiveLimits) -> Skipped | None:
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, limits: ArchiveLimits,
+                    unwanted: Unwanted | None) -> Skipped | None:
     name = info.filename.replace("\\", "/")
-    reason = _unsafe_reason(name, info)
+    reason = _unsafe_reason(name, info) or _too_long_reason(name, root)
+    if not reason and not info.is_dir() and unwanted is not None:
+        reason = unwanted(name)
     if reason:
         return Skipped(name, reason)
     if info.is_dir():
         return None
-    destination = (root / name).resolve()
-    if not destination.is_relative_to(root):
+    destination = Path(os.path.normpath(root / name))  # lexically: the file system may not hold the path
+    if not destination.is_relative_to(root):  # cannot happen without '..' or an absolute path: defence in depth
         return Skipped(name, "path leads outside the dataset folder; skipped")
+    written = False
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
+        written = True  # from here a partial file may exist
         _copy_member(zf, info, name, destination, limits)
     except OSError as error:
-        if destination.is_file():
-            destination.unlink(missing_ok=True)
+        if written:
+            _discard(destination)
         if error.errno == errno.ENOSPC:
             raise ArchiveRefused("The server ran out of disk space while unpacking this archive.") from error
         return Skipped(name, _unwritable_reason(error))
@@ -103,6 +121,26 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, destinat
             if written > info.file_size:
                 raise ArchiveRefused(f"'{name}' holds more data than its header declares; the archive is refused.")
             sink.write(chunk)
+
+
+def _discard(path: Path) -> None:
+    try:
+        if path.is_file():
+            path.unlink()
+    except OSError:
+        pass  # nothing was written there after all (or it cannot be named): nothing to remove
+
+
+def _too_long_reason(name: str, root: Path) -> str | None:
+    """Paths the file system cannot hold, found before anything is written (the OS error would name our folder)."""
+    parts = PurePosixPath(name).parts
+    if len(parts) > MAX_DEPTH + 1:
+        return f"inside folders nested more than {MAX_DEPTH} deep; skipped"
+    if len(str(root).encode("utf-8", "surrogateescape")) + 1 + len(name.encode("utf-8", "surrogateescape")) \
+            >= MAX_PATH_BYTES:
+        return (f"path too long for the file system (over {MAX_PATH_BYTES:,} bytes together with the folder it is "
+                "unpacked into); shorten its folder names; skipped")
+    return None
 
 
 def _unwritable_reason(error: OSError) -> str:

@@ -8,7 +8,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from core.data.store import UNSAFE_NAME, DatasetStore, Version
+from core.data.store import EXPORTS, UNSAFE_NAME, DatasetStore, Version
 
 
 def layout(version: Version) -> dict[str, str]:
@@ -54,15 +54,22 @@ def materialize(store: DatasetStore, dataset: str, number: int) -> Path:
     return target
 
 
-def export_zip(store: DatasetStore, dataset: str, number: int, destination: Path) -> Path:
-    """A plain zip of class folders (the layout the Data page accepts), written atomically."""
+def export_zip(store: DatasetStore, dataset: str, number: int, destination: Path | None = None) -> Path:
+    """A plain zip of class folders (the layout the Data page accepts), written atomically, built anew each time.
+
+    Without a destination it goes to the store's exports/ folder, which the clean-up empties of zips older than a
+    day: a download is rebuilt on demand rather than kept as a full copy of the images."""
     version = store.version(dataset, number)
+    destination = destination or store.root / EXPORTS / f"dataset-{dataset}-v{number}.zip"
     destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
-        for relative, digest in layout(version).items():
-            archive.write(store.object_path(digest), relative)
-    os.replace(tmp, destination)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
+            for relative, digest in layout(version).items():
+                archive.write(store.object_path(digest), relative)
+        os.replace(tmp, destination)
+    finally:
+        tmp.unlink(missing_ok=True)
     return destination
 
 

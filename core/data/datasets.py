@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
-import io
 import os
 import random
 import shutil
@@ -15,8 +15,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.data import metadata, names
 from core.data.archive import ArchiveLimits, Skipped, extract
-from core.data.preprocessing import ImageRejected, is_image_name, load_rgb
+from core.data.preprocessing import NOT_AN_IMAGE, ImageRejected, is_image_name, load_rgb, sniffed_format
 from core.data.report import DataReport, ImageRecord, judge
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -67,22 +68,24 @@ def previously_skipped(folder: Path) -> list[Skipped]:
     return [Skipped(path, reason) for path, reason in lines]
 
 
-def inspect(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = ArchiveLimits()) -> DataReport:
-    """Everything a user needs to know about their data before training. Raises ArchiveRefused."""
+def inspect_data(source: Path, work_dir: Path | None = None, limits: ArchiveLimits = ArchiveLimits(),
+                 task: str | None = None, target: str | None = None) -> DataReport:
+    """Everything a user needs to know about their data before training. `task` ("single", "multi", "regression")
+    and `target` (a metadata column) override what the data implies. Raises ArchiveRefused."""
     folder = materialize(Path(source), Path(work_dir or Path(source).parent / ".transferlab"), limits)
-    report = scan(folder)
+    report = scan(folder, task, target)
     report.skipped = previously_skipped(folder) + report.skipped
     return report
 
 
-def scan(folder: Path) -> DataReport:
+def scan(folder: Path, task: str | None = None, target: str | None = None) -> DataReport:
     """The report for a folder; remembered in-process until any file in it changes (a copy: callers edit it)."""
-    return copy.deepcopy(_scan_version(_signature(folder)))
+    return copy.deepcopy(_scan_version(_signature(folder), task, target))
 
 
 @lru_cache(maxsize=8)
-def _scan_version(signature: tuple) -> DataReport:
-    return _scan(Path(signature[0]))
+def _scan_version(signature: tuple, task: str | None, target: str | None) -> DataReport:
+    return _scan(Path(signature[0]), task, target)
 
 
 def _signature(folder: Path) -> tuple:
@@ -95,9 +98,17 @@ def _signature(folder: Path) -> tuple:
     return (str(folder.resolve()), tuple(sorted(entries)))
 
 
-def _scan(folder: Path) -> DataReport:
+def _scan(folder: Path, task: str | None = None, target: str | None = None) -> DataReport:
     root = _unwrap(folder)
     split_dirs = _split_dirs(root)
+    listed = metadata.listed_in(root, split_dirs, task, target)
+    if listed is not None:
+        return judge(_check_listed(root, listed))
+    if task == "regression":
+        report = DataReport(root, "empty", task="regression", target=target or "value")
+        report.error = ("Numbers to predict come from a metadata.csv beside the images, with a file_name column and "
+                        "a value column; class folders hold labels, not numbers.")
+        return report
     candidates: list[tuple[Path, str, str | None]] = []
     skipped: list[Skipped] = []
     if split_dirs:
@@ -111,17 +122,36 @@ def _scan(folder: Path) -> DataReport:
         checked = list(pool.map(lambda c: _check(c, root), candidates))
     images = [item for item in checked if isinstance(item, ImageRecord)]
     skipped += [item for item in checked if isinstance(item, Skipped)]
+    if task == "multi":  # one picture in several class folders carries all of their labels
+        return judge(DataReport(root, layout if images else "empty", metadata.tags_from_folders(images), skipped,
+                                task="multi"))
     return judge(DataReport(root, layout if images else "empty", images, skipped))
 
 
+def _check_listed(root: Path, listed: metadata.Listed) -> DataReport:
+    """The images a metadata file names, checked like any other, each with the target its row gives."""
+    candidates = [(root / path, target, split) for path, (target, split) in listed.targets.items()]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        checked = list(pool.map(lambda c: _check((c[0], c[1].label or ";".join(c[1].labels), c[2]), root), candidates))
+    images, skipped = [], list(listed.skipped)
+    for (_, target, _), item in zip(candidates, checked):
+        if isinstance(item, ImageRecord):
+            images.append(dataclasses.replace(item, labels=target.labels, value=target.value))
+        else:
+            skipped.append(item)
+    return DataReport(root, "metadata" if images else "empty", images, skipped, task=listed.task, target=listed.column)
+
+
 def split(report: DataReport, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[ImageRecord], list[ImageRecord]]:
-    """Train and validation records: the given val/ folder, else a seeded split stratified per class."""
-    if report.layout == "split_folders" and any(r.split == "val" for r in report.images):
+    """Train and validation records: the given val/ folder, else a seeded split, stratified per class for one
+    label per image (tags and values: one seeded random draw)."""
+    if any(r.split == "val" for r in report.images):
         return ([r for r in report.images if r.split == "train"], [r for r in report.images if r.split == "val"])
     rng = random.Random(seed)
     train, val = [], []
-    for label in report.labels:
-        members = sorted((r for r in report.images if r.label == label), key=lambda r: r.path)
+    groups = report.labels if report.task == "single" else [None]
+    for label in groups:
+        members = sorted((r for r in report.images if label is None or r.label == label), key=lambda r: r.path)
         rng.shuffle(members)
         n_val = max(1, round(val_fraction * len(members))) if len(members) >= 2 else 0
         val += members[:n_val]
@@ -190,22 +220,40 @@ def _collect(directory: Path, root: Path, split: str | None, out: list, skipped:
         elif not is_image_name(path):
             skipped.append(Skipped(relative, f"not an image file ({path.suffix or 'no extension'}); skipped"))
         else:
-            out.append((path, depth_parts[0], split))
+            out.append((path, names.normalize(depth_parts[0]), split))  # café from a Mac and from Windows: one class
 
 
 def _check(candidate: tuple[Path, str, str | None], root: Path) -> ImageRecord | Skipped:
     path, label, split_name = candidate
     relative = path.relative_to(root).as_posix()
-    data = path.read_bytes()
-    if not data:
-        return Skipped(relative, "empty file; skipped")
-    try:
-        load_rgb(io.BytesIO(data), min_size=_VERIFY_SIZE)  # decodes fully: catches truncated and corrupt files
-    except ImageRejected as error:
-        return Skipped(relative, f"{error}; skipped")
-    with Image.open(io.BytesIO(data)) as header:  # the stored size, not the reduced-scale decode's
+    problem = image_problem(path)
+    if problem:
+        return Skipped(relative, f"{problem}; skipped")
+    with Image.open(path) as header:  # the stored size, not the reduced-scale decode's
         width, height = header.size
-    return ImageRecord(relative, label, split_name, hashlib.sha256(data).hexdigest(), width, height)
+    return ImageRecord(relative, label, split_name, file_sha256(path), width, height)
+
+
+def image_problem(path: Path) -> str | None:
+    """Why the file at `path` is no usable image, or None. Read from disk (never whole into memory): its first
+    bytes must announce an image format, then it must decode fully (truncated, corrupt, bombs, strips refused)."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if not head:
+        return "empty file"
+    if sniffed_format(head) is None:
+        return NOT_AN_IMAGE
+    try:
+        load_rgb(path, min_size=_VERIFY_SIZE, name="")  # the reason names no file: the caller lists its own name
+    except ImageRejected as error:
+        return str(error)
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """The content hash, read from disk in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _is_junk(name: str) -> bool:

@@ -1,7 +1,8 @@
 """Opening any image a user has as correct RGB, and the exact resize/crop/normalise of a backbone.
 
 Training, evaluation, prediction and the exported `predict.py` all go through `load_rgb` and
-`Preprocessing.to_uint8`, so a prediction sees exactly what validation saw.
+`Preprocessing.to_uint8`, so a prediction sees exactly what validation saw. The resize is bounded by the output:
+it never allocates more than the square the crop is taken from, whatever the input's aspect ratio.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
-from torchvision.transforms import InterpolationMode
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # One image may take at most this much memory decoded (Pillow's own bomb guard allows ~90 megapixels, 3 GB
@@ -26,6 +26,9 @@ MAX_DECODED_BYTES = 128 << 20
 # What decodes in flight may take together; more wait their turn. Converting to RGB costs ~8 bytes a pixel more.
 DECODE_MEMORY = int(os.environ.get("TRANSFERLAB_DECODE_MEMORY_MB", "768")) << 20
 _CONVERSION_BYTES_PER_PIXEL = 8
+# The model sees a centre square: beyond this ratio of the longer to the shorter side it sees a sliver of the image
+# (a 4000x1 strip is refused, not guessed at). The exported predict.py holds the same number.
+MAX_ASPECT_RATIO = 20
 _RESCALE_SLICE = 1 << 20  # elements per slice when rescaling high-bit-depth images
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
                     "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2,
@@ -48,11 +51,13 @@ class Preprocessing:
         resize = round(crop_size * self.resize_size / self.crop_size)
         return dataclasses.replace(self, resize_size=resize, crop_size=crop_size)
 
+    def resized(self, image: Image.Image) -> Image.Image:
+        """The resize step alone (see `bounded_resize`); to_uint8 of its result only crops."""
+        return bounded_resize(image, self.resize_size, self.crop_size, self.interpolation)
+
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """Resize the shorter side, centre-crop: a (3, crop, crop) uint8 tensor, cheap to keep in memory."""
-        mode = InterpolationMode(self.interpolation)
-        image = TF.resize(image, [self.resize_size], interpolation=mode, antialias=True)
-        return TF.pil_to_tensor(TF.center_crop(image, [self.crop_size]))
+        return TF.pil_to_tensor(TF.center_crop(self.resized(image), [self.crop_size]))
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> float, scaled and standardised as the backbone was trained."""
@@ -69,6 +74,31 @@ class Preprocessing:
                    values["interpolation"])
 
 
+def bounded_resize(image: Image.Image, resize_size: int, crop_size: int, interpolation: str) -> Image.Image:
+    """The centre square (side max(resize, crop)) of the image resized so its shorter side is `resize_size`.
+
+    Only that square is computed: Pillow resamples a box of the input straight to it, so a 4000x1 strip costs a
+    256x256 image, not the 256 x 1,024,000 a whole resize would. Its centre crop is the crop of the whole resize
+    (same scale on both axes, same offsets as torchvision's resize then center_crop, the filter reading pixels
+    beyond the box as a whole resize does); only the order of Pillow's two passes, hence rounding, may differ.
+    A square of that side comes back unchanged, so resizing twice is free.
+    """
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(resize_size * long / short)  # torchvision's rounding of the longer side
+    new_width, new_height = (resize_size, new_long) if width <= height else (new_long, resize_size)
+    side = max(resize_size, crop_size)
+    box, size = [], []
+    for new, old in ((new_width, width), (new_height, height)):
+        keep = min(new, side)
+        start = int(round((new - crop_size) / 2.0)) - int(round((keep - crop_size) / 2.0))
+        scale = old / new
+        box.append((start * scale, min(old, (start + keep) * scale)))
+        size.append(keep)
+    region = (box[0][0], box[1][0], box[0][1], box[1][1])
+    return image.resize((size[0], size[1]), Image.Resampling[interpolation.upper()], box=region)
+
+
 def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: str | None = None) -> Image.Image:
     """Open, guard against decompression bombs and over-budget images, apply EXIF orientation, convert to RGB.
 
@@ -77,12 +107,14 @@ def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: 
     this one file becomes ImageRejected with a reason (Pillow raises many types on crafted files), so a bad
     file is skipped and never hides the rest. `name` is how the reason names the file (e.g. an upload's name).
     """
-    name = name or _given_name(source)
+    name = _given_name(source) if name is None else name  # "" names nothing (e.g. a path the user must not see)
     try:
         image = Image.open(source)
         if image.size[0] * image.size[1] > Image.MAX_IMAGE_PIXELS:  # Pillow itself only warns up to twice that
             raise ImageRejected(f"{_named(name)}too large ({image.size[0]}x{image.size[1]}): refused by the "
                                 "decompression-bomb guard")
+        if max(image.size) > MAX_ASPECT_RATIO * max(1, min(image.size)):
+            raise ImageRejected(_too_thin(image.size, name))
         if min_size and image.format == "JPEG":
             image.draft("RGB", (min_size, min_size))
         cost = decoded_bytes(image.mode, image.size)
@@ -142,6 +174,11 @@ def _too_large(image: Image.Image, cost: int, name: str | None) -> str:
             f"is {MAX_DECODED_BYTES >> 20} MiB). Scale it down, e.g. to 4000 pixels on the longer side")
 
 
+def _too_thin(size: tuple[int, int], name: str | None) -> str:
+    return (f"{_named(name)}too long and thin: one side is over {MAX_ASPECT_RATIO} times the other "
+            f"({size[0]}x{size[1]} pixels), and the model sees only a centre square; crop it closer to the subject")
+
+
 def _given_name(source: str | Path | IO[bytes]) -> str | None:
     """The file's own name (an upload's as the user gave it), never a folder path or an object's repr."""
     if isinstance(source, (str, Path)):
@@ -198,6 +235,20 @@ def thumbnail(source: str | Path, size: int = 160) -> Image.Image:
 
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+# How each accepted format begins (WebP: RIFF, 4 bytes of size, WEBP): checked on a file's first 12 bytes before it
+# is decoded, so a junk file named .jpg never reaches Pillow's many format parsers.
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+               (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
+NOT_AN_IMAGE = "not an image (its contents are not JPEG, PNG, GIF, BMP, WebP or TIFF)"
+
+
+def sniffed_format(head: bytes) -> str | None:
+    """The image format a file's first 12 bytes announce, or None: a cheap test before anything is decoded."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _short(error: Exception) -> str:

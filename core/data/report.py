@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.data import names
 from core.data.archive import Skipped
-from core.text import invisible_characters, revealed, visible_form
+from core.text import invisible_characters, revealed
 
 MIN_IMAGES_PER_CLASS = 5
 MAX_IMBALANCE = 5.0
@@ -27,32 +28,46 @@ class ImageRecord:
     sha256: str
     width: int
     height: int
+    labels: tuple[str, ...] = ()  # several labels (multi-label data); `label` is then their ';'-joined list
+    value: float | None = None  # the number to predict (regression data)
 
 
 @dataclass
 class DataReport:
     root: Path
-    layout: str  # "class_folders" | "split_folders" | "empty"
+    layout: str  # "class_folders" | "split_folders" | "metadata" | "empty"
     images: list[ImageRecord] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    task: str = "single"  # what the targets are: one label, several labels ("multi"), a number ("regression")
+    target: str = "label"  # the metadata column they came from (class folders: "label")
+    details: dict[str, Any] = field(default_factory=dict)  # the task's own summary: co-occurrence, value histogram
 
     @property
     def labels(self) -> list[str]:
-        return sorted({r.label for r in self.images})
+        """The classes (tags for multi-label data; none for values)."""
+        if self.task == "regression":
+            return []
+        return sorted({tag for r in self.images for tag in self._tags(r)})
+
+    def _tags(self, record: ImageRecord) -> tuple[str, ...]:
+        return record.labels if self.task == "multi" else (record.label,)
 
     @property
     def classes(self) -> dict[str, int]:
-        counts = Counter(r.label for r in self.images)
+        """Images per class (per tag: an image with two tags counts for both)."""
+        counts = Counter(tag for r in self.images for tag in self._tags(r)) if self.task != "regression" else {}
         return {label: counts[label] for label in self.labels}
 
     @property
     def splits(self) -> dict[str, dict[str, int]] | None:
-        if self.layout != "split_folders":
+        if not any(r.split for r in self.images):
             return None
         table: dict[str, dict[str, int]] = defaultdict(dict)
-        for (split, label), n in sorted(Counter((r.split, r.label) for r in self.images).items()):
+        pairs = Counter((r.split, tag) for r in self.images
+                        for tag in (self._tags(r) if self.task != "regression" else ("images",)))
+        for (split, label), n in sorted(pairs.items(), key=lambda item: (str(item[0][0]), item[0][1])):
             table[str(split)][label] = n
         return dict(table)
 
@@ -66,8 +81,11 @@ class DataReport:
             "error": self.error,
             "root": str(self.root),
             "layout": self.layout,
+            "task": self.task,
+            "target": self.target,
             "classes": self.classes,
             "splits": self.splits,
+            **self.details,
             "skipped": [dataclasses.asdict(s) for s in self.skipped],
             "warnings": self.warnings,
         }
@@ -75,6 +93,10 @@ class DataReport:
 
 def judge(report: DataReport) -> DataReport:
     """Fill in the report's error (if it cannot train) and warnings."""
+    if report.task != "single":
+        from core.data import target_checks
+
+        return target_checks.judge(report, _duplicate_warnings(report.images) + _tiny_warnings(report.images))
     labels = report.labels
     if not labels:
         report.error = ("No images were found. Put your images in one folder per class "
@@ -108,15 +130,15 @@ def _size_warnings(classes: dict[str, int]) -> list[str]:
 def _name_warnings(labels: list[str]) -> list[str]:
     """Names that look alike but differ (cat and ca<U+200B>t) or that reorder text when shown (direction overrides)."""
     warnings = []
-    by_look: dict[str, list[str]] = defaultdict(list)
-    for label in labels:
-        by_look[visible_form(label).casefold()].append(label)
-    for look_alikes in (group for group in by_look.values() if len(group) > 1):
+    groups = names.lookalike_groups(labels)
+    for look_alikes in groups:
         hidden = sorted({name for label in look_alikes for name in invisible_characters(label)})
         why = f"invisible characters ({', '.join(hidden)})" if hidden else "letter case or character forms"
         warnings.append(f"The classes {_names([revealed(label) for label in look_alikes])} look the same but differ by "
-                        f"{why}, so the model treats them as different classes. Rename or merge these folders.")
-    marked = [label for label in labels if invisible_characters(label) and len(by_look[visible_form(label).casefold()]) == 1]
+                        f"{why}, so the model treats them as different classes (and Windows and macOS would put them "
+                        "in one folder). Rename or merge these folders.")
+    grouped = {label for group in groups for label in group}
+    marked = [label for label in labels if invisible_characters(label) and label not in grouped]
     if marked:
         hidden = sorted({name for label in marked for name in invisible_characters(label)})
         warnings.append(f"The class names {_names([revealed(label) for label in marked])} hold invisible or "

@@ -61,3 +61,61 @@ def write_zip(path: Path, per_class: int = 40, size: int = 160, seed: int = 0) -
                 draw(shape, rng, size).save(buffer, "JPEG", quality=90)
                 archive.writestr(f"shapes/{shape}/{shape}_{i:03d}.jpg", buffer.getvalue())
     return path
+
+
+def draw_several(shapes: tuple[str, ...], rng: random.Random, size: int = 160) -> Image.Image:
+    """A picture holding each of `shapes` once (multi-label examples: its tags are the shapes in it)."""
+    image = _background(rng, size)
+    pen = ImageDraw.Draw(image)
+    for k, shape in enumerate(shapes):
+        radius = rng.uniform(0.12, 0.18) * size
+        cx = (k + 0.5) * size / max(len(shapes), 1) + rng.uniform(-0.05, 0.05) * size
+        cy = rng.uniform(radius, size - radius)
+        _shape(pen, shape, cx, cy, radius, tuple(rng.randrange(256) for _ in range(3)), rng)
+    return image
+
+
+def draw_sized(fraction: float, rng: random.Random, size: int = 160) -> Image.Image:
+    """A circle whose radius is `fraction` of the picture (regression examples: the value is its size)."""
+    image = _background(rng, size)
+    radius = fraction * size
+    cx, cy = (rng.uniform(radius, size - radius) for _ in range(2))
+    _shape(ImageDraw.Draw(image), "circle", cx, cy, radius, tuple(rng.randrange(256) for _ in range(3)), rng)
+    return image
+
+
+def _shape(pen: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, radius: float, colour: tuple,
+           rng: random.Random) -> None:
+    if shape == "circle":
+        pen.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour)
+        return
+    corners = 4 if shape == "square" else 3
+    turn = rng.uniform(0, 2 * math.pi)
+    pen.polygon([(cx + radius * math.cos(turn + 2 * math.pi * k / corners),
+                  cy + radius * math.sin(turn + 2 * math.pi * k / corners)) for k in range(corners)], fill=colour)
+
+
+def write_tagged_folder(folder: Path, count: int, size: int = 160, seed: int = 0) -> Path:
+    """Pictures of one to three shapes with a metadata.csv whose `labels` column names them (';'-separated)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["file_name,labels"]
+    for i in range(count):
+        chosen = tuple(s for s in SHAPES if rng.random() < 0.5) or (rng.choice(SHAPES),)
+        draw_several(chosen, rng, size).save(folder / f"picture_{i:03d}.jpg", quality=90)
+        rows.append(f"picture_{i:03d}.jpg,{';'.join(chosen)}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def write_scored_folder(folder: Path, count: int, size: int = 160, seed: int = 0) -> Path:
+    """Pictures of a circle with a metadata.csv whose `value` column is its radius in % of the picture's side."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["file_name,value"]
+    for i in range(count):
+        fraction = rng.uniform(0.08, 0.45)
+        draw_sized(fraction, rng, size).save(folder / f"circle_{i:03d}.jpg", quality=90)
+        rows.append(f"circle_{i:03d}.jpg,{100 * fraction:.2f}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder

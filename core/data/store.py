@@ -4,11 +4,15 @@ Layout under the store root (e.g. `<workspace>/datasets/`):
   objects/ab/abcdef...           each image once, named by its sha256, shared by every version and dataset
   <id>/versions/000001.json      a manifest: hash -> {label (None = unlabelled pool), name}, classes, changes
   <id>/HEAD.json                 which version is current; replaced atomically after the manifest is written
+  <id>/PENDING                   while an import has not committed its images: the dataset is not listed
   <id>/materialized/v000001/     a version as class folders (hard links), see core.data.checkout
+  .scratch/                      uploads being unpacked and checked (the clean-up removes what a crash left)
+  exports/                       zips of versions to download, built on demand (the clean-up removes them after a day)
 
 Every write names the version it was based on. If someone else wrote since, non-conflicting edits are rebased
 onto the newer version and conflicting ones are refused with a sentence, so two tabs never lose a change.
-A crash at any point leaves HEAD on the previous, complete version.
+A crash at any point leaves HEAD on the previous, complete version, and a killed import leaves no dataset in the
+list (its objects are collected later: core.maintenance).
 """
 from __future__ import annotations
 
@@ -16,95 +20,31 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-MAX_CLASS_NAME = 80
-UNSAFE_NAME = re.compile(r"[\x00-\x1f/\\]")
+from core import quota
+from core.data import names
+from core.data.names import MAX_CLASS_NAME, UNSAFE_NAME  # noqa: F401 - part of this module's interface
+from core.data.versions import (  # noqa: F401 - the store's interface: callers import these from here
+    Edit,
+    StaleVersion,
+    StoreError,
+    Version,
+    apply,
+    check_class_name,
+    describe_changes,
+    diff,
+    refuse_conflicts,
+)
 
-
-class StoreError(ValueError):
-    """A change that cannot be made; the message is one plain sentence for the user."""
-
-
-class StaleVersion(StoreError):
-    """The change was based on an older version and touches images someone else changed since."""
-
-
-@dataclass
-class Edit:
-    """One change a user makes, as data, so it can be replayed onto a newer version (rebase)."""
-    add: dict[str, dict[str, Any]] = field(default_factory=dict)  # hash -> {"label", "name"}
-    set_label: dict[str, str | None] = field(default_factory=dict)  # hash -> new label (None: back to the pool)
-    remove: set[str] = field(default_factory=set)
-    rename: dict[str, str] = field(default_factory=dict)  # old class -> new class (an existing one: a merge)
-    add_classes: list[str] = field(default_factory=list)
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Version:
-    dataset: str
-    number: int
-    name: str
-    created: float
-    message: str
-    classes: list[str]
-    images: dict[str, dict[str, Any]]
-    changes: dict[str, int]
-
-    @property
-    def ref(self) -> str:
-        return f"{self.dataset}@{self.number}"
-
-    def counts(self) -> dict[str, int]:
-        """Labelled images per class (every class, even empty ones), in class order."""
-        counts = {label: 0 for label in self.classes}
-        for entry in self.images.values():
-            if entry["label"] is not None:
-                counts[entry["label"]] = counts.get(entry["label"], 0) + 1
-        return counts
-
-    def pool(self) -> list[str]:
-        return [h for h, entry in self.images.items() if entry["label"] is None]
-
-    def summary(self) -> str:
-        return describe_changes(self.changes)
-
-
-def check_class_name(name: str) -> str:
-    name = name.strip()
-    if not name or name in (".", "..") or name.startswith(".") or UNSAFE_NAME.search(name):
-        raise StoreError(f"'{name}' cannot be a class name: use letters, digits and spaces, without '/' or a "
-                         "leading dot.")
-    if len(name) > MAX_CLASS_NAME:
-        raise StoreError(f"A class name may be at most {MAX_CLASS_NAME} characters long.")
-    return name
-
-
-def diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
-    """Which images were added, removed, labelled (from the pool), relabelled, or sent back to the pool."""
-    out: dict[str, list[str]] = {"added": [], "removed": [], "labelled": [], "relabelled": [], "unlabelled": []}
-    for h, entry in new.items():
-        before = old.get(h)
-        if before is None:
-            out["added"].append(h)
-        elif before["label"] != entry["label"]:
-            kind = "labelled" if before["label"] is None else "unlabelled" if entry["label"] is None else "relabelled"
-            out[kind].append(h)
-    out["removed"] = [h for h in old if h not in new]
-    return out
-
-
-def describe_changes(changes: dict[str, int]) -> str:
-    words = {"added": "+{} images", "removed": "-{} images", "labelled": "{} labelled", "relabelled": "{} relabelled",
-             "unlabelled": "{} back to the pool", "new_classes": "+{} classes", "gone_classes": "-{} classes"}
-    parts = [words[k].format(n) for k, n in changes.items() if n and k in words]
-    return ", ".join(parts) or "no change"
+PENDING = "PENDING"
+SCRATCH = quota.TRANSIENT  # ".scratch": the quota does not count what is only being checked
+EXPORTS = "exports"
 
 
 class DatasetStore:
@@ -113,8 +53,9 @@ class DatasetStore:
 
     # --- reading -------------------------------------------------------------------------------------------
     def datasets(self) -> list[Version]:
-        """The newest version of every dataset, most recently changed first."""
-        heads = [self.version(p.parent.name) for p in self.root.glob("*/HEAD.json")]
+        """The newest version of every dataset, most recently changed first (not those still being imported)."""
+        heads = [self.version(p.parent.name) for p in self.root.glob("*/HEAD.json")
+                 if re.fullmatch(r"[0-9a-f]{12}", p.parent.name) and not (p.parent / PENDING).exists()]
         return sorted(heads, key=lambda v: v.created, reverse=True)
 
     def head(self, dataset: str) -> int:
@@ -146,30 +87,77 @@ class DatasetStore:
         return self.version(dataset, int(number) if number else None)
 
     # --- writing -------------------------------------------------------------------------------------------
-    def create(self, name: str, classes: list[str] = ()) -> Version:
+    def create(self, name: str, classes: list[str] = (), pending: bool = False) -> Version:
+        """A new dataset at version 1. `pending`: not listed until `publish` (an import commits its images first)."""
         dataset = uuid.uuid4().hex[:12]
         self._dir(dataset).mkdir(parents=True)
+        if pending:
+            (self._dir(dataset) / PENDING).touch()
         with self._locked(dataset):
-            return self._write(dataset, 0, name, [check_class_name(c) for c in dict.fromkeys(classes)], {},
-                               "created", {})
+            classes = list(dict.fromkeys(check_class_name(c) for c in classes))
+            return self._write(dataset, 0, name, classes, {}, "created", {})
+
+    def still_pending(self, dataset: str) -> None:
+        """Refresh a pending dataset's age, so the clean-up leaves a long import alone."""
+        _touch(self._dir(dataset) / PENDING)
+
+    def publish(self, dataset: str) -> None:
+        (self._dir(dataset) / PENDING).unlink(missing_ok=True)
+
+    def delete(self, dataset: str) -> None:
+        """Remove a dataset and every version of it (its images go with the next clean-up, if nothing else uses them)."""
+        folder = self._dir(dataset)
+        if not (folder / "HEAD.json").exists():
+            raise StoreError("This dataset does not exist (any more).")
+        aside = self.root / f".deleted-{dataset}-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, aside)  # gone from the list at once; removing the files may take a while
+        shutil.rmtree(aside, ignore_errors=True)
 
     def put_object(self, data: bytes, digest: str) -> None:
         """Store an image's bytes under its hash (atomically; a second copy of the same image is free)."""
+        self._put(digest, lambda tmp: tmp.write_bytes(data))
+
+    def put_file(self, source: Path, digest: str) -> None:
+        """Store an image file under its hash, copied from disk (never read whole into memory)."""
+        self._put(digest, lambda tmp: shutil.copyfile(source, tmp))
+
+    def _put(self, digest: str, write: Any) -> None:
         target = self.object_path(digest)
         if target.exists():
+            _touch(target)  # young again: the clean-up never collects an object a writer is about to reference
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{digest}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def scratch(self) -> Path:
+        """Where uploads are unpacked and checked before they are stored: beside the objects (one file system)."""
+        folder = self.root / SCRATCH
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def merge_lookalikes(self, dataset: str, base: int) -> Version:
+        """Every group of classes that differ only in case or lookalike characters becomes one class (the one
+        without hidden characters, else the one with the most images), as one new version based on `base`."""
+        version = self.version(dataset, base)
+        counts = version.counts()
+        rename = {}
+        for group in names.lookalike_groups(version.classes):
+            keep = names.preferred(group, counts)
+            rename |= {name: keep for name in group if name != keep}
+        return self.commit(dataset, base, Edit(rename=rename, message="merged lookalike classes"))
 
     def commit(self, dataset: str, base: int, edit: Edit) -> Version:
         """Apply `edit`, which the user made looking at version `base`; returns the new version."""
         with self._locked(dataset):
             head = self.version(dataset)
             if head.number != base:
-                _refuse_conflicts(self.version(dataset, base), head, edit)
-            images, classes = _apply(head, edit)
+                refuse_conflicts(self.version(dataset, base), head, edit)
+            images, classes = apply(head, edit)
             changes = {k: len(v) for k, v in diff(head.images, images).items()}
             changes["new_classes"] = len(set(classes) - set(head.classes))
             changes["gone_classes"] = len(set(head.classes) - set(classes))
@@ -213,47 +201,11 @@ class DatasetStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _apply(head: Version, edit: Edit) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    images = {h: dict(entry) for h, entry in head.images.items()}
-    classes = list(head.classes)
-    for old, new in edit.rename.items():
-        new = check_class_name(new)
-        if old not in classes:
-            raise StoreError(f"There is no class '{old}' to rename.")
-        classes = [c for c in classes if c != old] + ([new] if new not in classes else [])
-        for entry in images.values():
-            if entry["label"] == old:
-                entry["label"] = new
-    for name in edit.add_classes:
-        if check_class_name(name) not in classes:
-            classes.append(check_class_name(name))
-    for digest, entry in edit.add.items():
-        images.setdefault(digest, {"label": entry.get("label"), "name": entry["name"]})
-    for digest, label in edit.set_label.items():
-        if label is not None and label not in classes:
-            classes.append(check_class_name(label))
-        if digest in images:
-            images[digest]["label"] = label
-    for digest in edit.remove:
-        images.pop(digest, None)
-    used = {e["label"] for e in images.values() if e["label"] is not None}
-    classes += sorted(used - set(classes))  # a label given to an image makes its class exist
-    return images, classes
-
-
-def _refuse_conflicts(base: Version, head: Version, edit: Edit) -> None:
-    """Raise StaleVersion if `edit` touches what changed between `base` and `head`; else it can be rebased."""
-    changed = {h for hashes in diff(base.images, head.images).values() for h in hashes}
-    touched = set(edit.set_label) | edit.remove | set(edit.add)
-    renamed = set(edit.rename)
-    labels_changed = {entry["label"] for v in (base, head) for h in changed if (entry := v.images.get(h))}
-    if renamed and (base.classes != head.classes or renamed & labels_changed):
-        touched |= changed  # a rename moves every image of the class: any change there is a conflict
-    clash = touched & changed
-    if clash:
-        raise StaleVersion(f"Someone else saved version {head.number} of this dataset while you were looking at "
-                           f"version {base.number}, and changed {len(clash)} of the same images. Your change was "
-                           "not saved: the page now shows their version, please make your change again.")
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # read-only or gone: only the clean-up's estimate of its age suffers
 
 
 def _write_json(path: Path, value: Any) -> None:

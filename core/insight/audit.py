@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from core.data.datasets import inspect
+from core.data.datasets import inspect_data
 from core.data.report import DataReport, ImageRecord
 from core.insight.embeddings import FeatureSpec, dataset_features
 from core.models.features import FeatureCache
@@ -144,7 +144,7 @@ def labelled_features(data: Path, spec: FeatureSpec, folds: int, work_dir: Path 
                       purpose: str) -> tuple[DataReport, list[ImageRecord], np.ndarray]:
     """The labelled (non-test) images of a dataset with their frozen-backbone features, once it is checked that
     `folds` folds can be made. Raises AuditImpossible, ArchiveRefused."""
-    report = inspect(Path(data), work_dir)
+    report = inspect_data(Path(data), work_dir)
     if not report.trainable:
         raise AuditImpossible(report.error or f"This data cannot be {purpose}.")
     records = [r for r in report.images if r.split != "test"]

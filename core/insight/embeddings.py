@@ -55,9 +55,10 @@ def dataset_features(root: Path, records: list[ImageRecord], labels: list[str], 
         return pooled(cache.features(key, hashes, _never)).numpy().astype(np.float32)
     accel = devices.resolve(spec.device)
     torch.manual_seed(spec.seed)  # random weights ("none") must match the run that made the cache entry
-    model = backbones.build(spec.backbone, len(labels), pretrained=spec.weights == "default").to(accel.device)
+    # Only the frozen stages run: the head (any width) is never used.
+    model = backbones.build(spec.backbone, 2, pretrained=spec.weights == "default").to(accel.device)
     model.eval()
-    inputs = Inputs(root, {"all": records}, labels, prep, model, accel, cache,
+    inputs = Inputs(root, {"all": records}, prep, model, accel, cache,
                     (spec.backbone, spec.weights, spec.seed))
     return pooled(inputs.features("all", len(model.stages))).numpy().astype(np.float32)
 

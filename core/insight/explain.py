@@ -1,13 +1,13 @@
 """Why did it decide that? Grad-CAM heatmaps (pytorch-grad-cam) for every backbone family.
 
-Convolutional backbones: the last stage's feature map. Vision transformer: the last encoder block's first
-LayerNorm, its patch tokens reshaped into a grid (the block's own output reaches the classifier only through the
-class token, so its patch tokens get no gradient). A heatmap is a hint about where the model looked, not proof.
+Each backbone's builder names the layer to read (StagedModel.cam_target, set in core/models/sources/): for
+convolutional backbones a late feature map, for vision transformers the last block's first LayerNorm with its patch
+tokens reshaped into a grid (the block's own output reaches the classifier only through the class token, so its
+patch tokens get no gradient). A heatmap is a hint about where the model looked, not proof.
 """
 from __future__ import annotations
 
 import copy
-import math
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -29,18 +29,9 @@ CAVEAT = ("The heatmap shows which parts of the picture pushed the model towards
 _HOOKS = threading.Lock()  # GradCAM hooks the shared model's layer: one explanation at a time per process
 
 
-def _vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
-    """(N, 1 + h*w, C) -> (N, C, h, w), dropping the class token."""
-    patches = tokens[:, 1:, :]
-    side = int(math.isqrt(patches.shape[1]))
-    return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
-
-
 def target_layer(model: StagedModel) -> tuple[nn.Module, Callable | None]:
-    last = model.stages[-1]
-    if hasattr(last, "ln_1") and hasattr(last, "self_attention"):  # torchvision's ViT EncoderBlock
-        return last.ln_1, _vit_tokens_to_grid
-    return last, None
+    """The layer whose activations and gradients make the heatmap, and how its output becomes a (N, C, h, w) map."""
+    return model.cam_target
 
 
 def heatmaps(model: StagedModel, x: torch.Tensor, class_indices: list[int] | None = None) -> np.ndarray:

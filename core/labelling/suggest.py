@@ -122,7 +122,7 @@ def _normalised(features: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _frozen_model() -> backbones.StagedModel:
-    model = backbones.build(BACKBONE, num_classes=2, pretrained=True)
+    model = backbones.build(BACKBONE, num_outputs=2, pretrained=True)
     return model.eval()
 
 

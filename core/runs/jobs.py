@@ -1,38 +1,34 @@
-"""Background jobs: a queue per device (the CPU, or each GPU: cuda:0, cuda:1, ...), one training process per run.
+"""Background jobs: a queue per device (the CPU, or each GPU: cuda:0, cuda:1, ...), fair between workspaces, one
+training process per run.
 
 Plain Python: the app keeps one JobManager per server process (st.cache_resource), the CLI makes its own. A job
-thread starts the run's training process (`python -m core.runs.worker RUN_DIR`, or torchrun for a run on every
-GPU), waits for it and turns a crash into a failed run with a sentence. The process reports only through the run
-folder; the server only reads it, so watching a run never slows it down.
+thread starts the run's training process (core.runs.training_process), waits for it and turns a crash into a failed
+run with a sentence. The process reports only through the run folder; the server only reads it, so watching a run
+never slows it down.
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.runs import folder as runs
-from core.training.config import ConfigError, TrainConfig
-from core.training.events import RUN_CANCELLED, RUN_FAILED, EventLog
-from core.runs.folder import METRICS, WORKER_LOG, Run
+from core.runs import training_process
+from core.runs.folder import Run, create
+from core.runs.queue import FairQueue, Place
 from core.runs.standby import Standby
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import RUN_CANCELLED, RUN_FAILED
 
-ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `core` package
-CANCEL_GRACE_S = 60.0  # a run that ignores its stop file this long is terminated (e.g. stuck in a collective)
-LOG_TAIL_CHARS = 4000
+ROOT = training_process.ROOT
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     id: str
     run_dir: Path
     config: TrainConfig
     slots: tuple[str, ...]  # the devices it needs: ("cpu",), ("cuda:1",), or every GPU for a torchrun launch
+    owner: str  # the workspace it belongs to: the queue takes workspaces in turn
     state: str = "queued"
     pid: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -73,23 +69,23 @@ class JobManager:
         self.gpus = [f"cuda:{i}" for i in range(gpu_count)]
         self.mps = devices._mps_available() if mps is None else mps
         self._jobs: dict[str, Job] = {}
-        self._active: list[Job] = []  # queued and running jobs, in the order they were submitted
+        self._queue = FairQueue()
         self._lock = threading.Lock()
         self.standby = Standby(self.work_dir) if standby else None
         if self.standby is not None:
             for slot in self.gpus or (["mps"] if self.mps else ["cpu"]):
-                self.standby.start(slot, self.environment_for((slot,)))
+                self.standby.start(slot, training_process.environment_for((slot,)))
 
-    def submit(self, config: TrainConfig, runs_root: Path, all_gpus: bool = False) -> Job:
+    def submit(self, config: TrainConfig, runs_root: Path, all_gpus: bool = False, owner: str | None = None) -> Job:
         """Create the run folder and queue the job on its device. Raises ConfigError at once for a device that
-        is not there, rather than failing later in the training process."""
+        is not there, rather than failing later in the training process. `owner`: the workspace (by default the
+        runs folder, one per workspace)."""
         slots = self._slots_for(config.device, all_gpus)
-        run_dir = runs.create(Path(runs_root), config)
-        job = Job(run_dir.name, run_dir, config, slots)
-        Run(run_dir).set_status("queued", device=job.device_label)
+        run = create(Path(runs_root), config, device=describe_slots(slots))
+        job = Job(run.id, run.path, config, slots, owner or str(Path(runs_root).resolve()))
         with self._lock:
             self._jobs[job.id] = job
-            self._active.append(job)
+            self._queue.add(job)
             self._dispatch()
         return job
 
@@ -101,6 +97,12 @@ class JobManager:
         with self._lock:
             return list(self._jobs.values())
 
+    def active(self) -> list[Job]:
+        """Queued and running jobs: running first, then the queue in the order it will start."""
+        with self._lock:
+            running = [j for j in self._queue.active if j.state == "running"]
+            return running + self._queue.order()
+
     def cancel(self, job_id: str) -> bool:
         """Ask a job to stop: the training process checks the stop file every batch. A queued job ends at once."""
         job = self.get(job_id)
@@ -110,20 +112,22 @@ class JobManager:
         with self._lock:
             if job.state != "queued":
                 return True
-            self._active.remove(job)
-            job.state = _record_end(job.run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
+            self._queue.remove(job)
+            job.state = training_process.record_end(job.run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
             self._dispatch()
         job.done.set()
         return True
 
-    def ahead_of(self, job_id: str) -> int:
-        """How many jobs run or wait before this one on its device(s) (0 when it is running)."""
+    def place(self, job_id: str) -> Place | None:
+        """Where a queued job stands (None when it is not queued here)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.state != "queued":
-                return 0
-            earlier = self._active[:self._active.index(job)]
-            return sum(1 for other in earlier if set(other.slots) & set(job.slots))
+            return self._queue.place(job) if job is not None and job.state == "queued" else None
+
+    def ahead_of(self, job_id: str) -> int:
+        """How many jobs run or start before this one on its device(s) (0 when it is running)."""
+        place = self.place(job_id)
+        return place.ahead if place else 0
 
     def _slots_for(self, choice: str, all_gpus: bool) -> tuple[str, ...]:
         if choice == "auto":
@@ -135,7 +139,7 @@ class JobManager:
             if all_gpus and len(self.gpus) > 1:
                 return tuple(self.gpus)
             with self._lock:  # the GPU with the fewest jobs running or waiting; the lowest number on a tie
-                return (min(self.gpus, key=lambda g: sum(g in j.slots for j in self._active)),)
+                return (min(self.gpus, key=lambda g: sum(g in j.slots for j in self._queue.active)),)
         if choice == "mps":
             if not self.mps:
                 raise ConfigError("device 'mps' was chosen but this computer has no Apple GPU; use 'auto' or 'cpu'")
@@ -143,14 +147,11 @@ class JobManager:
         return ("cpu",)
 
     def _dispatch(self) -> None:
-        """Start every queued job whose devices are free, first come first served (call with the lock held)."""
-        claimed: set[str] = set()
-        for job in self._active:
-            if job.state == "queued" and not claimed & set(job.slots):
-                job.state = "running"
-                threading.Thread(target=self._supervise, args=(job,), name=f"transferlab-{job.id[:8]}",
-                                 daemon=True).start()
-            claimed |= set(job.slots)  # a waiting job holds its place: later jobs do not overtake it
+        """Start every queued job whose devices are free, in the queue's fair order (call with the lock held)."""
+        for job in self._queue.to_start():
+            job.state = "running"
+            threading.Thread(target=self._supervise, args=(job,), name=f"transferlab-{job.id[:8]}",
+                             daemon=True).start()
 
     def _supervise(self, job: Job) -> None:
         try:
@@ -158,107 +159,34 @@ class JobManager:
         except Exception as error:  # e.g. the disk filled up: the server and the next jobs must live on
             state = "failed"
             try:
-                _record_end(job.run, "failed", RUN_FAILED, f"The run could not be started or recorded ({error}).")
+                training_process.record_end(job.run, "failed", RUN_FAILED,
+                                            f"The run could not be started or recorded ({error}).")
             except Exception:
                 pass
         with self._lock:
             job.state = state
-            self._active.remove(job)
+            self._queue.remove(job)
             self._dispatch()
         job.done.set()
 
     def _run_process(self, job: Job) -> str:
         run = job.run
         if run.stop.is_set():
-            return _record_end(run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
-        # Written before the process exists, so it never overwrites what the process writes once it is up.
-        run.set_status("running", device=job.device_label)
+            return training_process.record_end(run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
         single = len(job.slots) == 1 and self.standby is not None
         process = self.standby.hand_over(job.slots[0], job.run_dir) if single else None
         if process is None:
-            with run.file(WORKER_LOG).open("ab") as log:
-                process = subprocess.Popen(self.command(job), cwd=ROOT, env=self.environment(job), stdout=log,
-                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            process = training_process.start(run, self.command(job), self.environment(job))
         job.pid = process.pid
         try:
-            return _outcome(run, _wait(process, run))
+            return training_process.outcome(run, training_process.wait(process, run))
         finally:  # the next run of this device finds one waiting; started now, its imports never slow this run
             if single:
-                self.standby.start(job.slots[0], self.environment(job))
+                self.standby.start(job.slots[0], training_process.environment_for(job.slots))
 
+    # What tests and the benches inspect: the exact command and environment of a job's process.
     def command(self, job: Job) -> list[str]:
-        worker = ["-m", "core.runs.worker", str(job.run_dir), "--work-dir", str(self.work_dir)]
-        if len(job.slots) > 1:  # every GPU: PyTorch's own launcher, one process per GPU, DDP inside fit()
-            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={len(job.slots)}", *worker]
-        return [sys.executable, *worker]
+        return training_process.command(job.run_dir, self.work_dir, job.slots)
 
     def environment(self, job: Job) -> dict[str, str]:
-        return self.environment_for(job.slots)
-
-    def environment_for(self, slots: tuple[str, ...]) -> dict[str, str]:
-        """The child's environment: `core` importable however the server was started; only its GPU(s) visible."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-        env["PYTHONUNBUFFERED"] = "1"
-        # OpenMP threads that spin while they wait collapse when anything else (page views, browsers) wants the
-        # same cores: measured 79 epochs/min alone against 3 with five tabs open. Waiting threads sleep instead.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        gpus = [slot.split(":")[1] for slot in slots if slot.startswith("cuda:")]
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        return env
-
-
-def _wait(process: subprocess.Popen, run: Run) -> int:
-    """Wait for the training process; one that ignores its stop file for CANCEL_GRACE_S is terminated."""
-    stop_seen: float | None = None
-    while True:
-        try:
-            return process.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            pass
-        if stop_seen is None and run.stop.is_set():
-            stop_seen = time.monotonic()
-        if stop_seen is not None and time.monotonic() - stop_seen > CANCEL_GRACE_S:
-            late = time.monotonic() - stop_seen > CANCEL_GRACE_S + 10
-            try:
-                os.killpg(process.pid, signal.SIGKILL if late else signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-
-def _outcome(run: Run, exit_code: int) -> str:
-    """The run's final state: what the process recorded, or failed with the reason it died."""
-    recorded = run.status()
-    if recorded.get("state") in runs.FINAL_STATES:
-        return recorded["state"]
-    if exit_code == 0 and run.stop.is_set():
-        return _record_end(run, "cancelled", RUN_CANCELLED, "Cancelled by the user.")
-    return _record_end(run, "failed", RUN_FAILED, explain_exit(exit_code), details=_log_tail(run))
-
-
-def explain_exit(exit_code: int) -> str:
-    if exit_code < 0:
-        name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else str(-exit_code)
-        if -exit_code == signal.SIGKILL:
-            return (f"The training process was killed by the operating system (signal {name}), most often because "
-                    "the computer ran out of memory. Try a smaller batch size, a smaller image size or a smaller "
-                    "backbone.")
-        return f"The training process was stopped by signal {name} before it finished."
-    return (f"The training process ended unexpectedly (exit code {exit_code}) before it finished. The technical "
-            "details show its last words.")
-
-
-def _record_end(run: Run, state: str, kind: str, message: str, **fields: str) -> str:
-    """Written by the job thread only when no training process is writing (never started, or gone)."""
-    run.set_status(state, message=message, finished=time.time(), **fields)
-    EventLog(run.file(METRICS)).emit(kind, message=message, **fields)
-    return state
-
-
-def _log_tail(run: Run) -> str:
-    try:
-        return run.file(WORKER_LOG).read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
-    except OSError:
-        return ""
+        return training_process.environment_for(job.slots)

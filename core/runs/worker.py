@@ -11,9 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 WORKER_NICENESS = 5
+SERVER_PID_ENV, SERVER_START_ENV = "TRANSFERLAB_SERVER_PID", "TRANSFERLAB_SERVER_PID_START"
+WATCH_INTERVAL_S = 1.0
+EXIT_SERVER_GONE = 75
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,35 +40,44 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the run folder is missing")
 
     from core import paths
-    from core.models.features import FeatureCache
-    from core.runs import pipeline as runner
+    from core.runs.pipeline import start_run
     from core.training import distributed
-    from core.training.events import EventLog
-    from core.runs.folder import METRICS, Run
 
-    run = Run(args.run_dir)
+    _end_with_the_server()
     work_dir = args.work_dir or paths.home()
     if distributed.is_distributed():  # "Use all N GPUs": torchrun started one of these per GPU; DDP inside
-        from core.runs import launcher as ddp
+        from core.runs import launcher
 
-        return ddp.train_existing(run.path, work_dir)
-    main_process = distributed.is_main()
-    events = EventLog(run.file(METRICS) if main_process else None)  # only rank 0 writes the event log
-    # On disk, so it stays effective from one process to the next; scoped to the runs' folder (one workspace), so
-    # a new workspace never learns from the cache that another one trained on the same images.
-    cache = FeatureCache(work_dir / "feature-cache").scoped(str(run.path.parent.resolve()))
-    state = runner.execute(run.train_config(), run.path, events, run.stop, work_dir, cache)
-    print(f"run {run.id}: {state}", file=sys.stderr)
-    # Non-zero on failure: under torchrun that ends the other ranks at once instead of leaving them waiting.
+        return launcher.train_existing(args.run_dir, work_dir)
+    state = start_run(args.run_dir, work_dir)
+    print(f"run {Path(args.run_dir).name}: {state}", file=sys.stderr)
     return 0 if state in ("finished", "cancelled") else 1
+
+
+def _end_with_the_server() -> None:
+    """A training process must not outlive the server that started it (a killed server's orphan would train on,
+    unknown to the restarted server, beside its next job). The job manager names itself in the environment; a
+    thread here checks once a second that it is still there, and ends this process when it is not: the run then
+    reads as interrupted. (A parent-death signal would fire when the thread that started us ends, not the server.)"""
+    from core.runs.status import process_alive
+
+    pid, started = os.environ.get(SERVER_PID_ENV), os.environ.get(SERVER_START_ENV) or None
+    if not (pid and pid.isdigit()):
+        return
+
+    def watch() -> None:
+        while process_alive(int(pid), started):
+            time.sleep(WATCH_INTERVAL_S)
+        print("The server that started this training is gone: stopping.", file=sys.stderr, flush=True)
+        os._exit(EXIT_SERVER_GONE)
+
+    threading.Thread(target=watch, name="transferlab-server-watch", daemon=True).start()
 
 
 def _wait_for_a_run() -> Path | None:
     """Do the slow imports now, then sleep until the job manager names a run folder; from then on everything this
     process prints goes to that run's worker log, as if it had been started for it."""
-    import core.insight.trust  # noqa: F401 - what a run imports later: torch, torchvision, sklearn
-    import core.runs.pipeline  # noqa: F401
-    import core.training.augmented_views  # noqa: F401
+    import core.runs.pipeline  # noqa: F401 - what a run imports later: torch, torchvision, sklearn
     from core.runs.folder import WORKER_LOG
 
     line = sys.stdin.readline().strip()

@@ -7,10 +7,16 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.serving.predlog import MAX_FEEDBACK, FeedbackFull, LogUnavailable
 
 logger = logging.getLogger("transferlab.serve")
 
+LOG_DOWN = ("The prediction log cannot be reached right now, so nothing was answered or recorded; try again in a "
+            "moment.")
+UNPARSABLE = "The request body could not be parsed: send JSON in UTF-8, or images as multipart form data."
 _WHERE = {"query": "the query parameter", "header": "the header", "path": "the path"}
 
 
@@ -22,14 +28,18 @@ def validation_sentence(errors: list[dict[str, Any]]) -> str:
     location = [str(part) for part in first.get("loc", ())]
     if location == ["body", "file"] and first.get("type") == "missing":
         return "Send one or more images as multipart form data in the field 'file'."
+    if location[:2] == ["body", "file"] and first.get("type") == "too_long":
+        return f"Send at most {(first.get('ctx') or {}).get('max_length', 'a few')} images per request."
     if first.get("type") == "json_invalid" or location == ["body"]:
         return "The request body must be JSON such as {\"id\": \"...\", \"label\": \"...\"}."
     field = ".".join(location[1:])
+    if location[:2] == ["body", "label"] and first.get("type") == "literal_error":
+        return "The field 'label' in the request body must be one of this model's classes (GET /model lists them)."
     if location[:1] == ["body"]:
         subject = f"The field '{field}' in the request body"
     else:
         subject = f"{_WHERE.get(location[0], 'the value') if location else 'the value'} '{field}'".capitalize()
-    message = str(first.get("msg", "is not valid")).rstrip(".")
+    message = str(first.get("msg", "is not valid")).rstrip(".").removeprefix("Value error, ")
     return f"{subject} is invalid: {message[:1].lower() + message[1:]}."
 
 
@@ -75,6 +85,23 @@ def install_error_handlers(app: FastAPI, max_request_bytes: int) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_sentence(list(error.errors()))}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own words for a body it cannot parse (e.g. not UTF-8) become a sentence a client can act on.
+        detail = UNPARSABLE if error.detail == "There was an error parsing the body" else error.detail
+        return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(LogUnavailable)
+    async def log_down(request: Request, error: LogUnavailable) -> JSONResponse:
+        # Fail fast and say so: no answer without its row; the client retries (with the same Idempotency-Key).
+        logger.warning("prediction log unavailable on %s: %s", request.url.path, error)
+        return JSONResponse({"detail": LOG_DOWN}, status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(FeedbackFull)
+    async def feedback_full(_request: Request, _error: FeedbackFull) -> JSONResponse:
+        return JSONResponse({"detail": f"This prediction already has {MAX_FEEDBACK} feedback labels; no more are "
+                                       f"recorded."}, status_code=409)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

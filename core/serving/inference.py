@@ -9,9 +9,10 @@ from typing import IO, Any
 import torch
 from PIL import Image, ImageOps
 
+from core import tasks
 from core.data.preprocessing import load_rgb, to_rgb
-from core.insight import ood, trust
-from core.runs import folder as runs
+from core.runs.folder import Run
+from core.stats import neighbours
 
 ImageInput = str | Path | IO[bytes] | Image.Image
 # On a CPU, a batch of 4-8 images costs the least per image (measured with the default backbone on 2 cores: 12-18 ms
@@ -33,7 +34,7 @@ class Prediction:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"predictions": self.top_k, "unsure": self.unsure, "unknown": self.unknown,
+        return {"predictions": self.top_k, **self.extra, "unsure": self.unsure, "unknown": self.unknown,
                 "ood_score": self.ood_score}
 
 
@@ -42,15 +43,17 @@ class Predictor:
 
     def __init__(self, run_dir: Path, device: str = "cpu") -> None:
         self.run_dir = Path(run_dir)
-        self.model, self.labels, self.preprocessing, self.config = runs.load_model(self.run_dir)
+        run = Run(self.run_dir)
+        self.model, self.labels, self.preprocessing, self.config = run.load_model()
+        self.task = tasks.get(self.config.task)
         self.device = torch.device(device)
         # channels_last: the convolutions' faster layout for inference on CPUs (oneDNN) as on GPUs
         self.model.to(self.device, memory_format=torch.channels_last)
-        stored = trust.load(self.run_dir) or {}
-        self.temperature = float(stored.get("temperature", 1.0))
-        self.threshold = float(stored.get("threshold", 0.0))  # below it: "not sure"
-        self.ood_threshold = (stored.get("ood") or {}).get("threshold")
-        self.neighbours = ood.load_reference(self.run_dir, (stored.get("ood") or {}).get("k", ood.K))
+        self.trust = run.calibration()  # what the task's answers need (temperature, thresholds)
+        self.temperature = float(self.trust.get("temperature", 1.0))
+        self.threshold = float(self.trust.get("threshold", 0.0))  # below it: "not sure"
+        self.ood_threshold = (self.trust.get("ood") or {}).get("threshold")
+        self.neighbours = run.ood_reference((self.trust.get("ood") or {}).get("k", neighbours.K))
 
     def tensor(self, image: ImageInput) -> torch.Tensor:
         """One image as the model's uint8 input (3, crop, crop)."""
@@ -62,7 +65,7 @@ class Predictor:
 
     @torch.inference_mode()
     def forward(self, images: list[ImageInput]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(calibrated probabilities, embeddings): the head's last layer reads the embedding."""
+        """(the task's answers before calibration, embeddings): the head's last layer reads the embedding."""
         chunk = CPU_CHUNK if self.device.type == "cpu" else len(images)
         parts = [self._forward_chunk(images[start:start + chunk]) for start in range(0, len(images), chunk)]
         return torch.cat([p for p, _ in parts]), torch.cat([e for _, e in parts])
@@ -72,26 +75,27 @@ class Predictor:
         batch = batch.contiguous(memory_format=torch.channels_last)
         embedding = self.model.head[:-1](self.model.run_stages(batch))
         logits = self.model.head[-1](embedding).float()
-        return (logits / self.temperature).softmax(1).cpu(), embedding.float().cpu()
+        return self.task.answers(logits).cpu(), embedding.float().cpu()
 
     def probabilities(self, images: list[ImageInput]) -> torch.Tensor:
-        return self.forward(images)[0]
+        """Calibrated class probabilities (single-label runs), every class, in label order."""
+        answers, _ = self.forward(images)
+        return (answers.clamp_min(1e-12).log() / self.temperature).softmax(1)
 
     def predict(self, images: list[ImageInput], top_k: int = 3) -> list[list[dict[str, Any]]]:
         return [p.top_k for p in self.predict_details(images, top_k)]
 
-    def predict_details(self, images: list[ImageInput], top_k: int = 3) -> list[Prediction]:
-        """Top-k plus the trust flags; serving, the CLI and the Predict page all answer from this."""
+    def predict_details(self, images: list[ImageInput], top_k: int = 3,
+                        coverage: float | None = None) -> list[Prediction]:
+        """The task's answers plus the unknown-input flag; serving, the CLI and the Predict page all answer from
+        this. `coverage`: conformal sets or intervals at another rate than the run's 90%."""
         if not images:
             return []
-        probabilities, embeddings = self.forward(images)
-        k = min(top_k, len(self.labels))
-        values, indices = probabilities.topk(k, dim=1)
+        answers, embeddings = self.forward(images)
+        given = self.task.answer(answers, self.labels, self.trust, top_k, coverage)
         scores = self.neighbours.score(embeddings.numpy()) if self.neighbours is not None else [None] * len(images)
-        return [Prediction([{"label": self.labels[i], "probability": round(float(p), 6)}
-                            for p, i in zip(row_p, row_i)],
-                           unsure=bool(row_p[0] < self.threshold),
+        return [Prediction(answer.pop("predictions"), unsure=bool(answer.pop("unsure", False)),
                            unknown=bool(score is not None and self.ood_threshold is not None
                                         and score > self.ood_threshold),
-                           ood_score=None if score is None else round(float(score), 6))
-                for row_p, row_i, score in zip(values.tolist(), indices.tolist(), scores)]
+                           ood_score=None if score is None else round(float(score), 6), extra=answer)
+                for answer, score in zip(given, scores)]

@@ -34,9 +34,17 @@ class ImageKeeper:
 
     def keep(self, prediction_id: str, data: bytes, image_format: str | None) -> str | None:
         """Store one input; returns its file name, or None when it alone is over the byte limit."""
-        if len(data) > self.max_bytes:
-            return None
-        name = prediction_id + SUFFIXES.get(image_format or "", ".img")
+        name = self.name_for(prediction_id, len(data), image_format)
+        if name is not None:
+            self.store(name, data)
+        return name
+
+    def name_for(self, prediction_id: str, size: int, image_format: str | None) -> str | None:
+        """The file name an input will be kept under (None: over the byte limit alone), known before it is
+        written: the service logs the row first, so a file never exists without its row."""
+        return None if size > self.max_bytes else prediction_id + SUFFIXES.get(image_format or "", ".img")
+
+    def store(self, name: str, data: bytes) -> None:
         path = self.folder / name
         tmp = path.with_name(f".{name}.tmp")
         tmp.write_bytes(data)
@@ -45,7 +53,6 @@ class ImageKeeper:
             self._files.append((path, len(data)))
             self._bytes += len(data)
             self._prune()
-        return name
 
     def _prune(self) -> None:
         while self._files and (len(self._files) > self.max_count or self._bytes > self.max_bytes):

@@ -16,9 +16,9 @@ from typing import Any
 from PIL import Image
 
 from core.insight.explain import CAVEAT, explain
-from core.runs import folder as runs
+from core.runs.folder import BUNDLE_FILES, MODEL_CARD, Run
+from core.tasks import Evaluation
 
-CARD_FILE = "model_card.html"
 EXAMPLE_MISTAKES = 6
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
           "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
@@ -31,6 +31,7 @@ def _e(value: Any) -> str:
 
 
 def _pct(value: Any) -> str:
+    """Every share on the card, macro-F1 included, as the app's pages show it: a percentage with one decimal."""
     return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
 
 
@@ -50,20 +51,18 @@ def _png(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _mistake_figures(run_dir: Path, report: dict[str, Any]) -> str:
+def _mistake_figures(run: Run, evaluation: Evaluation) -> str:
     from core.serving.inference import Predictor
 
-    root, mistakes = Path(report.get("data_root", "")), report.get("mistakes", [])[:EXAMPLE_MISTAKES]
+    mistakes = evaluation.mistakes()[:EXAMPLE_MISTAKES]
     if not mistakes:
         return "<p>No validation image was misclassified.</p>"
-    predictor, figures = Predictor(run_dir), []
+    predictor, figures = Predictor(run.path), []
     for mistake in mistakes:
-        try:
-            picture = predictor.tensor(root / mistake["path"])
-            found = explain(predictor.model, predictor.preprocessing, picture,
-                            predictor.labels.index(mistake["predicted"]))
-        except (OSError, ValueError):
-            continue  # the data moved or the file is gone: the card still has everything else
+        picture = run.val_pixels(mistake.get("sha256", ""))
+        if picture is None or mistake["predicted"] not in predictor.labels:
+            continue  # an older run without its validation images: the card still has everything else
+        found = explain(predictor.model, predictor.preprocessing, picture, predictor.labels.index(mistake["predicted"]))
         caption = f"{mistake['path']}: true {mistake['true']}, predicted {mistake['predicted']}"
         figures.append(f"<figure><img alt='' src='{_png(found.image)}'><figcaption>{_e(caption)}</figcaption></figure>")
     return "".join(figures) or "<p>The validation images are no longer available.</p>"
@@ -72,11 +71,11 @@ def _mistake_figures(run_dir: Path, report: dict[str, Any]) -> str:
 def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> str:
     """Images per class and the data report's warnings, when the data is still where the run found it."""
     from core import paths
-    from core.data.datasets import inspect
+    from core.data.datasets import inspect_data
 
     validation = {r["label"]: r["support"] for r in per_class}
     try:
-        data = inspect(Path(config.get("data", "")), paths.home())
+        data = inspect_data(Path(config.get("data", "")), paths.home())
     except Exception:  # moved or deleted since training: the validation counts are still known
         return _table(["class", "validation images"], [[k, v] for k, v in validation.items()])
     table = _table(["class", "images", "validation images"],
@@ -84,9 +83,46 @@ def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> st
     return table + "".join(f"<p class='note'>{_e(w)}</p>" for w in data.warnings)
 
 
-def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    intervals, per_class = report.get("intervals", {}), report.get("per_class", [])
-    calibration, abstention, ood = report.get("calibration") or {}, report.get("abstention") or {}, report.get("ood")
+_OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD with momentum"}
+_AUGMENT = {"auto": "automatic (none when only the new last layer learns, else light)", "none": "none",
+            "light": "light (random crops and flips)", "strong": "strong (also colour and geometry changes)"}
+
+
+def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
+    """The run's settings as a reader of the card says them: no 'lr None', no empty fields, no raw depths."""
+    from core.models import backbones
+    from core.training.advice import freeze_words
+
+    name = config.get("backbone", "")
+    try:
+        title = backbones.info(name).title
+    except (KeyError, ValueError):
+        title = name
+    patience = config.get("early_stopping") or 0
+    epochs = f"{config.get('epochs')}" + (f", stopping early after {patience} without improvement" if patience else "")
+    lr = config.get("lr")
+    rows = [
+        ["data", config.get("data_name") or Path(config.get("data", "")).name],
+        ["pretrained network (backbone)", title],
+        ["starting weights", "random (no pretraining)" if config.get("weights") == "none" else "pretrained on ImageNet"],
+        ["what was retrained", freeze_words(name, config.get("freeze_depth", "all"))],
+        ["passes over the data (epochs)", epochs],
+        ["learning rate", "chosen automatically" if lr is None else f"{lr:g}"],
+        ["batch size", str(config.get("batch_size"))],
+        ["optimizer", _OPTIMIZERS.get(config.get("optimizer"), str(config.get("optimizer")))],
+        ["augmentation", _AUGMENT.get(config.get("augment"), str(config.get("augment")))],
+        ["image size", "the backbone's own" if config.get("image_size") is None else f"{config['image_size']} px"],
+        ["validation share", _pct(config.get("val_split")) + " of the images (unless the data has a val/ folder)"],
+        ["random seed", str(config.get("seed"))],
+        ["two stages (last layer first)", "yes" if config.get("two_stage") else "no"],
+    ]
+    return [row for row in rows if row[1] not in ("", "None")]
+
+
+def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]:
+    intervals, per_class = report.intervals, report.per_label
+    trust = report.trust
+    calibration, abstention, ood = trust.get("calibration") or {}, trust.get("abstention") or {}, trust.get("ood")
     worst = sorted(per_class, key=lambda r: r["recall"])[:3]
     sections = [
         "<h2>Intended use and limits</h2><p>A classifier for the classes below, trained on the user's own labelled "
@@ -94,19 +130,23 @@ def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> 
         "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
         "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
         "<h2>Data</h2>" + _data_summary(config, per_class),
-        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items() if k != "data"]),
+        "<h2>Settings</h2>" + _table(["setting", "value"], settings_in_words(config)),
         "<h2>Metrics (validation)</h2>" + _table(["measure", "value", "95% interval"], [
-            ["accuracy", _pct(report.get("accuracy")), _interval(intervals.get("accuracy"))],
-            ["macro-F1", _pct(report.get("macro_f1")), _interval(intervals.get("macro_f1"))]])
+            ["accuracy", _pct(report.accuracy), _interval(intervals.get("accuracy"))],
+            ["class-balanced score (macro-F1)", _pct(report.macro_f1), _interval(intervals.get("macro_f1"))]])
         + _table(["class", "precision", "recall", "recall 95% interval", "images"],
                  [[r["label"], _pct(r["precision"]), _pct(r["recall"]), _interval(r.get("recall_interval")),
                    r["support"]] for r in per_class])
-        + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.get("interval_notes", [])),
+        + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.interval_notes),
         "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
                                            [[r["label"], _pct(r["recall"]), r["support"]] for r in worst]),
-        "<h2>Calibration</h2>" + (_table(["temperature", "ECE before", "ECE after"], [[
-            f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}", f"{calibration['ece_after']:.3f}"]])
-            if calibration else "<p>Not calibrated (no validation images).</p>"),
+        "<h2>Calibration</h2>" + (
+            f"<p>On the validation images the model's stated confidence was off by "
+            f"{calibration['ece_before'] * 100:.1f} percentage points on average, and by "
+            f"{calibration['ece_after'] * 100:.1f} after calibration (temperature scaling); answers use the "
+            "calibrated confidence.</p>" + _table(["temperature", "ECE before", "ECE after"], [[
+                f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}",
+                f"{calibration['ece_after']:.3f}"]]) if calibration else "<p>Not calibrated (no validation images).</p>"),
         "<h2>Not sure: the abstention trade-off</h2>" + (
             f"<p>Answers below {_pct(abstention['threshold'])} confidence are marked not sure. On validation the "
             f"model then answers {_pct(abstention['coverage'])} of images and is right on "
@@ -116,25 +156,26 @@ def _sections(run_dir: Path, config: dict[str, Any], report: dict[str, Any]) -> 
         "<h2>Unknown inputs</h2>" + (f"<p>An image whose distance to its {ood['k']} most similar training images "
                                      f"exceeds {ood['threshold']:.3f} is answered 'This does not look like any of "
                                      f"your training images'.</p>" if ood else "<p>Not available for this run.</p>"),
-        f"<h2>Example mistakes, with heatmaps</h2><p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run_dir, report),
+        f"<h2>Example mistakes, with heatmaps</h2><p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run, report),
     ]
     return sections
 
 
 def build_html(run_dir: Path) -> str:
-    run_dir = Path(run_dir)
-    config, report = runs.read_json(run_dir / "config.json", {}), runs.evaluation(run_dir) or {}
+    run = Run(run_dir)
+    config = run.config()
+    report = run.evaluation() or Evaluation(str(config.get("task", "single")), [], 0, {})
     title = f"Model card: {config.get('backbone', 'model')} on {config.get('data_name') or Path(config.get('data', '')).name}"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "".join(_sections(run_dir, config, report))
+    body = "".join(_sections(run, config, report))
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>Run {_e(run_dir.name)}, written {when} by "
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>Run {_e(run.id)}, written {when} by "
             f"TransferLab.</p>{body}</body></html>")
 
 
 def write_model_card(run_dir: Path) -> Path:
-    target = Path(run_dir) / CARD_FILE
-    tmp = target.with_name(f".{CARD_FILE}.tmp")
+    target = Run(run_dir).file(MODEL_CARD)
+    tmp = target.with_name(f".{MODEL_CARD}.tmp")
     tmp.write_text(build_html(run_dir), encoding="utf-8")
     tmp.replace(target)
     return target
@@ -142,9 +183,10 @@ def write_model_card(run_dir: Path) -> Path:
 
 def bundle_extras(run_dir: Path) -> list[str]:
     """Files of the run folder that go into the export bundle beside the model; the card is written if missing."""
-    if not (Path(run_dir) / CARD_FILE).exists():
+    run = Run(run_dir)
+    if not run.file(MODEL_CARD).exists():
         try:
             write_model_card(run_dir)
         except Exception:  # the bundle's promise is the model; a card that cannot be written is left out
             traceback.print_exc()
-    return [name for name in ("calibration.json", CARD_FILE) if (Path(run_dir) / name).exists()]
+    return [name for name in (*BUNDLE_FILES, MODEL_CARD) if run.file(name).exists()]

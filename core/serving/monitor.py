@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.runs import folder as runs
+from core.runs.folder import Run
 
 MIN_FOR_DRIFT = 30  # fewer served images than this: a PSI says more about chance than about drift
 PSI_BINS = 10
@@ -36,6 +36,13 @@ def requests_over_time(rows: list[dict[str, Any]], buckets: int = 40) -> list[tu
     edges = np.linspace(low, high if high > low else low + 1.0, buckets + 1)
     counts, _ = np.histogram(times, bins=edges)
     return [(float(start), int(count)) for start, count in zip(edges[:-1], counts)]
+
+
+def per_replica(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images answered by each replica (host:pid), busiest first; rows from before replicas were logged count as
+    'not recorded'."""
+    counts = Counter(r.get("replica") or "not recorded" for r in rows)
+    return [{"replica": replica, "images": images} for replica, images in counts.most_common()]
 
 
 def latency_percentiles(rows: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -96,7 +103,8 @@ def drift(reference: list[float], served: list[float], what: str) -> Drift:
 
 
 def feedback_accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy of the top-1 answer on the images whose true label was reported."""
+    """Accuracy of the top-1 answer on the images whose true label was reported: the first label given (later
+    ones are kept in the log's feedback history, but cannot rewrite the score)."""
     judged = [r for r in rows if r.get("feedback_label")]
     correct = sum(r["feedback_label"] == r["label"] for r in judged)
     return {"images": len(judged), "correct": correct, "accuracy": correct / len(judged) if judged else None}
@@ -116,17 +124,14 @@ def run_reference(run_dir: Path) -> Reference:
     OOD scores are read from per-image `ood_score` in evaluation predictions, or `ood.validation_scores`, when
     the run has them (older runs do not: the page then says there is nothing to compare with).
     """
-    # Read leniently: the Monitor needs only these parts, so an otherwise incomplete report still serves.
-    evaluation = runs.read_json(Path(run_dir) / runs.EVALUATION, {})
-    evaluation = evaluation if isinstance(evaluation, dict) else {}
-    counts = {c["label"]: int(c.get("support", 0)) for c in evaluation.get("per_class", [])}
-    if not counts:
-        counts = {label: 0 for label in runs.read_json(Path(run_dir) / "labels.json", [])}
-    predictions = evaluation.get("predictions", [])
-    confidences = [float(p["confidence"]) for p in predictions if p.get("confidence") is not None]
-    ood = [float(p["ood_score"]) for p in predictions if p.get("ood_score") is not None]
-    if not ood:
-        ood = [float(v) for v in (evaluation.get("ood") or {}).get("validation_scores", []) if v is not None]
+    run = Run(run_dir)
+    evaluation = run.evaluation()
+    if evaluation is None:  # damaged or missing: the classes are still known from the model
+        counts = {label: 0 for label in run.labels()}
+        return Reference(counts, [], [])
+    counts = {c["label"]: int(c.get("support", 0)) for c in evaluation.per_label}
+    confidences = [float(p["confidence"]) for p in evaluation.predictions if p.get("confidence") is not None]
+    ood = [float(v) for v in (evaluation.trust.get("ood") or {}).get("validation_scores", []) if v is not None]
     return Reference(counts, confidences, ood)
 
 
@@ -140,6 +145,7 @@ class Summary:
     confidence_drift: Drift
     ood_drift: Drift
     feedback: dict[str, Any]
+    replicas: list[dict[str, Any]]
 
 
 def summarize(rows: list[dict[str, Any]], reference: Reference) -> Summary:
@@ -149,4 +155,4 @@ def summarize(rows: list[dict[str, Any]], reference: Reference) -> Summary:
                    class_distribution(rows, reference.training_counts),
                    drift(reference.confidences, confidences, "confidence"),
                    drift(reference.ood_scores, ood, "distance to the training images"),
-                   feedback_accuracy(rows))
+                   feedback_accuracy(rows), per_replica(rows))

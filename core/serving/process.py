@@ -1,34 +1,53 @@
 """Local services as subprocesses: start `python -m core serve` for a run on loopback, track it, stop it.
 
 A process-wide registry (one per server process) knows which runs are being served; the Monitor page and the
-load benchmark use it. Services always listen on 127.0.0.1 on a free port, so they need no API key.
+load benchmark use it. Services always listen on 127.0.0.1 on a free port, so they need no API key. Each holds a
+model in memory (about 1 GB), so a classroom server runs a few: at most MAX_PER_WORKSPACE per workspace and
+MAX_LOCAL_SERVICES in all, and one that answered nothing for TRANSFERLAB_SERVICE_IDLE_S seconds (its /health says
+so) is stopped, freeing its slot for the rest of the class.
 """
 from __future__ import annotations
 
-import atexit
-import shlex
+import os
+import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from core import paths
+from core.serving.predlog import workspace_of
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m core` is importable
-MAX_LOCAL_SERVICES = 4  # each holds a model in memory; a classroom server must not run thirty
+MAX_LOCAL_SERVICES = 4
+MAX_PER_WORKSPACE = 1
+IDLE_ENV = "TRANSFERLAB_SERVICE_IDLE_S"
+DEFAULT_IDLE_S = 15 * 60
+KEY_ENV = "TRANSFERLAB_WORKSPACE"  # the variable the Monitor's "start it yourself" command reads the key from
+_KEY = re.compile(r"[0-9a-f]{64}")
+_PATH = re.compile(r"(?<![\w.:/])/[^\s'\"():,]+|(?<=sqlite:///)/[^\s'\"():,]+")  # not http://host/ of a URL
 
 
 class ServiceStartError(RuntimeError):
-    """The service did not come up; the message says why in a sentence, `output` has the process's last lines."""
+    """The service did not come up; the message says why in a sentence, `output` has the process's last lines
+    with every path and key hidden (a user may read it)."""
 
     def __init__(self, message: str, output: str = "") -> None:
         super().__init__(message)
         self.output = output
+
+
+def hide_keys(text: str) -> str:
+    """Workspace keys (64 hex digits) replaced by a placeholder."""
+    return _KEY.sub("<workspace key>", text)
+
+
+def hide_paths(text: str) -> str:
+    """Text a user may read: every absolute path shortened to its last part, every workspace key hidden."""
+    return hide_keys(_PATH.sub(lambda match: ".../" + match.group(0).rstrip("/").rsplit("/", 1)[-1], text))
 
 
 @dataclass
@@ -38,15 +57,17 @@ class ServiceProcess:
     process: subprocess.Popen
     output: Path
     command: list[str]
+    workspace: str = ""  # the workspace folder it belongs to (the registry counts slots by it)
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def output_tail(self, lines: int = 20) -> str:
         try:
-            return "\n".join(self.output.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+            text = self.output.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+        return hide_paths("\n".join(text.splitlines()[-lines:]))
 
 
 def free_port() -> int:
@@ -56,39 +77,48 @@ def free_port() -> int:
 
 
 def serve_command(run_dir: Path, port: int, log_url: str | None = None, max_batch: int = 16,
-                  keep_images: Path | None = None) -> list[str]:
+                  keep_images: Path | None = None, workers: int = 1, api_key_env: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "core", "serve", "--run", str(run_dir), "--host", "127.0.0.1",
                "--port", str(port), "--max-batch", str(max_batch)]
+    command += ["--workers", str(workers)] if workers > 1 else []
+    command += ["--api-key-env", api_key_env] if api_key_env else []
     return command + (["--log-db", log_url] if log_url else []) + (["--keep-images", str(keep_images)]
                                                                     if keep_images else [])
 
 
-def default_keep_dir(run_id: str) -> Path:
-    """Where a service started from the app keeps inputs, when asked to (the Monitor page reviews them)."""
-    return paths.home() / "serving" / f"{run_id}-kept"
+def default_keep_dir(workspace: Path, run_id: str) -> Path:
+    """Where a service started from the app keeps inputs, when asked to (the Monitor page reviews them): inside
+    the workspace, beside its log."""
+    return Path(workspace) / "serving" / f"{run_id}-kept"
 
 
-def how_to_call(run_dir: Path, url: str = "http://127.0.0.1:8000") -> dict[str, str]:
-    """The exact serve command for a run, a curl line and a five-line Python example."""
+def how_to_call(run_id: str, url: str = "http://127.0.0.1:8000") -> dict[str, str]:
+    """The serve command for a run (naming it by id: the workspace key comes from an environment variable, never
+    printed), where to find the key, a curl line and a five-line Python example."""
     python = (f'import httpx\n'
               f'with open("photo.jpg", "rb") as image:\n'
               f'    answer = httpx.post("{url}/predict", files={{"file": image}}).json()\n'
               f'best = answer["results"][0]["predictions"][0]\n'
               f'print(best["label"], best["probability"], answer["results"][0]["unsure"])')
-    return {"serve": f"python -m core serve --run {shlex.quote(str(run_dir))} --port {url.rsplit(':', 1)[-1]}",
+    return {"serve": f"python -m core serve --run {run_id} --workspace-key-env {KEY_ENV} --port {url.rsplit(':', 1)[-1]}",
+            "key": f"Set {KEY_ENV} to the key in your browser's address bar, after ws= (keep it to yourself: it opens "
+                   f"your workspace).",
             "curl": f'curl -F "file=@photo.jpg" "{url}/predict?top_k=3"', "python": python}
 
 
 def start_service(run_dir: Path, log_url: str | None = None, max_batch: int = 16, timeout: float = 120.0,
-                  output: Path | None = None, keep_images: Path | None = None) -> ServiceProcess:
-    """Start a service for run_dir on 127.0.0.1 and wait until /health answers."""
+                  output: Path | None = None, keep_images: Path | None = None, workers: int = 1,
+                  env: dict[str, str] | None = None, api_key_env: str | None = None) -> ServiceProcess:
+    """Start a service for run_dir on 127.0.0.1 and wait until /health answers. `env`: variables added to this
+    process's environment for the service (e.g. the one `api_key_env` names)."""
     run_dir = Path(run_dir)
     port = free_port()
-    command = serve_command(run_dir, port, log_url, max_batch, keep_images)
-    output = output or paths.home() / "serving" / f"{run_dir.name}.{port}.out"
+    command = serve_command(run_dir, port, log_url, max_batch, keep_images, workers, api_key_env)
+    output = output or workspace_of(run_dir) / "serving" / f"{run_dir.name}.{port}.out"
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=None if env is None else os.environ | env)
     service = ServiceProcess(run_dir.name, f"http://127.0.0.1:{port}", process, output, command)
     try:
         wait_until_healthy(service, timeout)
@@ -102,7 +132,10 @@ def wait_until_healthy(service: ServiceProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not service.alive():
-            raise ServiceStartError("The service stopped while starting.", service.output_tail())
+            tail = service.output_tail()
+            errors = [line for line in tail.splitlines() if line.startswith("error: ")]
+            reason = f" ({errors[-1].removeprefix('error: ').rstrip('.')})" if errors else ""
+            raise ServiceStartError(f"The service stopped while starting{reason}.", tail)
         try:
             if httpx.get(f"{service.url}/health", timeout=2).status_code == 200:
                 return
@@ -124,43 +157,16 @@ def stop_service(service: ServiceProcess, grace: float = 15.0) -> int | None:
     return service.process.returncode
 
 
-class ServiceRegistry:
-    """The local services of this process, one per run at most."""
-
-    def __init__(self) -> None:
-        self._services: dict[str, ServiceProcess] = {}
-        self._lock = threading.Lock()
-
-    def get(self, run_id: str) -> ServiceProcess | None:
-        with self._lock:
-            service = self._services.get(run_id)
-            if service is not None and not service.alive():
-                del self._services[run_id]
-                return None
-            return service
-
-    def start(self, run_dir: Path, log_url: str | None = None, max_batch: int = 16,
-              keep_images: Path | None = None) -> ServiceProcess:
-        existing = self.get(Path(run_dir).name)
-        if existing is not None:
-            return existing
-        if sum(s.alive() for s in list(self._services.values())) >= MAX_LOCAL_SERVICES:
-            raise ServiceStartError(f"{MAX_LOCAL_SERVICES} local services are already running; stop one first.")
-        service = start_service(run_dir, log_url, max_batch, keep_images=keep_images)
-        with self._lock:
-            self._services[service.run_id] = service
-        return service
-
-    def stop(self, run_id: str) -> None:
-        with self._lock:
-            service = self._services.pop(run_id, None)
-        if service is not None:
-            stop_service(service)
-
-    def stop_all(self) -> None:
-        for run_id in list(self._services):
-            self.stop(run_id)
+def idle_limit() -> float:
+    try:
+        return max(1.0, float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_S)))
+    except ValueError:
+        return float(DEFAULT_IDLE_S)
 
 
-registry = ServiceRegistry()
-atexit.register(registry.stop_all)  # a local service never outlives the app that started it
+def idle_seconds(service: ServiceProcess) -> float | None:
+    """How long the service has answered nothing, from its /health counters; None when it does not say."""
+    try:
+        return float(httpx.get(f"{service.url}/health", timeout=2).json()["idle_s"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.data import checkout, intake
 from core.data.archive import Skipped
 from core.data.store import DatasetStore, StoreError, Version
-from core.runs.folder import read_json
+from core.runs.folder import Run
 from core.serving.predlog import PredictionLog
 
 SERVED_PREFIX = "served-"  # how the Label page tells these images apart; the rest of the name is the prediction id
@@ -60,13 +60,13 @@ def labelling_dataset(store: DatasetStore, run_dir: Path, config: dict[str, Any]
             return version
     if str(data) not in ("", ".") and data.exists():
         return intake.import_labelled(store, data, name, work_dir).version
-    return intake.new_pool(store, name, [str(label) for label in read_json(run_dir / "labels.json", [])])
+    return intake.new_pool(store, name, Run(run_dir).labels())
 
 
 def send_for_labelling(store: DatasetStore, dataset: str, items: list[dict[str, Any]],
                        work_dir: Path) -> SentToLabelling:
     """Add the images of `items` (from `keep.kept_images_for_review`) to the pool of `dataset`, unlabelled."""
-    uploads: list[tuple[str, bytes]] = []
+    uploads: list[tuple[str, Path]] = []
     gone: list[Skipped] = []
     for item in items:
         path = Path(item["path"])
@@ -74,7 +74,7 @@ def send_for_labelling(store: DatasetStore, dataset: str, items: list[dict[str, 
             if path.stat().st_size > intake.MAX_IMAGE_BYTES:  # checked again by intake; here so it is never read
                 gone.append(Skipped(path.name, f"larger than {intake.MAX_IMAGE_BYTES >> 20} MiB; skipped"))
                 continue
-            uploads.append((SERVED_PREFIX + path.name, path.read_bytes()))
+            uploads.append((SERVED_PREFIX + path.name, path))  # read from disk by the intake, never whole
         except OSError:
             gone.append(Skipped(path.name, "no longer kept (the service dropped it to stay within its limit)"))
     result = intake.add_uploads(store, dataset, store.head(dataset), uploads, None, work_dir)

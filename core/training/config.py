@@ -33,6 +33,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
+    task: str = "single"  # a key of core.tasks: what the model learns to answer (the Data page shows what the data says)
+    target: str = ""  # the metadata column to learn (empty: the one the task's name implies: label, labels, value)
     backbone: str = "efficientnet_lite0"
     freeze_depth: int | str = FREEZE_ALL  # number of frozen stages, or "all" (feature extraction)
     epochs: int = 10
@@ -65,6 +67,12 @@ class TrainConfig:
             if value is not None and (not isinstance(value, (int, float)) or not low <= value <= high):
                 raise ConfigError(f"{_WORDS.get(name, name.replace('_', ' '))} must be between {low:g} and {high:g}, not {value}")
 
+    def trains_head_only(self) -> bool:
+        """Feature extraction: only the new head trains (whichever way the depth was written, "all" or 9 of 9)."""
+        from core.training.advice import stage_table  # the backbone's stages: a registry lookup, cached
+
+        return trains_head_only(self.freeze_depth, len(stage_table(self.backbone).names))
+
     def resolved_augment(self, frozen_stages: int, total_stages: int) -> str:
         if self.augment != "auto":
             return self.augment
@@ -94,6 +102,16 @@ def default_lr(frozen_stages: int, total_stages: int) -> float:
     if frozen_stages >= total_stages - 2:
         return 1e-3
     return 3e-4
+
+
+def trains_head_only(freeze_depth: int | str, total_stages: int) -> bool:
+    """The one answer to "does only the new head train?" (feature extraction): "all", or a depth that freezes every
+    stage (the Train page's slider at its end gives the stage count)."""
+    return freeze_depth == FREEZE_ALL or (isinstance(freeze_depth, int) and freeze_depth >= total_stages)
+
+
+def frozen_stages(freeze_depth: int | str, total_stages: int) -> int:
+    return total_stages if trains_head_only(freeze_depth, total_stages) else int(freeze_depth)
 
 
 def parse_freeze_depth(text: str | int) -> int | str:

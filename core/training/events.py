@@ -1,7 +1,7 @@
 """The closed set of training events, the append-only log they go to, and a reader of that log on disk.
 
 The log is *state*: the training process appends every event as one JSON line to the run's `metrics.jsonl`, and
-readers (the live view, the CLI) follow that file. Stopping is *control*: a stop request (see runs.StopFile).
+readers (the live view, the CLI) follow that file. Stopping is *control*: a stop request (core.runs.folder.StopFile).
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 RUN_STARTED = "run_started"
+FEATURES = "features"  # the frozen stages' pass over the images, before the first epoch: done of total
 BATCH_END = "batch_end"
 EPOCH_END = "epoch_end"
 RUN_FINISHED = "run_finished"
 RUN_FAILED = "run_failed"
 RUN_CANCELLED = "run_cancelled"
-EVENT_KINDS: tuple[str, ...] = (RUN_STARTED, BATCH_END, EPOCH_END, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED)
+EVENT_KINDS: tuple[str, ...] = (RUN_STARTED, FEATURES, BATCH_END, EPOCH_END, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED)
 TERMINAL_KINDS: frozenset[str] = frozenset({RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
 
 

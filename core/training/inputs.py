@@ -7,6 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -17,40 +18,51 @@ from core.models.backbones import StagedModel
 from core.models.features import FeatureCache, cache_key
 from core.training import augmented_views as views
 from core.training import distributed
+from core.training.data import TrainingData
 from core.training.devices import Accelerator
 
 EXTRACT_BATCH = 64
 DECODE_BUDGET = 3 << 30  # decoded uint8 images kept in memory per part; beyond it, decode per batch
+FeatureProgress = Callable[[str, int, int], None]  # (part, images done, images in all)
 
 
 @dataclass
 class Inputs:
     root: Path
-    parts: dict[str, list[ImageRecord]]  # "train" / "val"
-    labels: list[str]
+    parts: dict[str, list[ImageRecord]]  # "train" / "val" (or any part name: "all" for the audit)
     prep: Preprocessing
     model: StagedModel
     accel: Accelerator
     cache: FeatureCache
     identity: tuple[str, str, int]  # backbone, weights, seed: with depth and prep, what the features depend on
     shard: tuple[int, int] = (0, 1)  # (rank, processes) under torchrun: each process trains on its share
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)  # what each part's images should give
+    on_features: FeatureProgress | None = None
     view_plan: views.ViewPlan = views.ViewPlan(0)
     _decoded: dict[str, torch.Tensor | LazyImages] = field(default_factory=dict)
 
-    def targets(self, part: str) -> torch.Tensor:
-        index = {label: i for i, label in enumerate(self.labels)}
-        return torch.tensor([index[r.label] for r in self.parts[part]], dtype=torch.long)
+    @classmethod
+    def for_training(cls, data: TrainingData, prep: Preprocessing, model: StagedModel, accel: Accelerator,
+                     cache: FeatureCache, identity: tuple[str, str, int], shard: tuple[int, int] = (0, 1),
+                     on_features: FeatureProgress | None = None) -> "Inputs":
+        targets = {part: data.task.targets(data.part(part), data.labels) for part in ("train", "val")}
+        return cls(data.root, {"train": data.train, "val": data.val}, prep, model, accel, cache, identity, shard,
+                   targets, on_features)
+
+    def _targets(self, part: str) -> torch.Tensor:
+        found = self.targets.get(part)
+        return found if found is not None else torch.zeros(len(self.parts[part]), dtype=torch.long)
 
     def source(self, part: str, frozen: int, augment: BatchAugment | None, sharded: bool = True,
                ) -> FeatureSource | ImageSource | views.ViewSource:
         shard = self.shard if sharded else (0, 1)
         if frozen > 0 and augment is None:
-            return FeatureSource(self.features(part, frozen), self.targets(part), shard)
+            return FeatureSource(self.features(part, frozen), self._targets(part), shard)
         prefix = self._prefix(frozen) if frozen else None
         if prefix is not None and part == "train" and self.view_plan.views > 0:
-            return views.ViewSource(self.images(part), self.targets(part), self.prep, augment, prefix,
+            return views.ViewSource(self.images(part), self._targets(part), self.prep, augment, prefix,
                                     self.view_plan.views, self.accel.channels_last, shard=shard)
-        return ImageSource(self.images(part), self.targets(part), self.prep, augment, prefix,
+        return ImageSource(self.images(part), self._targets(part), self.prep, augment, prefix,
                            self.accel.channels_last, shard)
 
     def _prefix(self, frozen: int) -> views.Prefix:
@@ -110,11 +122,14 @@ class Inputs:
 
         for stage in self.model.stages[:frozen]:
             stage.eval()
-        outputs = []
+        outputs, done = [], 0
         with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode(), self.accel.autocast():
             for raw in pool.map(load, chunks):
                 x = self.prep.normalize(raw.to(self.accel.device, non_blocking=True))
                 if self.accel.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 outputs.append(self.model.run_stages(x, 0, frozen).to("cpu", torch.float16))
+                done += len(raw)
+                if self.on_features is not None:
+                    self.on_features(part, done, len(indices))
         return torch.cat(outputs)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.training.events import BATCH_END, EPOCH_END, RUN_CANCELLED, RUN_FAILED, RUN_FINISHED, RUN_STARTED
+from core.training.events import BATCH_END, EPOCH_END, FEATURES, RUN_CANCELLED, RUN_FAILED, RUN_FINISHED, RUN_STARTED
 
 MAX_BATCH_POINTS = 240  # per-batch losses kept for the chart; older ones are thinned, never the epochs
 ENDED = {RUN_FINISHED: "finished", RUN_FAILED: "failed", RUN_CANCELLED: "cancelled"}
@@ -26,9 +26,13 @@ class Progress:
     stopped_early: bool = False
     best_epoch: int | None = None
     message: str = ""
+    features: tuple[int, int] | None = None  # (images done, images in all) while the frozen layers' pass runs
 
     def text(self) -> str:
         """One line for a progress bar or a terminal."""
+        if self.features is not None:
+            done, total = self.features
+            return f"Computing features: {done:,} of {total:,} images (once; every epoch then reuses them)"
         if self.state == "finished" and self.stopped_early:
             return self.message
         if self.state == "finished":
@@ -76,6 +80,7 @@ class RunProgress:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)
     end: dict[str, Any] | None = None
+    features: dict[str, Any] | None = None  # the latest "features" event
     version: int = 0
     updated_at: float = 0.0  # time.monotonic() of the last new record
     _stride: int = 1
@@ -92,6 +97,8 @@ class RunProgress:
                 self.epochs.append(record)
             elif kind == BATCH_END:
                 self._add_batch(record)
+            elif kind == FEATURES:
+                self.features = record
             elif kind in ENDED:
                 self.end = record
         if records:
@@ -123,6 +130,9 @@ class RunProgress:
         speed = (self.epochs[-1] if self.epochs else self._last_batch or {}).get("images_per_s")
         if state == "finished":
             return self._finished(total, done, speed)
+        if self._computing_features(done):
+            done_images, all_images = int(self.features["done"]), int(self.features["total"])
+            return Progress("training", 0, total, 0.0, None, None, features=(done_images, all_images))
         partial = self._partial(done)
         fraction = min((done + partial) / total, 1.0) if total else 0.0
         eta = eta_seconds(total, [e["elapsed_s"] for e in self.epochs], partial, self._epoch_seconds_from_batches())
@@ -141,6 +151,11 @@ class RunProgress:
             message = (f"Complete: stopped early at epoch {ran} of {total}, because {why}; the best epoch "
                        f"({end.get('best_epoch')}) was kept.")
         return Progress("finished", ran, total, 1.0, 0.0, speed, early, end.get("best_epoch"), message)
+
+    def _computing_features(self, epochs_done: int) -> bool:
+        """The frozen layers' pass is under way: a features event is the newest news, before any batch."""
+        return (self.features is not None and epochs_done == 0 and self._last_batch is None
+                and int(self.features.get("done", 0)) < int(self.features.get("total", 0)))
 
     def _partial(self, done: int) -> float:
         last = self._last_batch

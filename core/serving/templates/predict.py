@@ -2,11 +2,13 @@
 
     python predict.py photo1.jpg photo2.png [--top-k 3]
 
-Prints one JSON object per image: {"image": ..., "top_k": [{"label": ..., "probability": ...}, ...],
-"unsure": true/false}. Probabilities are calibrated with the temperature in calibration.json, and "unsure" means
-the top probability is below the threshold chosen on validation ("not sure: refer to a person"). An image that
-cannot be read is reported as {"image": ..., "error": ...} and the next one is processed.
-The preprocessing below is TransferLab's own, so predictions match the app's.
+Prints one JSON object per image, as `python -m core predict` does: {"image": ..., "top_k": [{"label": ...,
+"probability": ...}, ...], "unsure": true/false, "unknown": true/false, "ood_score": ...}. Probabilities are
+calibrated with the temperature in calibration.json; "unsure" means the top probability is below the threshold
+chosen on validation ("not sure: refer to a person"); "unknown" means the image is unlike every training image: its
+mean cosine distance to the k most similar training images (ood_reference.pt, in the embedding the model's last
+layer reads) is above the run's threshold. An image that cannot be read is reported as {"image": ..., "error": ...}
+and the next one is processed. The preprocessing below is TransferLab's own, so answers match the app's.
 """
 import argparse
 import json
@@ -18,13 +20,19 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
-from torchvision.transforms import InterpolationMode
 
 HERE = Path(__file__).resolve().parent
 
 
+# As in TransferLab: beyond this ratio of the longer to the shorter side the model would see a sliver of the image.
+MAX_ASPECT_RATIO = 20
+
+
 def load_rgb(path, resize_size):
     image = Image.open(path)
+    if max(image.size) > MAX_ASPECT_RATIO * max(1, min(image.size)):
+        raise ValueError(f"too long and thin: one side is over {MAX_ASPECT_RATIO} times the other "
+                         f"({image.size[0]}x{image.size[1]} pixels), and the model sees only a centre square")
     if image.format == "JPEG":
         image.draft("RGB", (resize_size, resize_size))  # TransferLab decodes JPEGs at reduced scale too
     image.load()
@@ -43,10 +51,28 @@ def load_rgb(path, resize_size):
     return image.convert("RGB")
 
 
+def bounded_resize(image, resize_size, crop_size, interpolation):
+    """TransferLab's resize: the centre square of the image resized to `resize_size` on its shorter side, computed
+    from that region of the input alone (a thin strip costs a small square, not a huge resize)."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(resize_size * long / short)
+    new_width, new_height = (resize_size, new_long) if width <= height else (new_long, resize_size)
+    side = max(resize_size, crop_size)
+    box, size = [], []
+    for new, old in ((new_width, width), (new_height, height)):
+        keep = min(new, side)
+        start = int(round((new - crop_size) / 2.0)) - int(round((keep - crop_size) / 2.0))
+        scale = old / new
+        box.append((start * scale, min(old, (start + keep) * scale)))
+        size.append(keep)
+    region = (box[0][0], box[1][0], box[0][1], box[1][1])
+    return image.resize((size[0], size[1]), Image.Resampling[interpolation.upper()], box=region)
+
+
 def preprocess(path, prep):
     image = load_rgb(path, prep["resize_size"])
-    image = TF.resize(image, [prep["resize_size"]], interpolation=InterpolationMode(prep["interpolation"]),
-                      antialias=True)
+    image = bounded_resize(image, prep["resize_size"], prep["crop_size"], prep["interpolation"])
     x = TF.pil_to_tensor(TF.center_crop(image, [prep["crop_size"]])).float() / 255.0
     return TF.normalize(x, prep["mean"], prep["std"])
 
@@ -58,13 +84,35 @@ def calibration():
     return float(stored.get("temperature", 1.0)), float(stored.get("threshold", 0.0))
 
 
-def answer(model, path, prep, labels, top_k, temperature, threshold):
-    probabilities = model(preprocess(path, prep).unsqueeze(0))[0]
+def unknown_check():
+    """(unit reference embeddings, k, threshold) of the "unknown input" check, or None when the run has none."""
+    path, stored = HERE / "ood_reference.pt", HERE / "calibration.json"
+    ood = (json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else {}).get("ood") or {}
+    if not path.exists() or ood.get("threshold") is None:
+        return None
+    reference = torch.load(str(path), map_location="cpu", weights_only=True).float()
+    reference = reference / reference.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    k = max(1, min(int(ood.get("k", 5)), len(reference) - 1))
+    return reference, k, float(ood["threshold"])
+
+
+def ood_score(embedding, reference, k):
+    """Mean cosine distance of one embedding to its k most similar reference embeddings (as TransferLab scores)."""
+    unit = embedding.float() / embedding.float().norm().clamp_min(1e-12)
+    return float((1.0 - reference @ unit).topk(k, largest=False).values.mean())
+
+
+def answer(model, path, prep, labels, top_k, temperature, threshold, check=None):
+    output = model(preprocess(path, prep).unsqueeze(0))
+    probabilities, embedding = output if isinstance(output, tuple) else (output, None)
     # The exported model outputs probabilities; softmax(log p / T) equals softmax(logits / T).
-    probabilities = torch.softmax(torch.log(probabilities.clamp_min(1e-12)) / temperature, dim=0)
+    probabilities = torch.softmax(torch.log(probabilities[0].clamp_min(1e-12)) / temperature, dim=0)
     values, indices = probabilities.topk(min(top_k, len(labels)))
     top = [{"label": labels[i], "probability": round(float(p), 6)} for p, i in zip(values, indices)]
-    return {"image": str(path), "top_k": top, "unsure": bool(values[0] < threshold)}
+    score = ood_score(embedding[0], check[0], check[1]) if check is not None and embedding is not None else None
+    return {"image": str(path), "top_k": top, "unsure": bool(values[0] < threshold),
+            "unknown": bool(score is not None and score > check[2]),
+            "ood_score": None if score is None else round(score, 6)}
 
 
 def main():
@@ -77,11 +125,12 @@ def main():
     warnings.filterwarnings("ignore", category=FutureWarning)  # TorchScript's deprecation notice
     model = torch.jit.load(str(HERE / "model.torchscript.pt"), map_location="cpu").eval()
     temperature, threshold = calibration()
+    check = unknown_check()
     failed = 0
     with torch.inference_mode():
         for path in args.images:
             try:
-                result = answer(model, path, prep, labels, args.top_k, temperature, threshold)
+                result = answer(model, path, prep, labels, args.top_k, temperature, threshold, check)
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
                 failed += 1  # one bad file must not stop the rest
                 result = {"image": str(path), "error": f"could not read this image ({error})"}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -50,3 +51,16 @@ def wide_sentence(what: str, count: int, noun: str, interval: tuple[float, float
     if not is_wide(interval):
         return None
     return f"With {count} {noun}, {what} could be anywhere from {interval[0]:.0%} to {interval[1]:.0%}."
+
+
+def bootstrap(statistic: Callable[[np.ndarray], tuple[float, ...]], count: int, seed: int = 0,
+              samples: int = BOOTSTRAP_SAMPLES) -> list[list[float]]:
+    """Percentile 95% intervals of each number `statistic(indices)` returns, over images resampled with
+    replacement (seeded: the same data gives the same interval)."""
+    if count < 2:
+        value = statistic(np.arange(count))
+        return [[float(v), float(v)] for v in value]
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(rng.integers(0, count, count)) for _ in range(samples)], dtype=float)
+    low, high = np.nanpercentile(draws, [2.5, 97.5], axis=0)
+    return [[float(a), float(b)] for a, b in zip(np.atleast_1d(low), np.atleast_1d(high))]

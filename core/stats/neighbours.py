@@ -6,18 +6,15 @@ against the training set, and each training image scored against the others (lea
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from sklearn.neighbors import NearestNeighbors
 
 K = 5
 QUANTILE = 0.99  # about 1 in 100 ordinary images would be called unknown
 MAX_REFERENCE = 2000  # training embeddings kept in the run folder (float16: 2000 x 1280 = 5 MB)
-REFERENCE_FILE = "ood_reference.safetensors"
 
 
 def normalise(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -77,16 +74,3 @@ def fit_reference(train: np.ndarray, val: np.ndarray, seed: int = 0,
     return scorer, {"k": scorer.k, "threshold": threshold, "quantile_threshold": quantile, "class_gap_floor": floor,
                     "reference_images": len(scorer.reference), "validation_flagged": flagged_val,
                     "validation_scores": [round(float(s), 5) for s in val_scores[:MAX_REFERENCE]]}
-
-
-def save_reference(scorer: NeighbourScore, run_dir: Path) -> None:
-    tmp = run_dir / f".{REFERENCE_FILE}.tmp"
-    save_file({"embeddings": torch.from_numpy(scorer.reference).half().contiguous()}, str(tmp))
-    tmp.replace(run_dir / REFERENCE_FILE)
-
-
-def load_reference(run_dir: Path, k: int = K) -> NeighbourScore | None:
-    path = Path(run_dir) / REFERENCE_FILE
-    if not path.exists():
-        return None
-    return NeighbourScore(load_file(path)["embeddings"].float().numpy(), k)

@@ -1,0 +1,147 @@
+"""What a dataset version is, and how one edit (a user's change, as data) makes the next version from it.
+
+`core.data.store` keeps versions on disk; this module holds the rules: class names (core.data.names), the change
+between two versions, applying an edit, and when an edit made on an older version clashes with a newer one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.data import names
+
+
+class StoreError(ValueError):
+    """A change that cannot be made; the message is one plain sentence for the user."""
+
+
+class StaleVersion(StoreError):
+    """The change was based on an older version and touches images someone else changed since."""
+
+
+@dataclass
+class Edit:
+    """One change a user makes, as data, so it can be replayed onto a newer version (rebase)."""
+    add: dict[str, dict[str, Any]] = field(default_factory=dict)  # hash -> {"label", "name"}
+    set_label: dict[str, str | None] = field(default_factory=dict)  # hash -> new label (None: back to the pool)
+    remove: set[str] = field(default_factory=set)
+    rename: dict[str, str] = field(default_factory=dict)  # old class -> new class (an existing one: a merge)
+    add_classes: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Version:
+    dataset: str
+    number: int
+    name: str
+    created: float
+    message: str
+    classes: list[str]
+    images: dict[str, dict[str, Any]]
+    changes: dict[str, int]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+    def counts(self) -> dict[str, int]:
+        """Labelled images per class (every class, even empty ones), in class order."""
+        counts = {label: 0 for label in self.classes}
+        for entry in self.images.values():
+            if entry["label"] is not None:
+                counts[entry["label"]] = counts.get(entry["label"], 0) + 1
+        return counts
+
+    def pool(self) -> list[str]:
+        return [h for h, entry in self.images.items() if entry["label"] is None]
+
+    def summary(self) -> str:
+        return describe_changes(self.changes)
+
+
+def check_class_name(name: str) -> str:
+    """The name in its one spelling (NFC); StoreError with the reason if it cannot be a class."""
+    name = names.normalize(name)
+    problem = names.refusal(name)
+    if problem:
+        raise StoreError(problem)
+    return name
+
+
+def diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Which images were added, removed, labelled (from the pool), relabelled, or sent back to the pool."""
+    out: dict[str, list[str]] = {"added": [], "removed": [], "labelled": [], "relabelled": [], "unlabelled": []}
+    for h, entry in new.items():
+        before = old.get(h)
+        if before is None:
+            out["added"].append(h)
+        elif before["label"] != entry["label"]:
+            kind = "labelled" if before["label"] is None else "unlabelled" if entry["label"] is None else "relabelled"
+            out[kind].append(h)
+    out["removed"] = [h for h in old if h not in new]
+    return out
+
+
+def describe_changes(changes: dict[str, int]) -> str:
+    words = {"added": "+{} images", "removed": "-{} images", "labelled": "{} labelled", "relabelled": "{} relabelled",
+             "unlabelled": "{} back to the pool", "new_classes": "+{} classes", "gone_classes": "-{} classes"}
+    parts = [words[k].format(n) for k, n in changes.items() if n and k in words]
+    return ", ".join(parts) or "no change"
+
+
+def apply(head: Version, edit: Edit) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    images = {h: dict(entry) for h, entry in head.images.items()}
+    classes = list(head.classes)
+    for old, new in edit.rename.items():
+        new = _new_class(new, [c for c in classes if c not in edit.rename])
+        if old not in classes:
+            raise StoreError(f"There is no class '{old}' to rename.")
+        classes = [c for c in classes if c != old] + ([new] if new not in classes else [])
+        for entry in images.values():
+            if entry["label"] == old:
+                entry["label"] = new
+    for name in edit.add_classes:
+        if (name := _new_class(name, classes)) not in classes:
+            classes.append(name)
+    for digest, entry in edit.add.items():
+        label = entry.get("label")
+        label = label if label is None or label in classes else _new_class(label, classes)
+        images.setdefault(digest, {"label": label, "name": entry["name"]})
+    for digest, label in edit.set_label.items():
+        if label is not None and label not in classes:
+            label = _new_class(label, classes)
+            classes += [label] if label not in classes else []
+        if digest in images:
+            images[digest]["label"] = label
+    for digest in edit.remove:
+        images.pop(digest, None)
+    used = {e["label"] for e in images.values() if e["label"] is not None}
+    classes += sorted(used - set(classes))  # a label given to an image makes its class exist
+    return images, classes
+
+
+def _new_class(name: str, classes: list[str]) -> str:
+    """A class name typed into the store: checked, in its one spelling, and not a lookalike of another class."""
+    name = check_class_name(name)
+    twin = None if name in classes else names.lookalike_of(name, classes)
+    if twin is not None:
+        raise StoreError(f"There is already a class '{names.shown(twin)}': '{names.shown(name)}' differs from it only "
+                         "in letter case or lookalike characters, and the two would become one folder on Windows and "
+                         f"macOS; use '{names.shown(twin)}', or a clearly different name.")
+    return name
+
+
+def refuse_conflicts(base: Version, head: Version, edit: Edit) -> None:
+    """Raise StaleVersion if `edit` touches what changed between `base` and `head`; else it can be rebased."""
+    changed = {h for hashes in diff(base.images, head.images).values() for h in hashes}
+    touched = set(edit.set_label) | edit.remove | set(edit.add)
+    renamed = set(edit.rename)
+    labels_changed = {entry["label"] for v in (base, head) for h in changed if (entry := v.images.get(h))}
+    if renamed and (base.classes != head.classes or renamed & labels_changed):
+        touched |= changed  # a rename moves every image of the class: any change there is a conflict
+    clash = touched & changed
+    if clash:
+        raise StaleVersion(f"Someone else saved version {head.number} of this dataset while you were looking at "
+                           f"version {base.number}, and changed {len(clash)} of the same images. Your change was "
+                           "not saved: the page now shows their version, please make your change again.")

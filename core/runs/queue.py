@@ -1,0 +1,88 @@
+"""Who trains next: fair between workspaces, first come first served within one.
+
+A class shares one server: a student who queues five runs must not make every classmate wait behind all of them.
+Jobs wait in turn by workspace (round-robin): the next job to start is the earliest one of the workspace that has
+started the fewest jobs since the queue was last empty. Within a workspace, its own jobs keep their order.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Queued(Protocol):
+    owner: str  # the workspace the job belongs to
+    slots: tuple[str, ...]  # the devices it needs
+    state: str  # "queued" | "running"
+
+
+@dataclass
+class FairQueue:
+    """The active jobs (queued and running) in submission order, and how many each workspace has started."""
+    active: list = field(default_factory=list)
+    started: Counter = field(default_factory=Counter)
+
+    def add(self, job: Queued) -> None:
+        if not self.active:
+            self.started.clear()  # a new busy period: yesterday's runs do not count against anyone
+        self.active.append(job)
+
+    def remove(self, job: Queued) -> None:
+        self.active.remove(job)
+
+    def order(self) -> list:
+        """The queued jobs in the order they will start."""
+        turns: Counter = Counter(self.started)
+        ordered, waiting = [], [j for j in self.active if j.state == "queued"]
+        while waiting:  # each pick takes the earliest job of the workspace with the fewest turns so far
+            pick = min(waiting, key=lambda j: (turns[j.owner], self.active.index(j)))
+            turns[pick.owner] += 1
+            ordered.append(pick)
+            waiting.remove(pick)
+        return ordered
+
+    def to_start(self) -> list:
+        """The queued jobs whose devices are free now, fairly ordered; a job that waits for devices holds them
+        (a run on every GPU is not overtaken forever by single-GPU runs)."""
+        claimed = {slot for job in self.active if job.state == "running" for slot in job.slots}
+        starting = []
+        for job in self.order():
+            if not claimed & set(job.slots):
+                starting.append(job)
+                self.started[job.owner] += 1
+            claimed |= set(job.slots)
+        return starting
+
+    def place(self, job: Queued) -> "Place":
+        """Where a queued job stands: what runs on its devices now, and what starts before it."""
+        running = [j for j in self.active if j.state == "running" and set(j.slots) & set(job.slots)]
+        order = [j for j in self.order() if set(j.slots) & set(job.slots)]
+        before = order[:order.index(job)] if job in order else []
+        return Place(len(running), sum(j.owner == job.owner for j in before),
+                     sum(j.owner != job.owner for j in before), sum(j.owner == job.owner for j in running))
+
+
+@dataclass(frozen=True)
+class Place:
+    training: int  # jobs training now on the devices this one needs
+    own_before: int  # this workspace's own earlier jobs that start before it
+    others_before: int  # other workspaces' jobs that start before it (their turn comes first)
+    own_training: int
+
+    @property
+    def ahead(self) -> int:
+        return self.training + self.own_before + self.others_before
+
+    def sentence(self) -> str:
+        """Why it waits, in words (counts only: never whose runs they are)."""
+        if not self.ahead:
+            return "It starts in a moment."
+        parts = [f"{self.training} run{'s' if self.training != 1 else ''} training now"
+                 + (f" ({self.own_training} of them yours)" if self.own_training else "")]
+        if self.own_before:
+            parts.append(f"{self.own_before} more of yours queued earlier")
+        if self.others_before:
+            parts.append(f"{self.others_before} of other people whose turn comes first")
+        return (f"{self.ahead} ahead of yours: " + ", ".join(parts) + ". Runs take turns by workspace, so one "
+                "person's many runs never hold up everyone else.")

@@ -1,15 +1,20 @@
 """The Label page's widgets: the tick-box grid, class pickers whose extra choices are never strings, the
-dataset picker that always names the current version."""
+dataset picker that always names the current version, the 'Label next' header, notices, merging look-alike class
+names and deleting a dataset."""
 from __future__ import annotations
 
 from collections import Counter
 from enum import Enum
+from pathlib import Path
 
 import streamlit as st
 
-from core.data.store import DatasetStore
+from core import quota
+from core.data import checkout, names
+from core.data.store import DatasetStore, StoreError, Version
+from core.labelling.propose import Proposal
 from core.text import md, plain
-from ui.common import cached_thumbnail
+from ui.common import Workspace, cached_thumbnail, show_error
 
 PAGE_SIZE = 36
 COLUMNS = 6
@@ -67,3 +72,85 @@ def pick_dataset(known: dict) -> str:
     names = Counter(v.name for v in known.values())
     return st.selectbox("Dataset", list(known), key="dataset_choice", format_func=lambda d: plain(
         f"{known[d].name} (version {known[d].number})" + (f" · {d[:6]}" if names[known[d].name] > 1 else "")))
+
+
+def notify(kind: str, text: str, details: list | None = None) -> None:
+    """A notice for the top of the page's next run (kind: success, warning, error, info)."""
+    st.session_state["label_notice"] = (kind, text, details or [])
+
+
+def show_notice() -> None:
+    kind, text, details = st.session_state.pop("label_notice", ("", "", []))
+    if text:
+        getattr(st, kind)(md(text))
+    if details:
+        with st.expander(f"Skipped files ({len(details)}) and why"):
+            st.dataframe([{"file": s.path, "reason": s.reason} for s in details], hide_index=True)
+
+
+def proposal_header(proposal: Proposal, version: Version) -> None:
+    """How far there is to go (the learning curve's sentence), then why these images come next, each in words."""
+    st.info(md(proposal.curve.sentence()))
+    if proposal.curve.accuracy is not None:
+        st.caption("Measured by training on parts of your labels and testing on the rest; the range is where the "
+                   "true figure lies 8 times in 10. Labels chosen here usually teach more than that, so it leans "
+                   "pessimistic.")
+    if not proposal.digests:
+        st.success(md(proposal.why))
+        return
+    st.markdown(md(proposal.why))
+    with st.expander("Why each of these images comes next"):
+        # a table shows the reasons as text: the class names inside them are the user's
+        st.dataframe([{"image": version.images[d]["name"], "why": reason}
+                      for d, reason in zip(proposal.digests, proposal.reasons)], hide_index=True)
+
+
+def merge_lookalikes(store: DatasetStore, version: Version, base: int) -> None:
+    """Class names that differ only in case or look-alike characters: said, and merged into one on request."""
+    groups = names.lookalike_groups(version.classes)
+    if not groups:
+        return
+    listed = "; ".join(" and ".join(f"'{name}'" for name in group) for group in groups)
+    st.warning(md(f"These class names look alike: {listed}. Windows and macOS would put each group in one folder, "
+                  "and a reader cannot tell them apart."))
+    if st.button("Merge look-alike class names", key="merge_lookalikes",
+                 help="Each group becomes one class (the name most of its images have), saved as a new version."):
+        try:
+            merged = store.merge_lookalikes(version.dataset, base)
+        except StoreError as error:  # another tab changed the dataset meanwhile: one sentence says so
+            notify("warning", str(error))
+        else:
+            notify("success", f"Merged look-alike class names: version {merged.number}, {merged.summary()}.")
+        st.rerun()
+
+
+def delete_dataset(store: DatasetStore, version: Version, workspace: Workspace) -> None:
+    """Deleting a dataset and all its versions, once a tick box confirms it."""
+    with st.expander("Delete this dataset"):
+        sure = st.checkbox(md(f"Yes, delete '{version.name}' and all {version.number} of its versions. "
+                              "This cannot be undone."), key=f"delete_sure_{version.dataset}")
+        if st.button("Delete this dataset", key="delete_dataset", disabled=not sure):
+            current = workspace.dataset()
+            if current and checkout.version_of_folder(current["path"], store).startswith(f"{version.dataset}@"):
+                workspace.clear_dataset()  # the Train page would otherwise offer a folder that is gone
+            store.delete(version.dataset)
+            st.session_state.pop("dataset_choice", None)
+            notify("success", f"Deleted the dataset '{version.name}'.")
+            st.rerun()
+
+
+def export_zip(store: DatasetStore, workspace: Workspace, dataset: str, number: int, column) -> None:
+    """The version as a zip of class folders (in the store's exports, which the clean-up empties after a day),
+    refused in one sentence if a full copy of its images would take the workspace past its limit."""
+    if column.button("Export as a zip", key="export"):
+        images = store.version(dataset, number).images
+        try:
+            quota.check(workspace.root, sum(store.object_path(d).stat().st_size for d in images))
+        except quota.QuotaExceeded as error:
+            show_error(f"The zip was not made: {error}")
+        else:
+            st.session_state["label_export"] = str(checkout.export_zip(store, dataset, number))
+    exported = st.session_state.get("label_export")
+    if exported and Path(exported).exists():
+        st.download_button("Download the zip", Path(exported).read_bytes, file_name=Path(exported).name,  # on click
+                           mime="application/zip", key="download")

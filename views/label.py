@@ -193,6 +193,9 @@ def label_images(version, base: int) -> None:
 
 def label_next(version, base: int) -> None:
     """The proposal: the images that teach the model most now, why, and how many more labels it likely needs."""
+    if not version.images:
+        st.info("Add images first (the Add images tab): then the page proposes which to label first.")
+        return
     proposal = cached_proposal(str(store.root), version.dataset, version.number)
     widgets.proposal_header(proposal, version)
     if proposal.digests:

@@ -102,7 +102,7 @@ def cold_start(classes: list[str], labels: list[str]) -> bool:
 def typical_reason(group_size: int) -> str:
     if group_size > 1:
         return f"Typical of a group of {group_size} similar images that has no label yet."
-    return "Unlike the images labelled so far."
+    return "Unlike every other image here: no group of similar images stands for it."
 
 
 def uncertain_reason(probabilities: np.ndarray, classes: list[str]) -> str:

@@ -276,3 +276,27 @@ def test_a_labelled_zip_over_the_workspace_limit_is_refused_before_it_is_stored(
     uploads = _workspace(at) / "uploads"
     assert not (uploads.exists() and any(uploads.iterdir()))  # nothing of it written
     assert DatasetStore(_workspace(at) / "datasets").datasets() == []
+
+
+def test_with_many_labels_the_learning_curve_is_measured_when_asked(shapes_folder, tmp_path, monkeypatch):
+    from ui import label_widgets
+
+    monkeypatch.setattr(label_widgets, "CURVE_AUTO", 5)  # as if the dataset held hundreds of labels
+    by_class, _ = _shape_files(shapes_folder)
+    labelled = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(labelled, "w") as archive:
+        for label, files in by_class.items():
+            for path in files[:4]:
+                archive.write(path, f"{label}/{path.name}")
+    at = open_page("label")
+    at.file_uploader(key="labelled_zip").set_value(("shapes.zip", labelled.read_bytes(), "application/zip")).run()
+    pool = [(p.name, p.read_bytes(), "image/jpeg") for files in by_class.values() for p in files[4:6]]
+    at.file_uploader(key="add_files").set_value(pool).run()
+    at.button(key="add").click().run()
+    no_exception(at)
+    assert not any("accuracy" in s for s in said(at.info)) and ticks(at, "n")  # the proposal comes at once
+    at.button(key="curve").click().run()
+    no_exception(at)
+    assert any(s.startswith("Cross-validated accuracy with these 12 labels") for s in said(at.info))
+    at.run()
+    assert any(s.startswith("Cross-validated accuracy with these 12 labels") for s in said(at.info))  # stays

@@ -4,20 +4,27 @@ names and deleting a dataset."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
 import streamlit as st
 
-from core import quota
+from core import paths, quota
 from core.data import checkout, names
 from core.data.store import DatasetStore, StoreError, Version
+from core.labelling import propose
+from core.labelling import suggest as labelling
+from core.labelling.curve import CurveEstimate
 from core.labelling.propose import Proposal
+from core.models.features import FeatureCache
 from core.text import md, plain
 from ui.common import Workspace, cached_thumbnail, show_error
 
 PAGE_SIZE = 36
 COLUMNS = 6
+FEATURE_SIZE = 160  # smaller than the backbone's 224: suggestions in seconds on a CPU, still good features
+CURVE_AUTO = 300  # labels up to which each proposal brings its learning curve (seconds); above, on request
 
 
 class Target(Enum):
@@ -88,10 +95,17 @@ def show_notice() -> None:
             st.dataframe([{"file": s.path, "reason": s.reason} for s in details], hide_index=True)
 
 
-def proposal_header(proposal: Proposal, version: Version) -> None:
-    """How far there is to go (the learning curve's sentence), then why these images come next, each in words."""
-    st.info(md(proposal.curve.sentence()))
-    if proposal.curve.accuracy is not None:
+def proposal_header(proposal: Proposal, version: Version, measure: Callable[[], CurveEstimate]) -> None:
+    """How far there is to go (the learning curve's sentence; measured on request with `measure` where the proposal
+    left it out), then why these images come next, each in words."""
+    estimate, asked = proposal.curve, st.session_state.get("label_curve") == version.ref
+    if estimate is None and (asked or st.button("How many more labels does the model need?", key="curve",
+                                                help="A learning curve on your labels: up to a minute")):
+        st.session_state["label_curve"] = version.ref  # shown again on the next runs (cached) until a save
+        estimate = measure()
+    if estimate is not None:
+        st.info(md(estimate.sentence()))
+    if estimate is not None and estimate.accuracy is not None:
         st.caption("Measured by training on parts of your labels and testing on the rest; the range is where the "
                    "true figure lies 8 times in 10. Labels chosen here usually teach more than that, so it leans "
                    "pessimistic.")
@@ -154,3 +168,38 @@ def export_zip(store: DatasetStore, workspace: Workspace, dataset: str, number: 
     if exported and Path(exported).exists():
         st.download_button("Download the zip", Path(exported).read_bytes, file_name=Path(exported).name,  # on click
                            mime="application/zip", key="download")
+
+
+# The page's caches: keyed by the store's folder and a version, so a save (a new version) computes afresh.
+@st.cache_resource
+def feature_cache() -> FeatureCache:
+    return FeatureCache(paths.home() / "feature-cache")
+
+
+@st.cache_data(max_entries=8, show_spinner="Grouping similar images...")
+def cached_groups(root: str, dataset: str, number: int, groups: int) -> list[list[str]]:
+    pool_store = DatasetStore(Path(root))
+    pool = sorted(pool_store.version(dataset, number).pool())
+    features = labelling.embed(pool_store, pool, feature_cache(), FEATURE_SIZE)
+    return [[pool[i] for i in members] for members in labelling.group(features, groups)]
+
+
+@st.cache_data(max_entries=8, show_spinner="Suggesting labels...")
+def cached_suggestions(root: str, dataset: str, number: int) -> list[labelling.Suggestion]:
+    suggestion_store = DatasetStore(Path(root))
+    return labelling.suggestions_for(suggestion_store, suggestion_store.version(dataset, number), feature_cache(),
+                                     FEATURE_SIZE)
+
+
+@st.cache_data(max_entries=8, show_spinner="Choosing the images to label next...")
+def cached_proposal(root: str, dataset: str, number: int) -> propose.Proposal:
+    proposal_store = DatasetStore(Path(root))
+    return propose.next_to_label(proposal_store, proposal_store.version(dataset, number), feature_cache(),
+                                 FEATURE_SIZE, curve_up_to=CURVE_AUTO)
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring the learning curve on your labels...")
+def cached_curve(root: str, dataset: str, number: int) -> CurveEstimate:
+    curve_store = DatasetStore(Path(root))
+    return propose.labels_still_needed(curve_store, curve_store.version(dataset, number), feature_cache(),
+                                       FEATURE_SIZE)

@@ -9,50 +9,18 @@ from core.data import checkout, intake
 from core.data.archive import ArchiveRefused
 from core.data.preprocessing import IMAGE_SUFFIXES
 from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
-from core.labelling import propose
 from core.labelling import suggest as labelling
-from core.models.features import FeatureCache
 from core.text import md, plain
 from ui import label_widgets as widgets
 from ui.common import show_error, workspace
 from ui.label_widgets import POOL, REMOVE, notify, option_text, pick_dataset, show_notice
 from ui.label_widgets import grid as grid_of
 
-FEATURE_SIZE = 160  # smaller than the backbone's 224: suggestions in seconds on a CPU, still good features
-
-
 # "Label next" first: typical images, then unsure diverse ones, took 0.36-0.8x random's labels in bench/active_learning
 MODES = ("Label next (recommended)", "Groups of similar images", "Accept suggestions", "Browse and relabel")
 
 ws = workspace()
 store = DatasetStore(ws.root / "datasets")
-
-
-@st.cache_resource
-def feature_cache() -> FeatureCache:
-    return FeatureCache(paths.home() / "feature-cache")
-
-
-@st.cache_data(max_entries=8, show_spinner="Grouping similar images...")
-def cached_groups(root: str, dataset: str, number: int, groups: int) -> list[list[str]]:
-    pool_store = DatasetStore(Path(root))
-    pool = sorted(pool_store.version(dataset, number).pool())
-    features = labelling.embed(pool_store, pool, feature_cache(), FEATURE_SIZE)
-    return [[pool[i] for i in members] for members in labelling.group(features, groups)]
-
-
-@st.cache_data(max_entries=8, show_spinner="Suggesting labels...")
-def cached_suggestions(root: str, dataset: str, number: int) -> list[labelling.Suggestion]:
-    suggestion_store = DatasetStore(Path(root))
-    return labelling.suggestions_for(suggestion_store, suggestion_store.version(dataset, number), feature_cache(),
-                                     FEATURE_SIZE)
-
-
-@st.cache_data(max_entries=8, show_spinner="Choosing the images to label next...")
-def cached_proposal(root: str, dataset: str, number: int) -> propose.Proposal:
-    proposal_store = DatasetStore(Path(root))
-    return propose.next_to_label(proposal_store, proposal_store.version(dataset, number), feature_cache(),
-                                 FEATURE_SIZE)
 
 
 def save(dataset: str, base: int, edit: Edit) -> None:
@@ -160,7 +128,7 @@ def add_images(dataset: str, base: int, classes: list[str]) -> None:
 def label_images(version, base: int) -> None:
     dataset, classes = version.dataset, version.classes
     mode = st.radio("How to label", MODES, horizontal=True, key="mode")
-    suggestions = cached_suggestions(str(store.root), dataset, version.number) if mode == MODES[2] else []
+    suggestions = widgets.cached_suggestions(str(store.root), dataset, version.number) if mode == MODES[2] else []
     ready, why = labelling.ready_for_suggestions(version)
     if mode == MODES[0]:
         label_next(version, base)
@@ -169,7 +137,7 @@ def label_images(version, base: int) -> None:
             st.info("The unlabelled pool is empty.")
             return
         count = st.slider("Number of groups", 2, 20, min(max(2, len(classes)), 20), key="groups")
-        groups = cached_groups(str(store.root), dataset, version.number, count)
+        groups = widgets.cached_groups(str(store.root), dataset, version.number, count)
         chosen = st.selectbox("Group", range(len(groups)), key="group",
                               format_func=lambda i: f"Group {i + 1} ({len(groups[i])} images)")
         st.caption("Untick the images that do not belong, then label the group at once.")
@@ -196,8 +164,8 @@ def label_next(version, base: int) -> None:
     if not version.images:
         st.info("Add images first (the Add images tab): then the page proposes which to label first.")
         return
-    proposal = cached_proposal(str(store.root), version.dataset, version.number)
-    widgets.proposal_header(proposal, version)
+    proposal = widgets.cached_proposal(str(store.root), version.dataset, version.number)
+    widgets.proposal_header(proposal, version, lambda: widgets.cached_curve(str(store.root), version.dataset, version.number))
     if proposal.digests:
         ticked = grid(proposal.digests, proposal.captions, False, f"n{version.number}")
         assign(ticked, version.classes, version.dataset, base, "next")
@@ -205,7 +173,7 @@ def label_next(version, base: int) -> None:
 
 def group_suggestion(version, members: list[str]) -> str | None:
     """The class the suggestions name most often for this group's images."""
-    by_digest = {s.digest: s.label for s in cached_suggestions(str(store.root), version.dataset, version.number)}
+    by_digest = {s.digest: s.label for s in widgets.cached_suggestions(str(store.root), version.dataset, version.number)}
     votes = Counter(by_digest[d] for d in members if d in by_digest)
     return votes.most_common(1)[0][0] if votes else None
 

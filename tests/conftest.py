@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -9,6 +10,14 @@ import pytest
 from PIL import Image
 
 from core.data import sample
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One worker per core (scripts/test.sh): one compute thread each, and for the processes tests start, or their
+    # threads spin against each other's.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,11 @@
     python predict.py photo1.jpg photo2.png [--top-k 3]
 
 Prints one JSON object per image, as `python -m core predict` does: {"image": ..., "top_k": [{"label": ...,
-"probability": ...}, ...], "unsure": true/false, "unknown": true/false, "ood_score": ...}. Probabilities are
-calibrated with the temperature in calibration.json; "unsure" means the top probability is below the threshold
-chosen on validation ("not sure: refer to a person"); "unknown" means the image is unlike every training image: its
+"probability": ...}, ...], "unsure": true/false, "unknown": true/false, "ood_score": ...}, answering as the run's
+task does (calibration.json names it). One label per image: probabilities calibrated with the stored temperature,
+"unsure" when the top one is below the threshold chosen on validation ("not sure: refer to a person"), and "set":
+the classes the truth is among at the stored coverage. Tags: "labels", every label at or above its own threshold.
+A score: "value" and its "interval" at the stored "coverage". "unknown" means the image is unlike every training image: its
 mean cosine distance to the k most similar training images (ood_reference.pt, in the embedding the model's last
 layer reads) is above the run's threshold. An image that cannot be read is reported as {"image": ..., "error": ...}
 and the next one is processed. The preprocessing below is TransferLab's own, so answers match the app's.
@@ -26,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 
 # As in TransferLab: beyond this ratio of the longer to the shorter side the model would see a sliver of the image.
 MAX_ASPECT_RATIO = 20
+UNSURE_BAND = 0.1  # as in TransferLab: a tag this close to its threshold makes the whole answer "not sure"
 
 
 def load_rgb(path, resize_size):
@@ -78,10 +81,9 @@ def preprocess(path, prep):
 
 
 def calibration():
-    """Temperature and "not sure" threshold; without calibration.json, plain probabilities and no threshold."""
+    """What the run's answers need (its task, temperature and thresholds, interval widths); {} without the file."""
     path = HERE / "calibration.json"
-    stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return float(stored.get("temperature", 1.0)), float(stored.get("threshold", 0.0))
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def unknown_check():
@@ -102,16 +104,48 @@ def ood_score(embedding, reference, k):
     return float((1.0 - reference @ unit).topk(k, largest=False).values.mean())
 
 
-def answer(model, path, prep, labels, top_k, temperature, threshold, check=None):
-    output = model(preprocess(path, prep).unsqueeze(0))
-    probabilities, embedding = output if isinstance(output, tuple) else (output, None)
-    # The exported model outputs probabilities; softmax(log p / T) equals softmax(logits / T).
-    probabilities = torch.softmax(torch.log(probabilities[0].clamp_min(1e-12)) / temperature, dim=0)
+def one_label(answers, labels, top_k, stored):
+    """Single-label: the exported model outputs probabilities; softmax(log p / T) equals softmax(logits / T)."""
+    temperature, threshold = float(stored.get("temperature", 1.0)), float(stored.get("threshold", 0.0))
+    probabilities = torch.softmax(torch.log(answers.clamp_min(1e-12)) / temperature, dim=0)
     values, indices = probabilities.topk(min(top_k, len(labels)))
-    top = [{"label": labels[i], "probability": round(float(p), 6)} for p, i in zip(values, indices)]
+    found = {"top_k": [{"label": labels[i], "probability": round(float(p), 6)} for p, i in zip(values, indices)],
+             "unsure": bool(values[0] < threshold)}
+    quantile = stored.get("set_quantile")
+    if quantile is not None:  # the classes a new image's truth is among, at the stored coverage
+        order = torch.argsort(-probabilities, stable=True).tolist()
+        found["set"] = [labels[k] for k in order if probabilities[k] >= 1.0 - quantile] or [labels[order[0]]]
+        found["set_coverage"] = stored.get("set_coverage")
+    return found
+
+
+def several_labels(answers, labels, top_k, stored):
+    """Tags: every label's probability, most probable first, and the labels at or above their own threshold."""
+    thresholds = torch.tensor(stored.get("thresholds") or [0.5] * len(labels), dtype=torch.float32)
+    order = torch.argsort(-answers, stable=True).tolist()
+    return {"top_k": [{"label": labels[i], "probability": round(float(answers[i]), 6)} for i in order],
+            "labels": [labels[i] for i in order if answers[i] >= thresholds[i]],
+            "unsure": bool(((answers - thresholds).abs() < UNSURE_BAND).any())}
+
+
+def a_number(answers, labels, top_k, stored):
+    """A score: the value and, when the run could promise one, its interval at the stored coverage."""
+    value, width = float(answers.reshape(-1)[0]), stored.get("half_width")
+    found = {"top_k": [], "value": round(value, 6), "unsure": width is None}
+    if width is not None:
+        found.update(interval=[round(value - width, 6), round(value + width, 6)], coverage=stored.get("coverage"))
+    return found
+
+
+TASKS = {"single": one_label, "multi": several_labels, "regression": a_number}
+
+
+def answer(model, path, prep, labels, top_k, stored, check=None):
+    output = model(preprocess(path, prep).unsqueeze(0))
+    answers, embedding = output if isinstance(output, tuple) else (output, None)
+    found = TASKS[stored.get("task", "single")](answers[0].float(), labels, top_k, stored)
     score = ood_score(embedding[0], check[0], check[1]) if check is not None and embedding is not None else None
-    return {"image": str(path), "top_k": top, "unsure": bool(values[0] < threshold),
-            "unknown": bool(score is not None and score > check[2]),
+    return {"image": str(path), **found, "unknown": bool(score is not None and score > check[2]),
             "ood_score": None if score is None else round(score, 6)}
 
 
@@ -124,13 +158,13 @@ def main():
     prep = json.loads((HERE / "preprocessing.json").read_text(encoding="utf-8"))
     warnings.filterwarnings("ignore", category=FutureWarning)  # TorchScript's deprecation notice
     model = torch.jit.load(str(HERE / "model.torchscript.pt"), map_location="cpu").eval()
-    temperature, threshold = calibration()
+    stored = calibration()
     check = unknown_check()
     failed = 0
     with torch.inference_mode():
         for path in args.images:
             try:
-                result = answer(model, path, prep, labels, args.top_k, temperature, threshold, check)
+                result = answer(model, path, prep, labels, args.top_k, stored, check)
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
                 failed += 1  # one bad file must not stop the rest
                 result = {"image": str(path), "error": f"could not read this image ({error})"}

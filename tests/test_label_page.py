@@ -49,7 +49,8 @@ def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_expo
     assert any("36 new images added, 1 already in the dataset" in text for text in said(at.success))
     assert metrics(at)["Unlabelled"] == "36" and metrics(at)["Version"] == "2"
 
-    # Cold start: group the pool, untick the strays, label the whole group at once.
+    # Group the pool, untick the strays, label the whole group at once.
+    at.radio(key="mode").set_value("Groups of similar images").run()
     at.slider(key="groups").set_value(3).run()
     shown = ticks(at, "g")
     majority = Counter(truth[h] for h in shown).most_common(1)[0][0]
@@ -166,6 +167,7 @@ def test_a_group_starts_on_its_suggested_class_and_training_defaults_to_the_newe
     assert picker(at, "Dataset").value == at.session_state["dataset_choice"]
     assert "(version 3)" in picker(at, "Dataset").options[picker(at, "Dataset").index]
     # Groups of the pool (all triangles): the class picker starts on the suggestion, not on "circle"
+    at.radio(key="mode").set_value("Groups of similar images").run()
     assert picker(at, "Give the ticked images the class").value == "triangle"
     at.button(key="assign_group").click().run()
     no_exception(at)
@@ -194,3 +196,107 @@ def test_classes_named_like_the_pool_or_removal_stay_classes():
     assert metrics(at)["Labelled"] == "4" and metrics(at)["Unlabelled"] == "0"
     counts = " ".join(c.value.replace("\\", "") for c in at.caption)
     assert "(remove from the dataset): 2" in counts and "(unlabelled pool): 2" in counts
+
+
+def _shape_files(shapes_folder) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    by_class = {c: sorted((Path(shapes_folder) / c).glob("*.jpg")) for c in ("circle", "square", "triangle")}
+    truth = {hashlib.sha256(p.read_bytes()).hexdigest()[:24]: c for c, files in by_class.items() for p in files}
+    return by_class, truth
+
+
+def test_label_next_says_why_and_how_far_then_lookalike_classes_merge_and_the_dataset_is_deleted(shapes_folder,
+                                                                                                 tmp_path):
+    by_class, truth = _shape_files(shapes_folder)
+    labelled = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(labelled, "w") as archive:  # 'Circle' and 'circle': one class to a reader
+        for folder, files in (("circle", by_class["circle"][:3]), ("Circle", by_class["circle"][3:5]),
+                              ("square", by_class["square"][:4])):
+            for path in files:
+                archive.write(path, f"{folder}/{path.name}")
+    at = open_page("label")
+    at.file_uploader(key="labelled_zip").set_value(("shapes.zip", labelled.read_bytes(), "application/zip")).run()
+    pool = by_class["circle"][5:] + by_class["square"][4:] + by_class["triangle"]
+    at.file_uploader(key="add_files").set_value([(p.name, p.read_bytes(), "image/jpeg") for p in pool]).run()
+    at.button(key="add").click().run()
+    no_exception(at)
+    assert metrics(at)["Unlabelled"] == "27" and at.radio(key="mode").value.startswith("Label next")
+
+    # Cold start: typical images of the group nobody labelled, each with its reason; too few labels for a curve.
+    assert any(s.startswith("Cannot tell yet how many more labels") for s in said(at.info))
+    assert any("Few labels yet" in s for s in said(at.markdown))
+    proposed = ticks(at, "n")
+    reasons = [d.value for d in at.dataframe if "why" in d.value.columns][0]
+    assert len(reasons) == len(proposed) == 12
+    assert all(r.startswith(("Typical of a group of", "Unlike every other image")) for r in reasons["why"])
+    triangles = [h for h in proposed if truth[h] == "triangle"]
+    assert len(triangles) >= 3  # triangles are the only unlabelled shape: the proposal goes there first
+    for digest in triangles:
+        proposed[digest].check()
+    label_ticked(at, "next", "triangle")
+    assert metrics(at)["Labelled"] == str(9 + len(triangles))
+
+    # The look-alike names: said, and merged into one class on request.
+    [warning] = [w for w in said(at.warning) if "look alike" in w]
+    assert "'circle'" in warning and "'Circle'" in warning
+    at.button(key="merge_lookalikes").click().run()
+    no_exception(at)
+    assert any("Merged look-alike class names" in s for s in said(at.success))
+    assert not any("look alike" in w for w in said(at.warning)) and metrics(at)["Classes"] == "3"
+    counts = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "circle: 5" in counts and "Circle" not in counts
+
+    # Three labels a class and twelve in all: unsure, varied images next, and a learning-curve sentence.
+    assert any(s.startswith(f"Cross-validated accuracy with these {9 + len(triangles)} labels") for s in said(at.info))
+    assert any("least sure" in s for s in said(at.markdown))
+    reasons = [d.value for d in at.dataframe if "why" in d.value.columns][0]
+    assert len(reasons) and all(r.startswith("The model") for r in reasons["why"])
+
+    # Deleting asks first, then takes the dataset and every version of it.
+    store = DatasetStore(_workspace(at) / "datasets")
+    dataset = at.session_state["dataset_choice"]
+    assert at.button(key="delete_dataset").disabled
+    at.checkbox(key=f"delete_sure_{dataset}").check().run()
+    at.button(key="delete_dataset").click().run()
+    no_exception(at)
+    assert store.datasets() == [] and any("Deleted the dataset 'shapes'" in s for s in said(at.success))
+
+
+def test_a_labelled_zip_over_the_workspace_limit_is_refused_before_it_is_stored(shapes_folder, tmp_path, monkeypatch):
+    by_class, _ = _shape_files(shapes_folder)
+    labelled = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(labelled, "w") as archive:
+        for label, files in by_class.items():
+            for path in files[:3]:
+                archive.write(path, f"{label}/{path.name}")
+    monkeypatch.setenv("TRANSFERLAB_WORKSPACE_QUOTA_MB", "0.01")  # 10 KB: less than the zip
+    at = open_page("label")
+    at.file_uploader(key="labelled_zip").set_value(("shapes.zip", labelled.read_bytes(), "application/zip")).run()
+    no_exception(at)
+    assert any("'shapes.zip' was not stored" in s and "limit" in s for s in said(at.error))
+    uploads = _workspace(at) / "uploads"
+    assert not (uploads.exists() and any(uploads.iterdir()))  # nothing of it written
+    assert DatasetStore(_workspace(at) / "datasets").datasets() == []
+
+
+def test_with_many_labels_the_learning_curve_is_measured_when_asked(shapes_folder, tmp_path, monkeypatch):
+    from ui import label_widgets
+
+    monkeypatch.setattr(label_widgets, "CURVE_AUTO", 5)  # as if the dataset held hundreds of labels
+    by_class, _ = _shape_files(shapes_folder)
+    labelled = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(labelled, "w") as archive:
+        for label, files in by_class.items():
+            for path in files[:4]:
+                archive.write(path, f"{label}/{path.name}")
+    at = open_page("label")
+    at.file_uploader(key="labelled_zip").set_value(("shapes.zip", labelled.read_bytes(), "application/zip")).run()
+    pool = [(p.name, p.read_bytes(), "image/jpeg") for files in by_class.values() for p in files[4:6]]
+    at.file_uploader(key="add_files").set_value(pool).run()
+    at.button(key="add").click().run()
+    no_exception(at)
+    assert not any("accuracy" in s for s in said(at.info)) and ticks(at, "n")  # the proposal comes at once
+    at.button(key="curve").click().run()
+    no_exception(at)
+    assert any(s.startswith("Cross-validated accuracy with these 12 labels") for s in said(at.info))
+    at.run()
+    assert any(s.startswith("Cross-validated accuracy with these 12 labels") for s in said(at.info))  # stays

@@ -1,18 +1,30 @@
 """The Label page's widgets: the tick-box grid, class pickers whose extra choices are never strings, the
-dataset picker that always names the current version."""
+dataset picker that always names the current version, the 'Label next' header, notices, merging look-alike class
+names and deleting a dataset."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 
 import streamlit as st
 
-from core.data.store import DatasetStore
+from core import paths, quota
+from core.data import checkout, names
+from core.data.store import DatasetStore, StoreError, Version
+from core.labelling import propose
+from core.labelling import suggest as labelling
+from core.labelling.curve import CurveEstimate
+from core.labelling.propose import Proposal
+from core.models.features import FeatureCache
 from core.text import md, plain
-from ui.common import cached_thumbnail
+from ui.common import Workspace, cached_thumbnail, show_error
 
 PAGE_SIZE = 36
 COLUMNS = 6
+FEATURE_SIZE = 160  # smaller than the backbone's 224: suggestions in seconds on a CPU, still good features
+CURVE_AUTO = 300  # labels up to which each proposal brings its learning curve (seconds); above, on request
 
 
 class Target(Enum):
@@ -67,3 +79,127 @@ def pick_dataset(known: dict) -> str:
     names = Counter(v.name for v in known.values())
     return st.selectbox("Dataset", list(known), key="dataset_choice", format_func=lambda d: plain(
         f"{known[d].name} (version {known[d].number})" + (f" · {d[:6]}" if names[known[d].name] > 1 else "")))
+
+
+def notify(kind: str, text: str, details: list | None = None) -> None:
+    """A notice for the top of the page's next run (kind: success, warning, error, info)."""
+    st.session_state["label_notice"] = (kind, text, details or [])
+
+
+def show_notice() -> None:
+    kind, text, details = st.session_state.pop("label_notice", ("", "", []))
+    if text:
+        getattr(st, kind)(md(text))
+    if details:
+        with st.expander(f"Skipped files ({len(details)}) and why"):
+            st.dataframe([{"file": s.path, "reason": s.reason} for s in details], hide_index=True)
+
+
+def proposal_header(proposal: Proposal, version: Version, measure: Callable[[], CurveEstimate]) -> None:
+    """How far there is to go (the learning curve's sentence; measured on request with `measure` where the proposal
+    left it out), then why these images come next, each in words."""
+    estimate, asked = proposal.curve, st.session_state.get("label_curve") == version.ref
+    if estimate is None and (asked or st.button("How many more labels does the model need?", key="curve",
+                                                help="A learning curve on your labels: up to a minute")):
+        st.session_state["label_curve"] = version.ref  # shown again on the next runs (cached) until a save
+        estimate = measure()
+    if estimate is not None:
+        st.info(md(estimate.sentence()))
+    if estimate is not None and estimate.accuracy is not None:
+        st.caption("Measured by training on parts of your labels and testing on the rest; the range is where the "
+                   "true figure lies 8 times in 10. Labels chosen here usually teach more than that, so it leans "
+                   "pessimistic.")
+    if not proposal.digests:
+        st.success(md(proposal.why))
+        return
+    st.markdown(md(proposal.why))
+    with st.expander("Why each of these images comes next"):
+        # a table shows the reasons as text: the class names inside them are the user's
+        st.dataframe([{"image": version.images[d]["name"], "why": reason}
+                      for d, reason in zip(proposal.digests, proposal.reasons)], hide_index=True)
+
+
+def merge_lookalikes(store: DatasetStore, version: Version, base: int) -> None:
+    """Class names that differ only in case or look-alike characters: said, and merged into one on request."""
+    groups = names.lookalike_groups(version.classes)
+    if not groups:
+        return
+    listed = "; ".join(" and ".join(f"'{name}'" for name in group) for group in groups)
+    st.warning(md(f"These class names look alike: {listed}. Windows and macOS would put each group in one folder, "
+                  "and a reader cannot tell them apart."))
+    if st.button("Merge look-alike class names", key="merge_lookalikes",
+                 help="Each group becomes one class (the name most of its images have), saved as a new version."):
+        try:
+            merged = store.merge_lookalikes(version.dataset, base)
+        except StoreError as error:  # another tab changed the dataset meanwhile: one sentence says so
+            notify("warning", str(error))
+        else:
+            notify("success", f"Merged look-alike class names: version {merged.number}, {merged.summary()}.")
+        st.rerun()
+
+
+def delete_dataset(store: DatasetStore, version: Version, workspace: Workspace) -> None:
+    """Deleting a dataset and all its versions, once a tick box confirms it."""
+    with st.expander("Delete this dataset"):
+        sure = st.checkbox(md(f"Yes, delete '{version.name}' and all {version.number} of its versions. "
+                              "This cannot be undone."), key=f"delete_sure_{version.dataset}")
+        if st.button("Delete this dataset", key="delete_dataset", disabled=not sure):
+            current = workspace.dataset()
+            if current and checkout.version_of_folder(current["path"], store).startswith(f"{version.dataset}@"):
+                workspace.clear_dataset()  # the Train page would otherwise offer a folder that is gone
+            store.delete(version.dataset)
+            st.session_state.pop("dataset_choice", None)
+            notify("success", f"Deleted the dataset '{version.name}'.")
+            st.rerun()
+
+
+def export_zip(store: DatasetStore, workspace: Workspace, dataset: str, number: int, column) -> None:
+    """The version as a zip of class folders (in the store's exports, which the clean-up empties after a day),
+    refused in one sentence if a full copy of its images would take the workspace past its limit."""
+    if column.button("Export as a zip", key="export"):
+        images = store.version(dataset, number).images
+        try:
+            quota.check(workspace.root, sum(store.object_path(d).stat().st_size for d in images))
+        except quota.QuotaExceeded as error:
+            show_error(f"The zip was not made: {error}")
+        else:
+            st.session_state["label_export"] = str(checkout.export_zip(store, dataset, number))
+    exported = st.session_state.get("label_export")
+    if exported and Path(exported).exists():
+        st.download_button("Download the zip", Path(exported).read_bytes, file_name=Path(exported).name,  # on click
+                           mime="application/zip", key="download")
+
+
+# The page's caches: keyed by the store's folder and a version, so a save (a new version) computes afresh.
+@st.cache_resource
+def feature_cache() -> FeatureCache:
+    return FeatureCache(paths.home() / "feature-cache")
+
+
+@st.cache_data(max_entries=8, show_spinner="Grouping similar images...")
+def cached_groups(root: str, dataset: str, number: int, groups: int) -> list[list[str]]:
+    pool_store = DatasetStore(Path(root))
+    pool = sorted(pool_store.version(dataset, number).pool())
+    features = labelling.embed(pool_store, pool, feature_cache(), FEATURE_SIZE)
+    return [[pool[i] for i in members] for members in labelling.group(features, groups)]
+
+
+@st.cache_data(max_entries=8, show_spinner="Suggesting labels...")
+def cached_suggestions(root: str, dataset: str, number: int) -> list[labelling.Suggestion]:
+    suggestion_store = DatasetStore(Path(root))
+    return labelling.suggestions_for(suggestion_store, suggestion_store.version(dataset, number), feature_cache(),
+                                     FEATURE_SIZE)
+
+
+@st.cache_data(max_entries=8, show_spinner="Choosing the images to label next...")
+def cached_proposal(root: str, dataset: str, number: int) -> propose.Proposal:
+    proposal_store = DatasetStore(Path(root))
+    return propose.next_to_label(proposal_store, proposal_store.version(dataset, number), feature_cache(),
+                                 FEATURE_SIZE, curve_up_to=CURVE_AUTO)
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring the learning curve on your labels...")
+def cached_curve(root: str, dataset: str, number: int) -> CurveEstimate:
+    curve_store = DatasetStore(Path(root))
+    return propose.labels_still_needed(curve_store, curve_store.version(dataset, number), feature_cache(),
+                                       FEATURE_SIZE)

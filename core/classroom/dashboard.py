@@ -124,10 +124,11 @@ class Dashboard:
             workspace = student.workspace
             chosen = workspace.dataset()
             data = SUMMARIES.get(Path(chosen["path"]), str(chosen.get("name", ""))) if chosen else None
-            rows.append(StudentRow(student, data, tuple(self._runs(workspace.runs, manager))))
+            rows.append(StudentRow(student, data, tuple(self.runs(workspace.runs, manager))))
         return rows
 
-    def _runs(self, folder: Path, manager: JobManager) -> list[RunRow]:
+    def runs(self, folder: Path, manager: JobManager) -> list[RunRow]:
+        """One workspace's runs, newest first."""
         rows = []
         for config in folder.glob("*/config.json"):
             path = config.parent

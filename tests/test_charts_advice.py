@@ -46,3 +46,9 @@ def test_run_comparison_has_one_line_per_run_on_a_fixed_accuracy_scale():
     figure = charts.compare_runs({"run a": EPOCHS, "run b": EPOCHS[:2]}, "val_accuracy")
     assert [trace.name for trace in figure.data] == ["run a", "run b"] and len(figure.data[1].x) == 2
     assert tuple(figure.layout.yaxis.range) == (0, 1.02)
+
+
+def test_small_data_is_recommended_the_backbone_that_measured_better_on_it():
+    small, why = advice.recommend_backbone(25)
+    assert small == "efficientnet_lite2" and "twice the computing time" in why
+    assert advice.recommend_backbone(400)[0] == "efficientnet_lite0"

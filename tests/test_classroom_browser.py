@@ -1,18 +1,14 @@
 """A lesson in a real browser: Playwright drives Debian's Chromium against `streamlit run` on localhost.
 
 The teacher creates a class; two students join (one by the board's link, one by typing the code after a wrong
-guess), each in a browser context of their own (own cookies); the teacher pushes the sample; both train; the
+guess), each in a browser context of their own (own cookies); the teacher pushes a zip; both train; the
 dashboard shows both; the second student publishes; the first tries that model; the "try it" link opens on a
 phone-sized screen with no menu; a student's key opens neither the dashboard nor anything of a classmate.
-Runs tests/classroom_app.py (app.py with the classroom wired in) until app.py is switched over.
+Each step asserts what the user sees; training is one epoch of the bundled backbone's head on a 24-image zip the teacher uploads.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,34 +16,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from core.data import sample
-from tests.streamlit_server import APP_PYTHON, CHROMIUM, CHROMIUM_ARGS, IDLE, ROOT, _wait_until_healthy, free_port
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, IDLE, running_app
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 expect.set_options(timeout=120_000)  # training happens between steps; a slow shared core must not fail the test
-
-
-@contextmanager
-def classroom_app(folder: Path):
-    """`streamlit run` of a copy of tests/classroom_app.py beside a link to views/ (pages are found relative to
-    the main script), with its own TRANSFERLAB_HOME."""
-    shutil.copy(ROOT / "tests" / "classroom_app.py", folder / "app.py")
-    (folder / "views").symlink_to(ROOT / "views")
-    port = free_port()
-    env = os.environ | {"TRANSFERLAB_HOME": str(folder / "home"), "TRANSFERLAB_OFFLINE": "1",
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen([APP_PYTHON, "-m", "streamlit", "run", str(folder / "app.py"), "--server.port",
-                                str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(process, url, 90)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def settle(page) -> None:
@@ -65,10 +37,10 @@ def workspace_key(page) -> str:
 
 def train(page) -> None:
     open_step(page, "2. Train")
-    expect(page.get_by_text(re.compile(r"^Dataset: Shapes")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Dataset: lesson\.zip")).first).to_be_visible()
     page.get_by_text("Advanced settings").click()
     epochs = page.get_by_label("Epochs (passes over the data)")
-    epochs.fill("2")
+    epochs.fill("1")
     epochs.press("Enter")
     settle(page)
     page.get_by_role("button", name="Start training").click()
@@ -76,14 +48,20 @@ def train(page) -> None:
 
 def test_a_lesson_from_creating_a_class_to_trying_a_classmates_model(tmp_path):
     image = sorted(sample.write_folder(tmp_path / "photos", per_class=1, size=160, seed=9).rglob("*.jpg"))[0]
-    with classroom_app(tmp_path) as server, sync_playwright() as playwright:
+    lesson = sample.write_zip(tmp_path / "lesson.zip", per_class=8, size=96, seed=3)  # small: seconds to train
+    with running_app(tmp_path / "home") as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         teacher, fox, owl = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
                              for _ in range(3))
         for page in (teacher, fox, owl):
             page.set_default_timeout(120_000)
 
-        teacher.goto(f"{server}/classroom")
+        teacher.goto(server)  # a visitor in no class: today's pages, and the teachers' page last
+        settle(teacher)
+        menu = teacher.get_by_test_id("stSidebarNav")
+        expect(menu.get_by_text("6. Monitor")).to_be_visible()
+        expect(menu.get_by_text("Class gallery")).to_have_count(0)
+        menu.get_by_text("Classroom (teachers)").click()
         settle(teacher)
         teacher.get_by_label("Class name").fill("Year 7 <b>science</b>")
         teacher.get_by_role("button", name="Create the class").click()
@@ -118,13 +96,14 @@ def test_a_lesson_from_creating_a_class_to_trying_a_classmates_model(tmp_path):
         assert owl_key != fox_key
 
         teacher.get_by_role("tab", name="Data and rules").click()
-        teacher.get_by_role("button", name="Give this set to every student").click()
+        teacher.locator("input[type='file']").first.set_input_files(str(lesson))
+        teacher.get_by_role("button", name="Give my zip to every student").click()
         expect(teacher.get_by_text("Every student has it now")).to_be_visible()
 
         for page in (fox, owl):
             page.get_by_text("Start with 1. Data").click()
             settle(page)
-            expect(page.get_by_text(re.compile(r"^Dataset: Shapes")).first).to_be_visible()
+            expect(page.get_by_text("lesson.zip").first).to_be_visible()
             expect(page.get_by_test_id("stSidebarNav").get_by_text("6. Monitor")).to_have_count(0)  # hidden
             expect(page.get_by_test_id("stSidebarNav").get_by_text("Class gallery")).to_be_visible()
         train(fox)

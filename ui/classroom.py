@@ -112,9 +112,9 @@ def _page(name: str, visible: bool = True) -> st.Page:
 
 
 def navigation(pages: list) -> object:
-    """app.py's menu: a "try it" link opened outside the class gets its page alone (no menu); a class's student gets the pages their teacher
-    allows and the gallery (a hidden page is not registered at all, so its address opens nothing); everyone else
-    gets today's pages and, last, the teachers' Classroom page."""
+    """app.py's menu: a "try it" link opened outside the class gets its page alone (no menu); a class's student
+    gets the pages their teacher allows and the gallery (a hidden page is not registered at all, so its address
+    opens nothing); everyone else gets today's pages and, last, the teachers' Classroom page."""
     member = student()
     if st.query_params.get("model") and member is None:
         return st.navigation([_page("try")], position="hidden")

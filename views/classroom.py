@@ -103,6 +103,7 @@ def live_students() -> None:
     st.caption(f"{len(rows)} students · refreshed every {LIVE_S:.0f} s · this refresh took {spent * 1000:.0f} ms")
 
 
+@st.fragment(run_every=LIVE_S)  # live, like the table above: a run that finishes appears without a reload
 def one_student() -> None:
     everyone = roster.students(classroom)
     if not everyone:
@@ -198,8 +199,11 @@ def live_queue() -> None:
             st.markdown(f"**{md(nickname)}**: training on {md(job.device_label)}")
         else:
             wait = waiting.estimate(manager, job.id)
-            st.markdown(f"**{md(nickname)}**: queued. " + (md(f"{wait.place.sentence()} {wait.sentence()}")
-                                                         if wait else ""))
+            if wait is not None and wait.place.paused:  # the students' sentence says "your teacher": not here
+                st.markdown(f"**{md(nickname)}**: queued; it starts when you resume training.")
+            else:
+                st.markdown(f"**{md(nickname)}**: queued. " + (md(f"{wait.place.sentence()} {wait.sentence()}")
+                                                             if wait else ""))
     if others:
         st.caption(f"{others} run(s) of people outside this class are training or waiting on this server too.")
 

@@ -182,6 +182,16 @@ def test_a_queued_students_wait_is_estimated_from_runs_that_finished_here(server
     assert wait.low <= wait.seconds <= wait.high and waiting.estimate(server, running.id) is None
 
 
+
+def test_a_queued_runs_wait_says_its_place_and_the_time_and_a_pause_only_once():
+    from core.runs.queue import Place
+
+    ahead = waiting.Wait(Place(1, 0, 2, 0), 90.0, 60.0, 120.0).full()
+    assert ahead.startswith("3 ahead of yours") and "It should start in about" in ahead
+    paused = waiting.Wait(Place(0, 0, 0, 0, paused=True), None).full()
+    assert paused.count("paused") == 1  # said once, not once by the place and again by the wait
+
+
 # --- several small jobs on one GPU ---
 
 def test_only_head_training_on_cached_features_may_share_a_gpu_and_only_while_memory_allows():

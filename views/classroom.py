@@ -202,7 +202,7 @@ def live_queue() -> None:
             if wait is not None and wait.place.paused:  # the students' sentence says "your teacher": not here
                 st.markdown(f"**{md(nickname)}**: queued; it starts when you resume training.")
             else:
-                st.markdown(f"**{md(nickname)}**: queued. " + (md(f"{wait.place.sentence()} {wait.sentence()}")
+                st.markdown(f"**{md(nickname)}**: queued. " + (md(wait.full())
                                                              if wait else ""))
     if others:
         st.caption(f"{others} run(s) of people outside this class are training or waiting on this server too.")

@@ -156,7 +156,7 @@ class Dashboard:
             return RunRow(**base, accuracy=accuracy if isinstance(accuracy, (int, float)) else None, fraction=1.0)
         if state == "queued":
             wait = estimate(manager, run.id)
-            return RunRow(**base, progress=f"{wait.place.sentence()} {wait.sentence()}" if wait else "Queued.")
+            return RunRow(**base, progress=wait.full() if wait else "Queued.")
         if state not in ACTIVE_STATES:
             self._live.pop(run.path, None)
             return RunRow(**base, progress=str(status.get("message", "")))

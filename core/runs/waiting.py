@@ -24,6 +24,10 @@ class Wait:
     low: float | None = None
     high: float | None = None
 
+    def full(self) -> str:
+        """Where the run stands and how long it should wait (the place said once, also while paused)."""
+        return self.sentence() if self.place.paused else f"{self.place.sentence()} {self.sentence()}"
+
     def sentence(self) -> str:
         if self.place.paused:
             return self.place.sentence()

@@ -1,10 +1,11 @@
 """A lesson in a real browser: Playwright drives Debian's Chromium against `streamlit run` on localhost.
 
-The teacher creates a class; two students join (one by the board's link, one by typing the code after a wrong
-guess), each in a browser context of their own (own cookies); the teacher pushes a zip; both train; the
-dashboard shows both; the second student publishes; the first tries that model; the "try it" link opens on a
-phone-sized screen with no menu; a student's key opens neither the dashboard nor anything of a classmate.
-Each step asserts what the user sees; training is one epoch of the bundled backbone's head on a 24-image zip the teacher uploads.
+A visitor in no class sees today's menu; the teacher creates a class; two students join (one by the board's
+link, and finds their workspace again from a new tab of the same browser; one by typing the code after a wrong
+guess), each in a browser context of their own (own cookies); the teacher pushes a zip; both train (one epoch of
+the bundled backbone's head on 24 images); the dashboard shows both; the second student publishes; the first
+tries that model; the "try it" link opens on a phone-sized screen with no menu; a student's key opens neither the
+dashboard nor anything of a classmate.
 """
 from __future__ import annotations
 
@@ -78,6 +79,14 @@ def test_a_lesson_from_creating_a_class_to_trying_a_classmates_model(tmp_path):
         fox.get_by_role("button", name="Join the class").click()
         expect(fox.get_by_text("Welcome, Fox!")).to_be_visible()
         fox_key = workspace_key(fox)
+        again = fox.context.new_page()  # the same browser later: a new tab, the board's link, no key in it
+        again.goto(f"{server}/join?code={code.replace('-', '')}")
+        settle(again)
+        again.get_by_role("button", name="Continue as Fox").click()
+        settle(again)
+        expect(again.get_by_role("heading", name="1. Your images")).to_be_visible()
+        assert workspace_key(again) == fox_key
+        again.close()
 
         owl.goto(f"{server}/join")
         settle(owl)

@@ -4,7 +4,17 @@ import sys
 import streamlit as st
 
 st.set_page_config(page_title="TransferLab", page_icon=":material/biotech:", layout="wide")
-page = st.navigation([
+loading = st.empty()
+if "torch" not in sys.modules:  # the first visit after a start imports torch and co. (seconds): not a blank page
+    loading.info("Loading TransferLab: the first visit after the server starts takes a few seconds...",
+                 icon=":material/hourglass_top:")
+from core.training.config import ConfigError  # noqa: E402 - the engine (torch): imported after the line above
+from ui.classroom import navigation  # noqa: E402
+from ui.common import show_error  # noqa: E402
+
+# Without a class this is today's menu, with the teachers' Classroom page last; a class's student gets the pages
+# their teacher allows and the class gallery; a "try it" link gets its page alone (ui/classroom.py).
+page = navigation([
     st.Page("views/data.py", title="1. Data", icon=":material/folder_open:", default=True),
     st.Page("views/label.py", title="Label", icon=":material/label:"),
     st.Page("views/train.py", title="2. Train", icon=":material/model_training:"),
@@ -15,11 +25,9 @@ page = st.navigation([
     st.Page("views/monitor.py", title="6. Monitor", icon=":material/monitor_heart:"),
     st.Page("views/runs.py", title="Runs", icon=":material/history:"),
 ])
-loading = st.empty()
-if "torch" not in sys.modules:  # the first visit after a start imports torch and co. (seconds): not a blank page
-    loading.info("Loading TransferLab: the first visit after the server starts takes a few seconds...",
-                 icon=":material/hourglass_top:")
 try:
     page.run()
+except ConfigError as error:  # a run the class's rules refuse, from any page that starts runs: a sentence
+    show_error(f"This run was not started: {error}")
 finally:
     loading.empty()

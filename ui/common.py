@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # pages run as scripts: make `core` importable ho
     sys.path.insert(0, str(ROOT))
 
 from core import maintenance, paths  # noqa: E402
+from core.classroom import Rules, attach, rules_for  # noqa: E402
 from core.data.datasets import inspect_data  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
@@ -133,8 +134,15 @@ def _clean_up_forever() -> None:
 
 @st.cache_resource
 def job_manager() -> JobManager:
-    """One per server process: one worker per device, shared by every workspace, so jobs on a GPU queue."""
-    return JobManager(paths.home(), standby=True)
+    """One per server process: one worker per device, shared by every workspace, so jobs on a GPU queue.
+    Every run is admitted through its class's rules, if its workspace belongs to a class (core.classroom)."""
+    return attach(JobManager(paths.home(), standby=True))
+
+
+def class_rules() -> Rules | None:
+    """What this browser's class lets its students do (hidden pages and settings, backbones, caps), or None outside
+    a class. Pages hide what is not allowed; the job manager refuses it anyway when a run is submitted."""
+    return rules_for(url_param("ws"))
 
 
 @st.cache_data(show_spinner="Checking every image...", max_entries=16)

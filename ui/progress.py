@@ -14,6 +14,7 @@ import streamlit as st
 from core import tasks
 from core.insight import charts
 from core.models import backbones
+from core.runs import waiting
 from core.runs.folder import ACTIVE_STATES, Run
 from core.runs.jobs import JobManager
 from core.text import md
@@ -96,8 +97,8 @@ def _headline(manager: JobManager, job_id: str, progress: Progress, started: dic
     if progress.state == "queued":
         job = manager.get(job_id)
         where = f" for {job.device_label}" if job else ""
-        place = manager.place(job_id)
-        st.info(f"Queued{where}: {place.sentence() if place else 'it starts in a moment.'} It starts by itself.")
+        wait = waiting.estimate(manager, job_id)  # its place in the fair queue, and how long runs took here
+        st.info(f"Queued{where}: {wait.full() if wait else 'it starts in a moment.'} It starts by itself.")
         return
     if progress.state == "preparing":
         st.info("Preparing: reading images and loading the backbone...")

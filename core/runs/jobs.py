@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from core.runs import training_process
+from core.runs import gpu_share, training_process
 from core.runs.folder import Run, create
 from core.runs.queue import FairQueue, Place
 from core.runs.standby import Standby
@@ -29,6 +30,7 @@ class Job:
     config: TrainConfig
     slots: tuple[str, ...]  # the devices it needs: ("cpu",), ("cuda:1",), or every GPU for a torchrun launch
     owner: str  # the workspace it belongs to: the queue takes workspaces in turn
+    group: str | None = None  # the class it belongs to, if any: a paused class's jobs wait
     state: str = "queued"
     pid: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -70,7 +72,12 @@ class JobManager:
         self.mps = devices._mps_available() if mps is None else mps
         self._jobs: dict[str, Job] = {}
         self._queue = FairQueue()
+        if self.gpus and gpu_share.max_jobs_per_gpu() > 1:  # off by default: see core/runs/gpu_share.py
+            self._queue.share = gpu_share.GpuSharing(gpu_share.max_jobs_per_gpu(), gpu_share.cuda_memory)
         self._lock = threading.Lock()
+        # Set by whoever knows who may train what (core.classroom.attach): called before a run folder exists, it
+        # raises ConfigError with a sentence or returns the job's group (its class), else None.
+        self.admit: Callable[[TrainConfig, Path, bool], str | None] | None = None
         self.standby = Standby(self.work_dir) if standby else None
         if self.standby is not None:
             for slot in self.gpus or (["mps"] if self.mps else ["cpu"]):
@@ -81,8 +88,9 @@ class JobManager:
         is not there, rather than failing later in the training process. `owner`: the workspace (by default the
         runs folder, one per workspace)."""
         slots = self._slots_for(config.device, all_gpus)
+        group = self.admit(config, Path(runs_root), all_gpus) if self.admit is not None else None
         run = create(Path(runs_root), config, device=describe_slots(slots))
-        job = Job(run.id, run.path, config, slots, owner or str(Path(runs_root).resolve()))
+        job = Job(run.id, run.path, config, slots, owner or str(Path(runs_root).resolve()), group)
         with self._lock:
             self._jobs[job.id] = job
             self._queue.add(job)
@@ -117,6 +125,20 @@ class JobManager:
             self._dispatch()
         job.done.set()
         return True
+
+    def hold(self, group: str) -> None:
+        """Queued jobs of `group` wait (running ones go on), and so do those submitted until `release`."""
+        with self._lock:
+            self._queue.held.add(group)
+
+    def release(self, group: str) -> None:
+        with self._lock:
+            self._queue.held.discard(group)
+            self._dispatch()
+
+    def is_held(self, group: str | None) -> bool:
+        with self._lock:
+            return group in self._queue.held
 
     def place(self, job_id: str) -> Place | None:
         """Where a queued job stands (None when it is not queued here)."""

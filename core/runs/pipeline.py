@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
+from core.data import public
 from core.data.archive import ArchiveRefused
 from core.data.imageset import decode_all
 from core.data.preprocessing import ImageRejected
@@ -35,11 +36,14 @@ class StopSignal(Protocol):
 
 def feature_cache(work_dir: Path, run: Run) -> FeatureCache:
     """On disk, so it stays effective from one process to the next; scoped to the runs' folder (one workspace), so a
-    workspace never learns from the cache's speed that another one trained on the same images. Only rank 0 of a
-    torchrun launch holds one (the others get theirs through it: core.training.distributed.cached_features)."""
+    workspace never learns from the cache's speed that another one trained on the same images, except for data that
+    is public by nature (the shipped sample, a class's starter data: core.data.public), whose features a whole class
+    computes once. Only rank 0 of a torchrun launch holds one (the others get theirs through it:
+    core.training.distributed.cached_features)."""
     if not distributed.is_main():
         return FeatureCache(None)
-    return FeatureCache(Path(work_dir) / "feature-cache").scoped(str(run.path.parent.resolve()))
+    shared = public.shared_scope(run.config().get("data", ""))
+    return FeatureCache(Path(work_dir) / "feature-cache").scoped(shared or str(run.path.parent.resolve()))
 
 
 def start_run(run_dir: Path, work_dir: Path, events: EventLog | None = None) -> str:

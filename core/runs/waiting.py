@@ -1,0 +1,78 @@
+"""How long a queued run will wait, honestly: from how long runs actually took on this server.
+
+The estimate is what the runs ahead of it should take: the rest of those training now, then the queued ones ahead,
+each as long as recent runs here took (their median; the range from the quickest to the slowest). Before any run
+has finished here there is no honest number, and the sentence says so instead of guessing.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from core.runs.jobs import Job, JobManager
+from core.runs.queue import Place
+from core.training.progress import format_duration
+
+RECENT = 20  # finished runs the estimate learns from
+
+
+@dataclass(frozen=True)
+class Wait:
+    place: Place
+    seconds: float | None  # the typical wait; None when unknown (nothing finished yet, or paused)
+    low: float | None = None
+    high: float | None = None
+
+    def full(self) -> str:
+        """Where the run stands and how long it should wait (the place said once, also while paused)."""
+        return self.sentence() if self.place.paused else f"{self.place.sentence()} {self.sentence()}"
+
+    def sentence(self) -> str:
+        if self.place.paused:
+            return self.place.sentence()
+        if self.seconds is None:
+            return "No run has finished on this server yet, so there is no estimate of the wait."
+        if self.seconds < 5:
+            return "It should start within seconds."
+        spread = "" if self.low is None or self.high is None or self.high - self.low < 5 else \
+            f" (between {format_duration(self.low)} and {format_duration(self.high)})"
+        return f"It should start in about {format_duration(self.seconds)}{spread}, judging by how long recent runs took here."
+
+
+def recent_durations(manager: JobManager, limit: int = RECENT) -> list[float]:
+    """Seconds from start to end of the last finished runs this manager ran, oldest first."""
+    found = []
+    for job in manager.jobs():
+        if job.state != "finished":
+            continue
+        status = job.run.status()
+        started, finished = status.get("started"), status.get("finished")
+        if isinstance(started, (int, float)) and isinstance(finished, (int, float)) and finished >= started:
+            found.append((finished, finished - started))
+    return [duration for _, duration in sorted(found)[-limit:]]
+
+
+def estimate(manager: JobManager, job_id: str, now: float | None = None) -> Wait | None:
+    """The wait of a queued job, or None when it is not queued on this manager."""
+    place = manager.place(job_id)
+    job = manager.get(job_id)
+    if place is None or job is None:
+        return None
+    durations = recent_durations(manager)
+    if place.paused or not durations:
+        return Wait(place, None)
+    now = time.time() if now is None else now
+    running = [j for j in manager.active() if j.state == "running" and set(j.slots) & set(job.slots)]
+    queued_ahead = place.own_before + place.others_before
+    parallel = max(len(running), 1)  # several at once only where jobs share a GPU
+
+    def total(each: float) -> float:
+        left = [max(each - _elapsed(j, now), 0.0) for j in running]
+        return (min(left) if left and parallel > 1 else sum(left)) + queued_ahead * each / parallel
+    return Wait(place, total(statistics.median(durations)), total(min(durations)), total(max(durations)))
+
+
+def _elapsed(job: Job, now: float) -> float:
+    started = job.run.status().get("started")
+    return max(now - started, 0.0) if isinstance(started, (int, float)) else 0.0

@@ -21,14 +21,14 @@ from core.models.zero_shot import classifier
 from core.runs import folder
 from core.training.config import TrainConfig
 
-PREFIX = "zeroshot-"
 MESSAGE = ("Zero-shot: made from the class names, without training; it has not been checked on your images, so its "
            "accuracy is unknown.")
 
 
 def run_id(backbone: str, labels: list[str], templates: tuple[str, ...]) -> str:
+    """32 hex digits like every run id (links and pickers check that shape), from what the run is made of."""
     identity = json.dumps([backbone, backbones.weights_identity(backbone), labels, list(templates)])
-    return PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:24]
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
 def create(root: Path, backbone: str, labels: Iterable[str], templates: Iterable[str] | None = None,

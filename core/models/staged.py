@@ -52,6 +52,18 @@ class StagedModel(nn.Module):
         return self.forward_from(x, 0)
 
 
+class UnitLength(nn.Module):
+    """Scales each embedding to length 1. Heads of CLIP-family backbones start with it: their joint image-text
+    space compares directions, so a head made from text embeddings (zero-shot, or a training start) reads cosines.
+
+    >>> float(UnitLength()(torch.tensor([[3.0, 4.0]])).norm())
+    1.0
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=-1)
+
+
 class TokensToGrid:
     """Grad-CAM for a vision transformer: (N, prefix + h*w, C) tokens -> (N, C, h, w), without the class and
     register tokens (`prefix` of them: timm's num_prefix_tokens).

@@ -9,6 +9,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 AUGMENTATIONS = ("auto", "none", "light", "strong")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHT_CHOICES = ("default", "none")
+HEAD_INITS = ("default", "text")  # text: a CLIP-family backbone's head starts as its zero-shot classifier
+MAX_PROMPTS = 32
 FREEZE_ALL = "all"
 BATCH_SIZES = (8, 16, 32, 64, 128)  # what the Train page offers; any size within RANGES works
 # (lowest, highest) allowed for each number a user sets: the one table TrainConfig, the Train page and the CLI read.
@@ -54,12 +56,18 @@ class TrainConfig:
     weight_decay: float = 1e-4
     data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists
     dataset_version: str = ""  # "<dataset id>@<version>" when the data is a version of a stored dataset
+    head_init: str = "default"  # "text": start from the class names' text embeddings (core.training.head_init)
+    prompts: tuple[str, ...] = ()  # prompt templates for head_init="text", {} for the class name; () = the defaults
 
     def __post_init__(self) -> None:
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, OPTIMIZERS)
         _require(self.augment in AUGMENTATIONS, "augment", self.augment, AUGMENTATIONS)
         _require(self.device in DEVICES, "device", self.device, DEVICES)
         _require(self.weights in WEIGHT_CHOICES, "weights", self.weights, WEIGHT_CHOICES)
+        _require(self.head_init in HEAD_INITS, "head start", self.head_init, HEAD_INITS)
+        if not isinstance(self.prompts, (list, tuple)) or len(self.prompts) > MAX_PROMPTS:
+            raise ConfigError(f"prompt templates must be a list of at most {MAX_PROMPTS}")
+        object.__setattr__(self, "prompts", tuple(str(p) for p in self.prompts))  # a JSON list reads back as a tuple
         if not (isinstance(self.freeze_depth, int) and self.freeze_depth >= 0) and self.freeze_depth != FREEZE_ALL:
             raise ConfigError(f"freeze depth must be a whole number >= 0 or 'all', not {self.freeze_depth!r}")
         for name, (low, high) in RANGES.items():

@@ -15,7 +15,7 @@ from core.data.imageset import augmenter, batch_count
 from core.data.preprocessing import Preprocessing
 from core.models import backbones
 from core.models.features import FeatureCache
-from core.training import devices, distributed
+from core.training import devices, distributed, head_init
 from core.training.config import TrainConfig, frozen_stages
 from core.training.data import TrainingData
 from core.training.events import BATCH_END, EPOCH_END, FEATURES, RUN_STARTED, EventLog
@@ -121,6 +121,7 @@ def _prepare(config: TrainConfig, data: TrainingData, events: EventLog, stop: th
     train_targets = task.targets(data.train, data.labels)
     task.adapt_head(model)
     task.prepare_head(model.head[-1], train_targets)
+    head_init.start_head(model, config, data.labels, task.name)  # from the class names' text, when asked
     model.to(accel.device, memory_format=torch.channels_last if accel.channels_last else torch.preserve_format)
     total = len(model.stages)
     depth = frozen_count(config, total)

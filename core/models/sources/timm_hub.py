@@ -7,11 +7,11 @@ endpoint and the offline switch are read when asked, not when the module is impo
 
 Weights load through timm itself (`pretrained_cfg_overlay={"file": ...}`): strict, with timm's checkpoint filter.
 
-CLIP and SigLIP later (zero-shot, compare-for-me): the image side here already ends in the joint image-text space
-(the last stage keeps CLIP's projection; SigLIP's attention pool is its embedding). The text tower comes from
-open_clip's repository for the same weights on the hub (`text_tower` below, e.g. timm/ViT-B-16-SigLIP), through the
-same cache and offline switch: a method `text_encoder()` on this class would load it with
-`open_clip.create_model_from_pretrained("hf-hub:" + text_tower)`; nothing else in the registry changes.
+CLIP and SigLIP: the image side here ends in the joint image-text space (the last stage keeps CLIP's projection;
+SigLIP's attention pool is its embedding), and their heads start by making it unit-length (UnitLength), so a head
+made from text embeddings reads cosine similarities. The text tower comes from open_clip's repository for the same
+weights on the hub (`text_tower` below, e.g. timm/ViT-B-16-SigLIP), through the same cache and offline switch:
+core/models/zero_shot/text_tower.py loads it.
 """
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import nn
+
 from core.data.preprocessing import Preprocessing
 from core.models.entry import Backbone, BackboneInfo, WeightsUnavailable
-from core.models.staged import StagedModel
+from core.models.staged import StagedModel, UnitLength
 
 FILENAME = "model.safetensors"  # every timm repository on the hub carries its weights under this name
 _TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's own reading of a boolean variable
@@ -50,7 +52,7 @@ class TimmHub(Backbone):
     imagenet_how: str = ""
     resized: bool = False  # runs at input_size, not the pretrained config's (DINOv2's 518 px costs 6x 224's)
     fixed_size: bool = False
-    text_tower: str = ""  # the open_clip hub repository with the matching text tower (CLIP, SigLIP), for later
+    text_tower: str = ""  # the open_clip hub repository with the matching text tower (CLIP, SigLIP): zero-shot
 
     @property
     def repo(self) -> str:
@@ -71,9 +73,16 @@ class TimmHub(Backbone):
     def build(self, num_outputs: int, pretrained: bool) -> StagedModel:
         from core.models.sources import timm_shapes
 
+        model = getattr(timm_shapes, self.shape)(self._network(pretrained), num_outputs)
+        if self.text_tower:  # the joint image-text space: a head made from text embeddings reads unit vectors
+            model.head = nn.Sequential(UnitLength(), *model.head)
+        return model
+
+    def _network(self, pretrained: bool) -> nn.Module:
+        from core.models.sources import timm_shapes
+
         weights = str(self._fetch()) if pretrained else None
-        network = timm_shapes.create(self.tag, weights, self.input_size if self.resized else None)
-        return getattr(timm_shapes, self.shape)(network, num_outputs)
+        return timm_shapes.create(self.tag, weights, self.input_size if self.resized else None)
 
     def _cached(self) -> Path | None:
         from huggingface_hub import try_to_load_from_cache  # imported when asked: the registry stays cheap to import

@@ -12,6 +12,7 @@ from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
 from core.labelling import suggest as labelling
 from core.text import md, plain
 from ui import label_widgets as widgets
+from ui import zero_shot as zero_shot_panel
 from ui.common import show_error, workspace
 from ui.label_widgets import POOL, REMOVE, notify, option_text, pick_dataset, show_notice
 from ui.label_widgets import grid as grid_of
@@ -144,19 +145,31 @@ def label_images(version, base: int) -> None:
         ticked = grid(groups[chosen], [f"{i + 1}" for i in range(len(groups[chosen]))], True, f"g{version.number}")
         suggested = group_suggestion(version, groups[chosen]) if ready else None
         assign(ticked, classes, dataset, base, "group", suggested, f"_{version.number}_{chosen}")
-    elif not ready and mode == MODES[2]:
+    elif mode == MODES[2] and not ready:
         st.info(why)
+        with st.expander("Or start from the class names alone (zero-shot)"):
+            choice = zero_shot_panel.settings("label", classes)
+            suggestions = zero_shot_panel.prelabel_button(choice, store, version, paths.home() / "feature-cache") \
+                if choice else []
+        if suggestions:
+            accept_suggestions(version, base, suggestions)
     elif mode == MODES[2]:
-        threshold = st.slider("Show suggestions at least this sure", 0.5, 0.99, 0.8, key="threshold")
-        sure = labelling.confident(suggestions, threshold)
-        st.caption(f"{len(sure)} of {len(suggestions)} unlabelled images. Untick the wrong ones, then accept.")
-        ticked = set(grid([s.digest for s in sure], [f"{s.label} ({s.confidence:.0%})" for s in sure], True,
-                          f"s{version.number}"))
-        if st.button(f"Accept {len(ticked)} ticked suggestions", key="accept", disabled=not ticked, type="primary"):
-            save(dataset, base, Edit(set_label={s.digest: s.label for s in sure if s.digest in ticked},
-                                     message=f"accepted {len(ticked)} suggestions"))
+        accept_suggestions(version, base, suggestions)
     else:
         browse(version, base)
+
+
+def accept_suggestions(version, base: int, suggestions: list) -> None:
+    """The sure suggestions (the model's, or the zero-shot ones) to tick through and accept at once."""
+    dataset = version.dataset
+    threshold = st.slider("Show suggestions at least this sure", 0.5, 0.99, 0.8, key="threshold")
+    sure = labelling.confident(suggestions, threshold)
+    st.caption(f"{len(sure)} of {len(suggestions)} unlabelled images. Untick the wrong ones, then accept.")
+    ticked = set(grid([s.digest for s in sure], [f"{s.label} ({s.confidence:.0%})" for s in sure], True,
+                      f"s{version.number}"))
+    if st.button(f"Accept {len(ticked)} ticked suggestions", key="accept", disabled=not ticked, type="primary"):
+        save(dataset, base, Edit(set_label={s.digest: s.label for s in sure if s.digest in ticked},
+                                 message=f"accepted {len(ticked)} suggestions"))
 
 
 def label_next(version, base: int) -> None:

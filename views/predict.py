@@ -8,6 +8,7 @@ from core.data.preprocessing import ImageRejected, load_rgb
 from core.insight import charts
 from core.insight.explain import CAVEAT, explain, sanity_sentence
 from core.text import md
+from ui import zero_shot as zero_shot_panel
 from ui.common import pick_run, show_error, workspace
 from ui.insight import predictor_for
 
@@ -38,7 +39,12 @@ def sanity_words(score: float) -> str:
 
 
 st.title("4. Predict")
-run = pick_run(workspace(), "try it")
+ws = workspace()
+with st.expander("No model yet? Try one made from class names alone (zero-shot)"):
+    choice = zero_shot_panel.settings("predict")
+    if choice:
+        zero_shot_panel.try_button(choice, ws)
+run = pick_run(ws, "try it")
 if run is None:
     st.stop()
 try:

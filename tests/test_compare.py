@@ -141,3 +141,36 @@ def test_a_prototype_head_run_is_saved_loaded_and_exported_like_any_run(few, tmp
     assert pipeline.execute(fine_tune, failed.path, EventLog(failed.metrics_file), threading.Event(),
                             tmp_path / "work") == "failed"
     assert "feature extraction" in failed.status()["message"]
+
+
+def _panel(root: str, data: str) -> None:
+    import streamlit as st
+
+    from ui.common import Workspace
+    from ui.compare import compare_panel
+
+    compare_panel(Workspace("0" * 32, __import__("pathlib").Path(root)), {"path": data, "name": "few"})
+    st.write(f"preselected: {st.session_state.get('backbone')} / {st.session_state.get('head')}")
+
+
+def test_the_panel_shows_the_last_leaderboard_and_preselects_its_pick_on_the_train_page(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from core.files import write_json
+    from core.runs import compare_job
+
+    rows = [_row("efficientnet_lite0", "linear", 0.8, 0.6, 0.9, 4.7), _row("efficientnet_lite2", "prototype",
+                                                                         0.9, 0.7, 0.97, 6.1)]
+    for r in rows:
+        r.update(seconds_per_image=0.03, macro_f1=0.8)
+    run = compare_job.create(tmp_path / "comparisons", compare_job.CompareRequest(str(tmp_path)))
+    write_json(run.file(compare_job.RESULT), {"rows": rows, "skipped": [], "refusal": None, "cancelled": False,
+                                              "recommendation": recommend(rows)})
+    run.set_status("finished")
+    at = AppTest.from_function(_panel, args=(str(tmp_path), str(tmp_path)), default_timeout=300).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["head"]) == ["prototype", "linear"] and table["accuracy (95% interval)"][0] == "90% (70% to 97%)"
+    assert "cannot tell these apart" in at.success[0].value  # Lite0 is within Lite2's interval and smaller
+    at.button(key="compare_use").click().run()
+    assert "preselected: efficientnet_lite0 / linear" in [m.value for m in at.markdown]

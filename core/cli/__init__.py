@@ -10,11 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-from core.cli import dataset, insight, inspection, maintenance, model, serve, train
+from core.cli import compare, dataset, insight, inspection, maintenance, model, serve, train
 from core.training import config as cfg
 
 # Each module adds its subcommands; a new capability adds its module to this tuple.
-COMMAND_MODULES = (inspection, dataset, train, model, insight, maintenance, serve)
+COMMAND_MODULES = (inspection, dataset, train, model, insight, compare, maintenance, serve)
 USAGE_ERROR = 2
 
 

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augmented-views", type=int, default=DEFAULTS["augmented_views"],
                    help=f"{_range('augmented_views')}; with frozen stages and augmentation, the frozen stages' output "
                         "for this many augmented views per image is computed once and reused (0 = every epoch anew)")
+    p.add_argument("--head", choices=cfg.HEADS, default=DEFAULTS["head"],
+                   help="prototype: each class the mean of its images' frozen features, no epochs (feature "
+                        "extraction, one label per image; `compare` measures whether it beats the linear head)")
     p.add_argument("--out", default="runs")
     p.set_defaults(handler=_train)
 
@@ -76,7 +79,7 @@ def _config(args: argparse.Namespace) -> cfg.TrainConfig:
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
         image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
         weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
-        augmented_views=args.augmented_views, data_name=Path(args.data).name)
+        augmented_views=args.augmented_views, head=args.head, data_name=Path(args.data).name)
 
 
 def _follow(manager, job) -> int:

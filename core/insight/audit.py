@@ -98,11 +98,16 @@ def check_auditable(labels: list[str], counts: dict[str, int], folds: int) -> No
             f"'{small[0]}' has only {counts.get(small[0], 0)}. Add images or use fewer folds.")
 
 
+def linear_head():
+    """The linear head the audit, cross-validation and the comparison fit on frozen features (scikit-learn: a fit
+    takes milliseconds, against seconds for the run's own torch head)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+
+
 def out_of_fold(features: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Class probabilities for every image from a linear head fitted on the other folds."""
-    head = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return cross_val_predict(head, features, targets, cv=cv, method="predict_proba")
+    return cross_val_predict(linear_head(), features, targets, cv=cv, method="predict_proba")
 
 
 def audit_features(features: np.ndarray, records: list[ImageRecord], labels: list[str], folds: int = 5,

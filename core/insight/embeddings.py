@@ -16,7 +16,7 @@ from core.data.report import ImageRecord
 from core.models import backbones
 from core.models.features import FeatureCache, cache_key
 from core.training import devices
-from core.training.inputs import Inputs
+from core.training.inputs import FeatureProgress, Inputs
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ def penultimate(model: backbones.StagedModel, features: torch.Tensor) -> torch.T
 
 
 def dataset_features(root: Path, records: list[ImageRecord], labels: list[str], spec: FeatureSpec,
-                     cache: FeatureCache | None = None) -> np.ndarray:
-    """(N, D) float32: the frozen backbone's pooled output for every record, in order."""
+                     cache: FeatureCache | None = None, on_features: FeatureProgress | None = None) -> np.ndarray:
+    """(N, D) float32: the frozen backbone's pooled output for every record, in order. `on_features(part, done,
+    total)` is called during the pass (it may raise to abandon it)."""
     prep = backbones.preprocessing(spec.backbone, spec.image_size)
     cache = cache or FeatureCache(None)
     key, hashes = cache_key(spec.backbone, spec.weights, spec.seed, stage_count(spec.backbone), prep), [
@@ -59,7 +60,7 @@ def dataset_features(root: Path, records: list[ImageRecord], labels: list[str], 
     model = backbones.build(spec.backbone, 2, pretrained=spec.weights == "default").to(accel.device)
     model.eval()
     inputs = Inputs(root, {"all": records}, prep, model, accel, cache,
-                    (spec.backbone, spec.weights, spec.seed))
+                    (spec.backbone, spec.weights, spec.seed), on_features=on_features)
     return pooled(inputs.features("all", len(model.stages))).numpy().astype(np.float32)
 
 

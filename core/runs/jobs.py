@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.runs import gpu_share, training_process
+from core.runs import compare_job, gpu_share, training_process
+from core.runs.compare_job import CompareRequest
 from core.runs.folder import Run, create
 from core.runs.queue import FairQueue, Place
 from core.runs.standby import Standby
@@ -27,7 +28,7 @@ ROOT = training_process.ROOT
 class Job:
     id: str
     run_dir: Path
-    config: TrainConfig
+    config: TrainConfig | CompareRequest  # a training run, or a comparison (core.runs.compare_job)
     slots: tuple[str, ...]  # the devices it needs: ("cpu",), ("cuda:1",), or every GPU for a torchrun launch
     owner: str  # the workspace it belongs to: the queue takes workspaces in turn
     group: str | None = None  # the class it belongs to, if any: a paused class's jobs wait
@@ -91,6 +92,18 @@ class JobManager:
         group = self.admit(config, Path(runs_root), all_gpus) if self.admit is not None else None
         run = create(Path(runs_root), config, device=describe_slots(slots))
         job = Job(run.id, run.path, config, slots, owner or str(Path(runs_root).resolve()), group)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.add(job)
+            self._dispatch()
+        return job
+
+    def submit_compare(self, request: CompareRequest, root: Path, owner: str) -> Job:
+        """Queue a comparison of backbones (core.runs.compare_job) like a training run: in the same fair queue, on
+        its device, in a worker process. `root`: where its folder goes (not the runs folder: it is not a run)."""
+        slots = self._slots_for(request.device, False)
+        run = compare_job.create(Path(root), request)
+        job = Job(run.id, run.path, request, slots, owner)
         with self._lock:
             self._jobs[job.id] = job
             self._queue.add(job)

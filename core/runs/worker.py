@@ -40,11 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the run folder is missing")
 
     from core import paths
+    from core.runs import compare_job
     from core.runs.pipeline import start_run
     from core.training import distributed
 
     _end_with_the_server()
     work_dir = args.work_dir or paths.home()
+    if compare_job.is_compare(args.run_dir):  # a comparison of backbones, queued like a run
+        state = compare_job.execute(args.run_dir, work_dir)
+        print(f"comparison {Path(args.run_dir).name}: {state}", file=sys.stderr)
+        return 0 if state in ("finished", "cancelled") else 1
     if distributed.is_distributed():  # "Use all N GPUs": torchrun started one of these per GPU; DDP inside
         from core.runs import launcher
 

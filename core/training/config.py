@@ -11,6 +11,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHT_CHOICES = ("default", "none")
 HEAD_INITS = ("default", "text")  # text: a CLIP-family backbone's head starts as its zero-shot classifier
 MAX_PROMPTS = 32
+HEADS = ("linear", "prototype")  # prototype: class means of the frozen features (core.training.prototype)
 FREEZE_ALL = "all"
 BATCH_SIZES = (8, 16, 32, 64, 128)  # what the Train page offers; any size within RANGES works
 # (lowest, highest) allowed for each number a user sets: the one table TrainConfig, the Train page and the CLI read.
@@ -54,6 +55,9 @@ class TrainConfig:
     # augmented views of each training image whose frozen-stage output is kept (core.training.augmented_views); 0 = off
     augmented_views: int = 2  # bench/results/views_accuracy-2core-cpu.json: fewest views within noise of 0
     weight_decay: float = 1e-4
+    # "prototype": no epochs, each class the mean of its images' frozen features; for feature extraction of one
+    # label per image, where it often beats a fitted head below ~10 images a class (the "compare" measures which).
+    head: str = "linear"
     data_name: str = ""  # what the user calls the data (an upload's file name); shown in run lists
     dataset_version: str = ""  # "<dataset id>@<version>" when the data is a version of a stored dataset
     head_init: str = "default"  # "text": start from the class names' text embeddings (core.training.head_init)
@@ -68,6 +72,10 @@ class TrainConfig:
         if not isinstance(self.prompts, (list, tuple)) or len(self.prompts) > MAX_PROMPTS:
             raise ConfigError(f"prompt templates must be a list of at most {MAX_PROMPTS}")
         object.__setattr__(self, "prompts", tuple(str(p) for p in self.prompts))  # a JSON list reads back as a tuple
+        _require(self.head in HEADS, "head", self.head, HEADS)
+        if self.head == "prototype" and self.task != "single":
+            raise ConfigError("the prototype head answers with one label per image; choose the linear head for "
+                              f"the task '{self.task}'")
         if not (isinstance(self.freeze_depth, int) and self.freeze_depth >= 0) and self.freeze_depth != FREEZE_ALL:
             raise ConfigError(f"freeze depth must be a whole number >= 0 or 'all', not {self.freeze_depth!r}")
         for name, (low, high) in RANGES.items():

@@ -19,7 +19,9 @@ EPOCH_END = "epoch_end"
 RUN_FINISHED = "run_finished"
 RUN_FAILED = "run_failed"
 RUN_CANCELLED = "run_cancelled"
-EVENT_KINDS: tuple[str, ...] = (RUN_STARTED, FEATURES, BATCH_END, EPOCH_END, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED)
+COMPARE_PROGRESS = "compare_progress"  # a comparison job (core.runs.compare_job): backbone step of steps, its stage
+EVENT_KINDS: tuple[str, ...] = (RUN_STARTED, FEATURES, BATCH_END, EPOCH_END, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED,
+                                COMPARE_PROGRESS)
 TERMINAL_KINDS: frozenset[str] = frozenset({RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
 
 

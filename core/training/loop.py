@@ -16,10 +16,11 @@ from core.data.preprocessing import Preprocessing
 from core.models import backbones
 from core.models.features import FeatureCache
 from core.training import devices, distributed, head_init
-from core.training.config import TrainConfig, frozen_stages
+from core.training.config import ConfigError, TrainConfig, frozen_stages
 from core.training.data import TrainingData
 from core.training.events import BATCH_END, EPOCH_END, FEATURES, RUN_STARTED, EventLog
 from core.training.inputs import Inputs
+from core.training.prototype import set_prototype_head
 from core.training.steps import (
     BatchCallback,
     Cancelled,
@@ -96,10 +97,16 @@ def fit(config: TrainConfig, data: TrainingData, events: EventLog, stop: threadi
         cache: FeatureCache | None = None) -> FitResult:
     """Train per `config` on `data`, announcing run_started, features, batch_end and epoch_end; return the best
     epoch's model with its answers on the validation images."""
+    if config.head == "prototype" and not config.trains_head_only():  # said before any image is read
+        raise ConfigError("The prototype head is built from the frozen backbone's features: choose feature "
+                          "extraction (every stage frozen), or the linear head to fine-tune.")
     with distributed.peer_errors():
         session = _prepare(config, data, events, stop, cache)
         tracker, epoch = _BestTracker(config.early_stopping), 0
-        for frozen, epochs, discriminative in plan_phases(config, session.depth, session.total):
+        if config.head == "prototype":  # no epochs to run: the head is the class means
+            _fit_prototype(session, tracker)
+        phases = [] if config.head == "prototype" else plan_phases(config, session.depth, session.total)
+        for frozen, epochs, discriminative in phases:
             epoch, stopped_early = _train_phase(session, tracker, epoch, frozen, epochs, discriminative)
             if stopped_early:
                 break  # early stopping ends the whole run, not just the phase
@@ -168,6 +175,26 @@ def _train_phase(s: _Session, tracker: _BestTracker, epoch: int, frozen: int, ep
         if tracker.should_stop(val_loss, epoch, s.model):
             return epoch, True
     return epoch, False
+
+
+def _fit_prototype(s: _Session, tracker: _BestTracker) -> None:
+    """The head becomes the class means of the training images' frozen features: one 'epoch', no optimiser."""
+    if s.stop.is_set():
+        raise Cancelled()
+    features = s.inputs.features("train", s.total)
+    s.model.eval()
+    with torch.no_grad():  # the head's input to its last layer, in batches (pooling, dropout off in eval)
+        embedded = torch.cat([s.model.head[:-1](chunk.to(s.accel.device).float()).cpu()
+                              for chunk in features.split(256)])
+    set_prototype_head(s.model.head[-1], embedded, s.inputs.targets["train"])
+    train_loss, train_score, _ = evaluate(s.model, s.total, s.inputs.source("train", s.total, None), s.accel,
+                                          s.config.batch_size, s.objective)
+    val_loss, val_score, _ = evaluate(s.model, s.total, s.inputs.source("val", s.total, None), s.accel,
+                                      s.config.batch_size, s.objective)
+    s.events.emit(EPOCH_END, epoch=1, epochs=1, train_loss=train_loss, train_accuracy=train_score,
+                  val_loss=val_loss, val_accuracy=val_score, lr=0.0, images_per_s=0.0,
+                  elapsed_s=time.perf_counter() - s.started, frozen_stages=s.total, world_size=s.inputs.shard[1])
+    tracker.should_stop(val_loss, 1, s.model)  # remembers these weights as the best (and only) epoch's
 
 
 def _batch_reporter(events: EventLog, epoch: int, batches: int) -> BatchCallback:

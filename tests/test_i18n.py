@@ -83,6 +83,9 @@ def test_a_report_warning_keeps_the_user_s_names_untranslated():
     with i18n.using("zh_CN"):
         assert i18n.listing(["猫", "dog's", "c", "d", "e", "f"]) == "“猫”、“dog's”、“c”、“d”、“e” 等另外 1 个"
     assert i18n.listing(["猫", "dog's"]) == "'猫', 'dog's'"
+    with i18n.using("zh_CN"):  # one form for every count in Chinese
+        assert i18n.ngettext("{count} new image added", "{count} new images added", 3) == "新添加了 {count} 张图片"
+    assert i18n.ngettext("{count} new image added", "{count} new images added", 1) == "{count} new image added"
 
 
 def test_numbers_and_percentages_in_each_language():

@@ -20,12 +20,13 @@ import contextvars
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
 DEFAULT = "en"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "messages"
+T = TypeVar("T")
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("transferlab_language", default=DEFAULT)
 
 
@@ -47,7 +48,7 @@ def from_accept_language(header: str | None) -> str:
     """The best of our languages in an HTTP Accept-Language header ('zh-CN,zh;q=0.9,en;q=0.8'), else English."""
     choices = []
     for position, part in enumerate((header or "").split(",")):
-        tag, _, weight = part.strip().partition(";q=")
+        tag, _separator, weight = part.strip().partition(";q=")
         try:
             quality = float(weight) if weight else 1.0
         except ValueError:
@@ -83,6 +84,18 @@ def using(lang: str | None) -> Iterator[None]:
         _current.reset(token)
 
 
+def keeping_language(function: Callable[..., T]) -> Callable[..., T]:
+    """`function` run in the caller's language wherever it runs: a thread pool's threads start in English (a new
+    thread has a fresh context), so work handed to them is wrapped in this."""
+    lang = _current.get()
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        with using(lang):
+            return function(*args, **kwargs)
+
+    return run
+
+
 def _(message: str) -> str:
     """`message` in the current language (itself when there is no translation)."""
     if _current.get() == DEFAULT:
@@ -101,6 +114,20 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 def N_(message: str) -> str:
     """Marks a message for extraction where it is defined (a constant); translate it with _() where it is shown."""
     return message
+
+
+def quoted(name: object) -> str:
+    """A user's name (a class, a file) quoted as the language quotes: 'cat' / “cat”. Never translated itself."""
+    return _("'{name}'").format(name=name)
+
+
+def listing(names: list, limit: int = 5) -> str:
+    """Up to `limit` quoted names, then how many more: "'a', 'b' and 3 more" / "“a”、“b”等另外 3 个"."""
+    # Translators: the separator between quoted names in a list.
+    shown = _(", ").join(quoted(name) for name in names[:limit])
+    if len(names) <= limit:
+        return shown
+    return _("{names} and {count} more").format(names=shown, count=len(names) - limit)
 
 
 @lru_cache(maxsize=8)

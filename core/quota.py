@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from core import paths
+from core.i18n import _, number
 
 DEFAULT_QUOTA_MB = 2048
 TRANSIENT = ".scratch"  # uploads being unpacked and checked (a dataset store's): gone when the check ends, not counted
@@ -68,11 +69,12 @@ def check(path: Path, incoming: int) -> None:
     if used + incoming > limit:
         used = used_bytes(workspace, fresh=True)  # what was deleted since the last count is room again
     if used >= limit:
-        raise QuotaExceeded(f"This workspace holds {size_text(used)}, its limit; delete old runs or datasets to add "
-                            "more.")
+        raise QuotaExceeded(_("This workspace holds {used}, its limit; delete old runs or datasets to add more.")
+                            .format(used=size_text(used)))
     if used + incoming > limit:
-        raise QuotaExceeded(f"This workspace holds {size_text(used)} of its {size_text(limit)} limit and these files "
-                            f"need {size_text(incoming)} more; delete old runs or datasets, or add fewer files.")
+        raise QuotaExceeded(_("This workspace holds {used} of its {limit} limit and these files need {needed} more; "
+                              "delete old runs or datasets, or add fewer files.").format(
+            used=size_text(used), limit=size_text(limit), needed=size_text(incoming)))
 
 
 def added(path: Path, count: int) -> None:
@@ -87,9 +89,10 @@ def added(path: Path, count: int) -> None:
 
 
 def size_text(count: int) -> str:
+    """A size as the reader's language writes numbers (the units are the same in every language we have)."""
     if count >= 2**30:
-        return f"{count / 2**30:.1f} GB"
-    return f"{count / 2**20:.0f} MB" if count >= 2**20 else f"{max(count, 0) / 2**10:.0f} KB"
+        return f"{number(count / 2**30, 1)} GB"
+    return f"{number(count / 2**20)} MB" if count >= 2**20 else f"{number(max(count, 0) / 2**10)} KB"
 
 
 def _walk(folder: Path) -> int:

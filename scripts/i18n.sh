@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYBABEL="${PYBABEL:-.venv-test/bin/pybabel}"
 [ -x "$PYBABEL" ] || PYBABEL=.venv/bin/pybabel
+[ -x "$PYBABEL" ] || PYBABEL="$(command -v pybabel)"
 "$PYBABEL" extract -F babel.cfg -k _ -k ngettext:1,2 -k N_ --no-location --sort-output --omit-header \
+  --add-comments=Translators: \
   -o locale/messages.pot .
 for lang in zh_CN; do
   if [ -f "locale/$lang/LC_MESSAGES/messages.po" ]; then

@@ -26,6 +26,9 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch-home"))
     monkeypatch.setenv("TRANSFERLAB_OFFLINE", "1")  # never try the network in tests
+    # Sentences are asserted in English: a developer's zh_CN locale must not translate the commands tests start
+    # (LANGUAGE is read first; tests of the Chinese text set it themselves).
+    monkeypatch.setenv("LANGUAGE", "en")
     return home
 
 

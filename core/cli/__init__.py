@@ -2,6 +2,7 @@
 
 Every failure a user can cause (a missing file or run, a bad option, data that cannot train, a device that is not
 there) ends as one line on stderr and exit status 2; set TRANSFERLAB_DEBUG=1 to see the traceback instead.
+Sentences are in the language of LANGUAGE / LC_ALL / LC_MESSAGES / LANG (zh_CN.UTF-8: Simplified Chinese).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.cli import compare, dataset, insight, inspection, maintenance, model, serve, train
+from core.i18n import _, from_environment, quoted, using
 from core.training import config as cfg
 
 # Each module adds its subcommands; a new capability adds its module to this tuple.
@@ -23,27 +25,34 @@ class UsageError(ValueError):
 
 
 def main(argv: list[str] | None = None) -> int:
+    with using(from_environment()):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         preflight(args)
         return args.handler(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_("interrupted"), file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
         if os.environ.get("TRANSFERLAB_DEBUG"):
             raise
-        print(f"error: {describe(error)}", file=sys.stderr)
+        print(_("error: {message}").format(message=describe(error)), file=sys.stderr)
         return USAGE_ERROR
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not the usage block
-        self.exit(USAGE_ERROR, f"error: {message} (see {self.prog} --help)\n")
+        # argparse's own words (e.g. "the following arguments are required") stay English: Python ships none other.
+        self.exit(USAGE_ERROR, _("error: {message} (see {command} --help)").format(message=message, command=self.prog)
+                  + "\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    root = _Parser(prog="python -m core", description="TransferLab, headless.")
+    root = _Parser(prog="python -m core", description=_("TransferLab, headless."))
     sub = root.add_subparsers(required=True, metavar="command", dest="command")
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -53,11 +62,11 @@ def parser() -> argparse.ArgumentParser:
 def preflight(args: argparse.Namespace) -> None:
     """Check what every command shares before any of them writes anything (a failed train leaves no run folder)."""
     if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
-        raise UsageError("--top-k must be 1 or more")
+        raise UsageError(_("--top-k must be 1 or more"))
     if getattr(args, "run", None) is not None and not (Path(args.run) / "config.json").is_file():
-        raise UsageError(f"no run folder at '{_shown(args.run)}' (a run folder holds config.json)")
+        raise UsageError(_("no run folder at {path} (a run folder holds config.json)").format(path=quoted(_shown(args.run))))
     if getattr(args, "data", None) is not None and not Path(args.data).exists():
-        raise UsageError(f"no file or folder at '{_shown(args.data)}'")
+        raise UsageError(_("no file or folder at {path}").format(path=quoted(_shown(args.data))))
     if getattr(args, "device", None) is not None:
         from core.training import devices
 
@@ -73,7 +82,7 @@ def describe(error: BaseException) -> str:
         return f"{error.strerror}{where}"
     if isinstance(error, (UsageError, cfg.ConfigError, ValueError, LookupError)) and str(error):
         return " ".join(str(error).split())
-    return f"unexpected {type(error).__name__}: {' '.join(str(error).split())[:300]}"
+    return _("unexpected {kind}: {message}").format(kind=type(error).__name__, message=" ".join(str(error).split())[:300])
 
 
 def _check_trainable(data_path: Path, task: str | None = None, target: str = "") -> None:
@@ -82,7 +91,7 @@ def _check_trainable(data_path: Path, task: str | None = None, target: str = "")
 
     report = inspect_data(data_path, paths.home(), task=task, target=target or None)  # remembered: training reads it
     if not report.trainable:
-        raise UsageError(report.error or "this data cannot be used for training")
+        raise UsageError(report.error or _("this data cannot be used for training"))
 
 
 def _shown(path: object) -> str:

@@ -8,31 +8,32 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
+from core.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="versioned datasets: list, log, diff, export, import, label (JSON)")
-    p.add_argument("--root", default=None, help="the store folder (default: $TRANSFERLAB_HOME/datasets)")
+    p = sub.add_parser("dataset", help=_("versioned datasets: list, log, diff, export, import, label (JSON)"))
+    p.add_argument("--root", default=None, help=_("the store folder (default: $TRANSFERLAB_HOME/datasets)"))
     commands = p.add_subparsers(required=True, metavar="action")
-    commands.add_parser("list", help="every dataset, newest version").set_defaults(handler=_list)
-    log = commands.add_parser("log", help="every version of a dataset with its changes")
+    commands.add_parser("list", help=_("every dataset, newest version")).set_defaults(handler=_list)
+    log = commands.add_parser("log", help=_("every version of a dataset with its changes"))
     log.add_argument("dataset")
     log.set_defaults(handler=_log)
-    compare = commands.add_parser("diff", help="what changed between two versions")
+    compare = commands.add_parser("diff", help=_("what changed between two versions"))
     compare.add_argument("dataset")
     compare.add_argument("old", type=int)
     compare.add_argument("new", type=int)
     compare.set_defaults(handler=_diff)
-    export = commands.add_parser("export", help="a version as a zip of class folders")
-    export.add_argument("ref", help="ID or ID@VERSION (default: the newest)")
-    export.add_argument("out", help="the .zip to write")
+    export = commands.add_parser("export", help=_("a version as a zip of class folders"))
+    export.add_argument("ref", help=_("ID or ID@VERSION (default: the newest)"))
+    export.add_argument("out", help=_("the .zip to write"))
     export.set_defaults(handler=_export)
-    imported = commands.add_parser("import", help="a zip or folder of class folders becomes a new dataset")
+    imported = commands.add_parser("import", help=_("a zip or folder of class folders becomes a new dataset"))
     imported.add_argument("source")
     imported.add_argument("--name", default=None)
     imported.set_defaults(handler=_import)
-    label = commands.add_parser("label", help="give images (by content hash) a class; 'none' sends them to the pool")
-    label.add_argument("ref", help="ID@VERSION the change is based on (refused if someone changed them since)")
+    label = commands.add_parser("label", help=_("give images (by content hash) a class; 'none' sends them to the pool"))
+    label.add_argument("ref", help=_("ID@VERSION the change is based on (refused if someone changed them since)"))
     label.add_argument("label")
     label.add_argument("hashes", nargs="+")
     label.set_defaults(handler=_label)
@@ -98,7 +99,8 @@ def _label(args: argparse.Namespace) -> int:
     target = None if args.label.lower() == "none" else args.label
     unknown = [h for h in args.hashes if h not in base.images]
     if unknown:
-        raise ValueError(f"{len(unknown)} of these hashes are not images of version {base.number}")
+        raise ValueError(_("{count} of these hashes are not images of version {version}").format(
+            count=len(unknown), version=base.number))
     edit = Edit(set_label={h: target for h in args.hashes}, message=f"labelled {len(args.hashes)} as {target}")
     return _print(_describe(store.commit(base.dataset, base.number, edit)))
 

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from core import paths
+from core.i18n import _
 from core.models import backbones
 from core.training import config as cfg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name, handler, text in (("audit", _audit, "find probably wrong labels, outliers and near-duplicates (JSON)"),
-                                ("cv", _cv, "k-fold cross-validation of feature extraction (JSON)")):
+    for name, handler, text in (("audit", _audit, _("find probably wrong labels, outliers and near-duplicates (JSON)")),
+                                ("cv", _cv, _("k-fold cross-validation of feature extraction (JSON)"))):
         p = sub.add_parser(name, help=text)
         p.add_argument("data")
         p.add_argument("--backbone", default=backbones.BUNDLED, choices=backbones.NAMES)
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "cv":
             p.add_argument("--freeze-depth", type=cfg.parse_freeze_depth, default=cfg.FREEZE_ALL)
         p.set_defaults(handler=handler)
-    p = sub.add_parser("report", help="write a run's model card (self-contained HTML) into its folder")
+    p = sub.add_parser("report", help=_("write a run's model card (self-contained HTML) into its folder"))
     p.add_argument("--run", required=True)
     p.set_defaults(handler=_report)
 
@@ -49,7 +50,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         result = audit(Path(args.data), _spec(args), args.folds, args.seed, paths.home(), _cache())
     except (AuditImpossible, ArchiveRefused) as error:
-        print(f"The audit cannot run: {error}", file=sys.stderr)
+        print(_("The audit cannot run: {reason}").format(reason=error), file=sys.stderr)
         return 2
     print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     return 0
@@ -66,7 +67,7 @@ def _cv(args: argparse.Namespace) -> int:
     try:
         result = cross_validate(Path(args.data), _spec(args), args.folds, args.seed, paths.home(), _cache())
     except (AuditImpossible, ArchiveRefused) as error:
-        print(f"Cross-validation cannot run: {error}", file=sys.stderr)
+        print(_("Cross-validation cannot run: {reason}").format(reason=error), file=sys.stderr)
         return 2
     print(json.dumps({**result.summary(), "done": True, "note": result.sentence()}, ensure_ascii=False, indent=2))
     return 0

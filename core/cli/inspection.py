@@ -7,16 +7,17 @@ import sys
 from pathlib import Path
 
 from core import paths, tasks
+from core.i18n import _
 from core.models import backbones
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="check a dataset (.zip or folder) and print its report as JSON")
+    p = sub.add_parser("inspect", help=_("check a dataset (.zip or folder) and print its report as JSON"))
     p.add_argument("data")
-    p.add_argument("--task", choices=tasks.NAMES, default=None, help="read the data as this task (default: what it says)")
-    p.add_argument("--target", default="", metavar="COLUMN", help="the metadata column to read as the target")
+    p.add_argument("--task", choices=tasks.NAMES, default=None, help=_("read the data as this task (default: what it says)"))
+    p.add_argument("--target", default="", metavar="COLUMN", help=_("the metadata column to read as the target"))
     p.set_defaults(handler=_inspect)
-    sub.add_parser("backbones", help="list the backbones").set_defaults(handler=_backbones)
+    sub.add_parser("backbones", help=_("list the backbones")).set_defaults(handler=_backbones)
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -6,24 +6,26 @@ import json
 import sys
 from pathlib import Path
 
+from core.i18n import _
+
 
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(_("must be 1 or more"))
     return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="top-k predictions of a trained run, one JSON line per image")
+    p = sub.add_parser("predict", help=_("top-k predictions of a trained run, one JSON line per image"))
     p.add_argument("--run", required=True)
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--coverage", type=float, default=None,
-                   help="how often a score's interval (or a class answer's set) must hold the truth, e.g. 0.9 "
-                        "(default: the run's 90%%)")
+                   help=_("how often a score's interval (or a class answer's set) must hold the truth, e.g. 0.9 "
+                        "(default: the run's 90%%)"))
     p.set_defaults(handler=_predict)
-    p = sub.add_parser("export", help="write a run's TorchScript bundle (zip)")
+    p = sub.add_parser("export", help=_("write a run's TorchScript bundle (zip)"))
     p.add_argument("--run", required=True)
     p.add_argument("--out", default=None)
     p.set_defaults(handler=_export)
@@ -42,7 +44,7 @@ def _predict(args: argparse.Namespace) -> int:
         except ImageRejected as error:
             failed += 1
             print(json.dumps({"image": image, "error": str(error)}, ensure_ascii=False))
-            print(f"skipped {error}", file=sys.stderr)
+            print(_("skipped {reason}").format(reason=error), file=sys.stderr)
             continue
         answer = details.to_json()  # top_k plus "unsure", "unknown", "ood_score"
         print(json.dumps({"image": image, "top_k": answer.pop("predictions"), **answer}, ensure_ascii=False), flush=True)

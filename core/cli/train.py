@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from core import paths, tasks
+from core.i18n import _
 from core.models import backbones
 from core.training import config as cfg
 from core.training.events import EPOCH_END, RUN_STARTED, TERMINAL_KINDS
@@ -15,19 +16,19 @@ DEFAULTS = cfg.defaults()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model; prints progress, then the run folder")
+    p = sub.add_parser("train", help=_("train a model; prints progress, then the run folder"))
     p.add_argument("--data", required=True)
     p.add_argument("--task", choices=tasks.NAMES, default=None,
-                   help="what to learn: single (one label), multi (several labels), regression (a number); "
-                        "default: what the data says (its metadata.csv column, or class folders: single)")
-    p.add_argument("--target", default="", metavar="COLUMN", help="the metadata column to learn (default: label, "
-                   "labels or value)")
+                   help=_("what to learn: single (one label), multi (several labels), regression (a number); "
+                        "default: what the data says (its metadata.csv column, or class folders: single)"))
+    p.add_argument("--target", default="", metavar="COLUMN", help=_("the metadata column to learn (default: label, "
+                   "labels or value)"))
     p.add_argument("--backbone", default=DEFAULTS["backbone"], choices=backbones.NAMES)
     p.add_argument("--freeze-depth", type=cfg.parse_freeze_depth, default=DEFAULTS["freeze_depth"],
-                   help="stages to freeze: 0 = fine-tune everything, 'all' = feature extraction (default)")
+                   help=_("stages to freeze: 0 = fine-tune everything, 'all' = feature extraction (default)"))
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help=_range("epochs"))
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="default: chosen from the freeze depth")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per step, per process")
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help=_("default: chosen from the freeze depth"))
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help=_("images per step, per process"))
     p.add_argument("--optimizer", choices=cfg.OPTIMIZERS, default=DEFAULTS["optimizer"])
     p.add_argument("--augment", choices=cfg.AUGMENTATIONS, default=DEFAULTS["augment"])
     p.add_argument("--image-size", type=int, default=DEFAULTS["image_size"], help=_range("image_size"))
@@ -35,22 +36,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--device", choices=cfg.DEVICES, default=DEFAULTS["device"])
     p.add_argument("--weights", choices=cfg.WEIGHT_CHOICES, default=DEFAULTS["weights"],
-                   help="'none' trains from random initialisation")
-    p.add_argument("--early-stopping", type=int, default=DEFAULTS["early_stopping"], help="patience in epochs; 0 = off")
-    p.add_argument("--two-stage", action="store_true", help="train the head first, then unfreeze")
+                   help=_("'none' trains from random initialisation"))
+    p.add_argument("--early-stopping", type=int, default=DEFAULTS["early_stopping"], help=_("patience in epochs; 0 = off"))
+    p.add_argument("--two-stage", action="store_true", help=_("train the head first, then unfreeze"))
     p.add_argument("--augmented-views", type=int, default=DEFAULTS["augmented_views"],
-                   help=f"{_range('augmented_views')}; with frozen stages and augmentation, the frozen stages' output "
-                        "for this many augmented views per image is computed once and reused (0 = every epoch anew)")
+                   help=_("{range}; with frozen stages and augmentation, the frozen stages' output for this many "
+                          "augmented views per image is computed once and reused (0 = every epoch anew)").format(
+                       range=_range("augmented_views")))
     p.add_argument("--head", choices=cfg.HEADS, default=DEFAULTS["head"],
-                   help="prototype: each class the mean of its images' frozen features, no epochs (feature "
-                        "extraction, one label per image; `compare` measures whether it beats the linear head)")
+                   help=_("prototype: each class the mean of its images' frozen features, no epochs (feature "
+                          "extraction, one label per image; `compare` measures whether it beats the linear head)"))
     p.add_argument("--out", default="runs")
     p.set_defaults(handler=_train)
 
 
 def _range(name: str) -> str:
     low, high = cfg.RANGES[name]
-    return f"{low:g} to {high:g}"
+    return _("{low} to {high}").format(low=f"{low:g}", high=f"{high:g}")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -69,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> cfg.TrainConfig:
     if not Path(args.data).exists():
-        raise FileNotFoundError(f"there is no file or folder {args.data}")
+        raise FileNotFoundError(_("there is no file or folder {path}").format(path=args.data))
     from core.data.datasets import inspect_data
 
     task = args.task or inspect_data(Path(args.data), paths.home(), target=args.target or None).task
@@ -91,7 +93,7 @@ def _follow(manager, job) -> int:
         while not job.wait(0.3):
             _print_new(tail.read(), progress)
     except KeyboardInterrupt:
-        print("cancelling...", file=sys.stderr)
+        print(_("cancelling..."), file=sys.stderr)
         manager.cancel(job.id)
         job.wait()
     _print_new(tail.read_to_end(), progress)
@@ -109,12 +111,15 @@ def _print_new(records: list[dict], progress) -> None:
 
 def _print_event(kind: str, data: dict, where: str) -> None:
     if kind == RUN_STARTED:
-        print(f"training {data['backbone']} on {data['device']}: {data['num_train']} train / {data['num_val']} val "
-              f"images, {len(data['classes'])} classes, {data['frozen_stages']}/{data['total_stages']} stages frozen",
-              file=sys.stderr)
+        print(_("training {backbone} on {device}: {train} train / {val} val images, {classes} classes, "
+                "{frozen}/{stages} stages frozen").format(
+            backbone=data["backbone"], device=data["device"], train=data["num_train"], val=data["num_val"],
+            classes=len(data["classes"]), frozen=data["frozen_stages"], stages=data["total_stages"]), file=sys.stderr)
     elif kind == EPOCH_END:
-        print(f"epoch {data['epoch']}/{data['epochs']}: loss {data['train_loss']:.4f} acc {data['train_accuracy']:.3f}"
-              f" | val loss {data['val_loss']:.4f} acc {data['val_accuracy']:.3f} | {where}", file=sys.stderr)
+        print(_("epoch {epoch}/{epochs}: loss {loss} acc {accuracy} | val loss {val_loss} acc {val_accuracy} | "
+                "{where}").format(epoch=data["epoch"], epochs=data["epochs"], loss=f"{data['train_loss']:.4f}",
+                                  accuracy=f"{data['train_accuracy']:.3f}", val_loss=f"{data['val_loss']:.4f}",
+                                  val_accuracy=f"{data['val_accuracy']:.3f}", where=where), file=sys.stderr)
     elif kind in TERMINAL_KINDS:
         print(data.get("message", kind), file=sys.stderr)
         if data.get("details"):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from core.i18n import _, number, quoted
+
 _CHUNK = 1 << 20
 _MAX_NAME_BYTES = 255  # one path component on Linux, macOS and Windows file systems
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux, its terminating NUL included: a longer path cannot be opened
@@ -51,7 +53,7 @@ def extract(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimits()
 
     `unwanted` names members to skip by name (with its reason) before anything of them is read or written."""
     if not zipfile.is_zipfile(archive):
-        raise ArchiveRefused("This file is not a zip archive. Please upload a .zip of class folders.")
+        raise ArchiveRefused(_("This file is not a zip archive. Please upload a .zip of class folders."))
     target.mkdir(parents=True, exist_ok=False)
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -61,7 +63,8 @@ def extract(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimits()
             return [s for info in members if (s := _extract_member(zf, info, root, limits, unwanted))]
     except zipfile.BadZipFile as error:
         shutil.rmtree(target, ignore_errors=True)
-        raise ArchiveRefused(f"The zip archive is damaged and cannot be read ({error}).") from error
+        raise ArchiveRefused(_("The zip archive is damaged and cannot be read ({error}).").format(error=error)) \
+            from error
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -69,19 +72,23 @@ def extract(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimits()
 
 def _check_limits(members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
     if len(members) > limits.max_members:
-        raise ArchiveRefused(f"The archive has {len(members):,} entries; the limit is {limits.max_members:,}.")
+        raise ArchiveRefused(_("The archive has {count} entries; the limit is {limit}.").format(
+            count=number(len(members)), limit=number(limits.max_members)))
     total = sum(m.file_size for m in members)
     if total > limits.max_total_bytes:
-        raise ArchiveRefused(f"The archive unpacks to {_mib(total)}; the limit is {_mib(limits.max_total_bytes)}.")
+        raise ArchiveRefused(_("The archive unpacks to {size}; the limit is {limit}.").format(
+            size=_mib(total), limit=_mib(limits.max_total_bytes)))
     for m in members:
         _check_member_size(m.filename, m.file_size, m.compress_size, limits)
 
 
 def _check_member_size(name: str, size: int, compressed: int, limits: ArchiveLimits) -> None:
     if size > limits.max_member_bytes:
-        raise ArchiveRefused(f"'{name}' unpacks to {_mib(size)}; one file may be at most {_mib(limits.max_member_bytes)}.")
+        raise ArchiveRefused(_("{name} unpacks to {size}; one file may be at most {limit}.").format(
+            name=quoted(name), size=_mib(size), limit=_mib(limits.max_member_bytes)))
     if size > limits.ratio_floor_bytes and size > limits.max_ratio * max(compressed, 1):
-        raise ArchiveRefused(f"'{name}' is compressed {size / max(compressed, 1):.0f}:1, a sign of a zip bomb; refused.")
+        raise ArchiveRefused(_("{name} is compressed {ratio}:1, a sign of a zip bomb; refused.").format(
+            name=quoted(name), ratio=number(size / max(compressed, 1))))
 
 
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, limits: ArchiveLimits,
@@ -96,7 +103,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, limi
         return None
     destination = Path(os.path.normpath(root / name))  # lexically: the file system may not hold the path
     if not destination.is_relative_to(root):  # cannot happen without '..' or an absolute path: defence in depth
-        return Skipped(name, "path leads outside the dataset folder; skipped")
+        return Skipped(name, _("path leads outside the dataset folder; skipped"))
     written = False
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +113,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, limi
         if written:
             _discard(destination)
         if error.errno == errno.ENOSPC:
-            raise ArchiveRefused("The server ran out of disk space while unpacking this archive.") from error
+            raise ArchiveRefused(_("The server ran out of disk space while unpacking this archive.")) from error
         return Skipped(name, _unwritable_reason(error))
     return None
 
@@ -119,7 +126,8 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, destinat
             written += len(chunk)
             _check_member_size(name, max(written, info.file_size), info.compress_size, limits)
             if written > info.file_size:
-                raise ArchiveRefused(f"'{name}' holds more data than its header declares; the archive is refused.")
+                raise ArchiveRefused(_("{name} holds more data than its header declares; the archive is refused.").format(
+                    name=quoted(name)))
             sink.write(chunk)
 
 
@@ -135,37 +143,37 @@ def _too_long_reason(name: str, root: Path) -> str | None:
     """Paths the file system cannot hold, found before anything is written (the OS error would name our folder)."""
     parts = PurePosixPath(name).parts
     if len(parts) > MAX_DEPTH + 1:
-        return f"inside folders nested more than {MAX_DEPTH} deep; skipped"
+        return _("inside folders nested more than {depth} deep; skipped").format(depth=MAX_DEPTH)
     if len(str(root).encode("utf-8", "surrogateescape")) + 1 + len(name.encode("utf-8", "surrogateescape")) \
             >= MAX_PATH_BYTES:
-        return (f"path too long for the file system (over {MAX_PATH_BYTES:,} bytes together with the folder it is "
-                "unpacked into); shorten its folder names; skipped")
+        return _("path too long for the file system (over {limit} bytes together with the folder it is unpacked "
+                 "into); shorten its folder names; skipped").format(limit=number(MAX_PATH_BYTES))
     return None
 
 
 def _unwritable_reason(error: OSError) -> str:
     """Why one member could not be written, in words (never the server's own path)."""
     if error.errno == errno.ENAMETOOLONG:
-        return "name too long for the file system; rename it shorter; skipped"
+        return _("name too long for the file system; rename it shorter; skipped")
     if error.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-        return "a file and a folder (or two files) have the same name here; skipped"
-    return f"could not be unpacked ({error.strerror or type(error).__name__}); skipped"
+        return _("a file and a folder (or two files) have the same name here; skipped")
+    return _("could not be unpacked ({why}); skipped").format(why=error.strerror or type(error).__name__)
 
 
 def _unsafe_reason(name: str, info: zipfile.ZipInfo) -> str | None:
     path = PurePosixPath(name)
     if path.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return "absolute path in the archive; skipped"
+        return _("absolute path in the archive; skipped")
     if ".." in path.parts:
-        return "path leads outside the dataset folder ('..'); skipped"
+        return _("path leads outside the dataset folder ('..'); skipped")
     if stat.S_ISLNK(info.external_attr >> 16):
-        return "symbolic link; skipped"
+        return _("symbolic link; skipped")
     if info.flag_bits & 0x1:
-        return "encrypted (password-protected) file; skipped"
+        return _("encrypted (password-protected) file; skipped")
     if any(len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES for part in path.parts):
-        return "name too long for the file system; rename it shorter; skipped"
+        return _("name too long for the file system; rename it shorter; skipped")
     return None
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):,.0f} MiB"
+    return f"{number(n / (1 << 20))} MiB"

@@ -19,6 +19,7 @@ from core.data import metadata, names
 from core.data.archive import ArchiveLimits, Skipped, extract
 from core.data.preprocessing import NOT_AN_IMAGE, ImageRejected, is_image_name, load_rgb, sniffed_format
 from core.data.report import DataReport, ImageRecord, judge
+from core.i18n import _, keeping_language, language
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
@@ -79,19 +80,20 @@ def inspect_data(source: Path, work_dir: Path | None = None, limits: ArchiveLimi
 
 
 def scan(folder: Path, task: str | None = None, target: str | None = None) -> DataReport:
-    """The report for a folder; remembered in-process until any file in it changes (a copy: callers edit it)."""
-    return copy.deepcopy(_scan_version(_signature(folder), task, target))
+    """The report for a folder; remembered in-process until any file in it changes (a copy: callers edit it), per
+    language, since its warnings are sentences in the reader's language."""
+    return copy.deepcopy(_scan_version(_signature(folder), task, target, language()))
 
 
 @lru_cache(maxsize=8)
-def _scan_version(signature: tuple, task: str | None, target: str | None) -> DataReport:
+def _scan_version(signature: tuple, task: str | None, target: str | None, lang: str) -> DataReport:
     return _scan(Path(signature[0]), task, target)
 
 
 def _signature(folder: Path) -> tuple:
     """Every file's path, size and modification time: cheap to read, changes with any edit."""
     entries = []
-    for directory, _, files in os.walk(folder):
+    for directory, _folders, files in os.walk(folder):
         for name in files:
             stat = os.stat(os.path.join(directory, name), follow_symlinks=False)
             entries.append((os.path.join(directory, name), stat.st_size, stat.st_mtime_ns))
@@ -106,8 +108,8 @@ def _scan(folder: Path, task: str | None = None, target: str | None = None) -> D
         return judge(_check_listed(root, listed))
     if task == "regression":
         report = DataReport(root, "empty", task="regression", target=target or "value")
-        report.error = ("Numbers to predict come from a metadata.csv beside the images, with a file_name column and "
-                        "a value column; class folders hold labels, not numbers.")
+        report.error = _("Numbers to predict come from a metadata.csv beside the images, with a file_name column "
+                         "and a value column; class folders hold labels, not numbers.")
         return report
     candidates: list[tuple[Path, str, str | None]] = []
     skipped: list[Skipped] = []
@@ -119,7 +121,7 @@ def _scan(folder: Path, task: str | None = None, target: str | None = None) -> D
         layout = "class_folders"
         _collect(root, root, None, candidates, skipped)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        checked = list(pool.map(lambda c: _check(c, root), candidates))
+        checked = list(pool.map(keeping_language(lambda c: _check(c, root)), candidates))
     images = [item for item in checked if isinstance(item, ImageRecord)]
     skipped += [item for item in checked if isinstance(item, Skipped)]
     if task == "multi":  # one picture in several class folders carries all of their labels
@@ -132,9 +134,10 @@ def _check_listed(root: Path, listed: metadata.Listed) -> DataReport:
     """The images a metadata file names, checked like any other, each with the target its row gives."""
     candidates = [(root / path, target, split) for path, (target, split) in listed.targets.items()]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        checked = list(pool.map(lambda c: _check((c[0], c[1].label or ";".join(c[1].labels), c[2]), root), candidates))
+        checked = list(pool.map(keeping_language(lambda c: _check((c[0], c[1].label or ";".join(c[1].labels), c[2]),
+                                                                   root)), candidates))
     images, skipped = [], list(listed.skipped)
-    for (_, target, _), item in zip(candidates, checked):
+    for (_path, target, _split), item in zip(candidates, checked):
         if isinstance(item, ImageRecord):
             images.append(dataclasses.replace(item, labels=target.labels, value=target.value))
         else:
@@ -209,16 +212,17 @@ def _collect(directory: Path, root: Path, split: str | None, out: list, skipped:
         depth_parts = path.relative_to(directory).parts
         if any(_is_junk(part) for part in path.relative_to(root).parts):
             if path.is_file() or path.is_symlink():
-                skipped.append(Skipped(relative, "hidden or system file; ignored"))
+                skipped.append(Skipped(relative, _("hidden or system file; ignored")))
             continue
         if path.is_symlink():
-            skipped.append(Skipped(relative, "symbolic link; skipped"))
+            skipped.append(Skipped(relative, _("symbolic link; skipped")))
         elif path.is_dir():
             continue
         elif len(depth_parts) < 2:
-            skipped.append(Skipped(relative, "not inside a class folder; skipped"))
+            skipped.append(Skipped(relative, _("not inside a class folder; skipped")))
         elif not is_image_name(path):
-            skipped.append(Skipped(relative, f"not an image file ({path.suffix or 'no extension'}); skipped"))
+            skipped.append(Skipped(relative, _("not an image file ({suffix}); skipped").format(
+                suffix=path.suffix or _("no extension"))))
         else:
             out.append((path, names.normalize(depth_parts[0]), split))  # café from a Mac and from Windows: one class
 
@@ -228,7 +232,7 @@ def _check(candidate: tuple[Path, str, str | None], root: Path) -> ImageRecord |
     relative = path.relative_to(root).as_posix()
     problem = image_problem(path)
     if problem:
-        return Skipped(relative, f"{problem}; skipped")
+        return Skipped(relative, _("{problem}; skipped").format(problem=problem))
     with Image.open(path) as header:  # the stored size, not the reduced-scale decode's
         width, height = header.size
     return ImageRecord(relative, label, split_name, file_sha256(path), width, height)
@@ -240,9 +244,9 @@ def image_problem(path: Path) -> str | None:
     with open(path, "rb") as handle:
         head = handle.read(12)
     if not head:
-        return "empty file"
+        return _("empty file")
     if sniffed_format(head) is None:
-        return NOT_AN_IMAGE
+        return _(NOT_AN_IMAGE)
     try:
         load_rgb(path, min_size=_VERIFY_SIZE, name="")  # the reason names no file: the caller lists its own name
     except ImageRejected as error:

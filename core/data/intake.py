@@ -21,6 +21,7 @@ from core.data.archive import ArchiveLimits, Skipped, extract
 from core.data.datasets import SYSTEM_FILES, file_sha256, image_problem, inspect_data
 from core.data.preprocessing import is_image_name
 from core.data.store import DatasetStore, Edit, StoreError, Version
+from core.i18n import _, ngettext
 
 MAX_IMAGE_BYTES = 64 << 20
 MAX_IMAGES_PER_ADD = 20_000
@@ -39,12 +40,12 @@ class IntakeResult:
     duplicates: list[str] = field(default_factory=list)  # names of images the dataset already held
 
     def summary(self) -> str:
-        parts = [f"{self.added} new image{'s' if self.added != 1 else ''} added"]
+        parts = [ngettext("{count} new image added", "{count} new images added", self.added).format(count=self.added)]
         if self.duplicates:
-            parts.append(f"{len(self.duplicates)} already in the dataset (not added twice)")
+            parts.append(_("{count} already in the dataset (not added twice)").format(count=len(self.duplicates)))
         if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped")
-        return ", ".join(parts) + "."
+            parts.append(_("{count} skipped").format(count=len(self.skipped)))
+        return _("{parts}.").format(parts=_(", ").join(parts))
 
 
 def import_labelled(store: DatasetStore, source: Path, name: str, work_dir: Path) -> IntakeResult:
@@ -54,7 +55,7 @@ def import_labelled(store: DatasetStore, source: Path, name: str, work_dir: Path
     once its images are committed: an import killed half-way leaves nothing in the list. Raises ArchiveRefused."""
     report = inspect_data(Path(source), work_dir)
     if not report.images:
-        raise StoreError(report.error or "No usable images were found in this archive.")
+        raise StoreError(report.error or _("No usable images were found in this archive."))
     refused = next((problem for label in report.labels if (problem := names.folder_refusal(label))), None)
     if refused:
         raise StoreError(refused)
@@ -93,7 +94,8 @@ def add_uploads(store: DatasetStore, dataset: str, base: int, uploads: list[Uplo
     with tempfile.TemporaryDirectory(dir=store.scratch()) as scratch:
         files = _gather(uploads, Path(scratch), limits, skipped)
         if len(files) > MAX_IMAGES_PER_ADD:
-            raise StoreError(f"That is {len(files):,} files at once; please add at most {MAX_IMAGES_PER_ADD:,}.")
+            raise StoreError(_("That is {count} files at once; please add at most {most}.").format(
+                count=f"{len(files):,}", most=f"{MAX_IMAGES_PER_ADD:,}"))
         return _add_files(store, dataset, base, files, label, skipped)
 
 
@@ -160,9 +162,9 @@ def _unwanted(name: str) -> str | None:
     parts = name.replace("\\", "/").split("/")
     base = parts[-1]
     if "__MACOSX" in parts or base.startswith(".") or base.lower() in SYSTEM_FILES:
-        return "hidden or system file; ignored"
+        return _("hidden or system file; ignored")
     if not is_image_name(Path(base)):
-        return f"not an image file ({Path(base).suffix or 'no extension'}); skipped"
+        return _("not an image file ({suffix}); skipped").format(suffix=Path(base).suffix or _("no extension"))
     return None
 
 
@@ -172,10 +174,10 @@ def _unpacked(target: Path, skipped: list[Skipped]) -> list[tuple[str, Path]]:
     for path in sorted(target.rglob("*")):
         relative = path.relative_to(target).as_posix()
         if path.is_symlink():
-            skipped.append(Skipped(relative, "symbolic link; skipped"))
+            skipped.append(Skipped(relative, _("symbolic link; skipped")))
         elif path.is_file():
             if path.stat().st_size > MAX_IMAGE_BYTES:
-                skipped.append(Skipped(relative, f"larger than {MAX_IMAGE_BYTES >> 20} MiB; skipped"))
+                skipped.append(Skipped(relative, _("larger than {size} MiB; skipped").format(size=MAX_IMAGE_BYTES >> 20)))
             else:
                 out.append((relative, path))
     return out
@@ -194,8 +196,8 @@ def _unpacked_size(archive: Path, left: int, limits: ArchiveLimits) -> int:
 
 
 def _over_budget(limits: ArchiveLimits) -> str:
-    return (f"These files unpack to more than {quota.size_text(limits.max_total_bytes)} together, the most one "
-            "addition takes; add them in smaller parts.")
+    return _("These files unpack to more than {size} together, the most one addition takes; add them in smaller "
+             "parts.").format(size=quota.size_text(limits.max_total_bytes))
 
 
 def _on_disk(data: bytes | Path, scratch_file: Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.data.archive import Skipped
+from core.i18n import _, quoted
 
 NAMES = ("metadata.csv", "metadata.jsonl")
 TASK_OF_COLUMN = {"label": "single", "labels": "multi", "value": "regression"}
@@ -55,15 +56,16 @@ def read(path: Path, root: Path, task: str | None = None, column: str | None = N
     """The rows of `path` (csv or jsonl), keyed by the image's path relative to `root`. Raises MetadataRefused."""
     records = _records(path)
     if not records:
-        raise MetadataRefused(f"'{path.name}' holds no rows.")
+        raise MetadataRefused(_("{file} holds no rows.").format(file=quoted(path.name)))
     columns = list(records[0])
     if "file_name" not in columns:
-        raise MetadataRefused(f"'{path.name}' has no 'file_name' column (it has: {', '.join(columns[:8])}).")
+        raise MetadataRefused(_("{file} has no 'file_name' column (it has: {columns}).").format(
+            file=quoted(path.name), columns=", ".join(columns[:8])))
     wanted = {t: c for c, t in TASK_OF_COLUMN.items()}.get(task or "")
     column = column or (wanted if wanted in columns else next((c for c in TASK_OF_COLUMN if c in columns), None))
     if column is None or column not in columns:
-        raise MetadataRefused(f"'{path.name}' has no target column: add 'label', 'labels' or 'value' (or name "
-                              f"another column as the target).")
+        raise MetadataRefused(_("{file} has no target column: add 'label', 'labels' or 'value' (or name another "
+                                "column as the target).").format(file=quoted(path.name)))
     rows = Rows(task or TASK_OF_COLUMN.get(column, "single"), column)
     base = path.parent.relative_to(root)
     for number, record in enumerate(records, start=2):
@@ -73,7 +75,8 @@ def read(path: Path, root: Path, task: str | None = None, column: str | None = N
 
 def _records(path: Path) -> list[dict[str, Any]]:
     if path.stat().st_size > MAX_METADATA_BYTES:
-        raise MetadataRefused(f"'{path.name}' is larger than {MAX_METADATA_BYTES >> 20} MiB.")
+        raise MetadataRefused(_("{file} is larger than {size} MiB.").format(file=quoted(path.name),
+                                                                              size=MAX_METADATA_BYTES >> 20))
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
     if path.suffix == ".jsonl":
         records = []
@@ -82,33 +85,38 @@ def _records(path: Path) -> list[dict[str, Any]]:
                 try:
                     value = json.loads(line)
                 except ValueError:
-                    raise MetadataRefused(f"Line {number} of '{path.name}' is not JSON.") from None
+                    raise MetadataRefused(_("Line {line} of {file} is not JSON.").format(line=number, file=quoted(path.name))) \
+                        from None
                 if not isinstance(value, dict):
-                    raise MetadataRefused(f"Line {number} of '{path.name}' is not a JSON object.")
+                    raise MetadataRefused(_("Line {line} of {file} is not a JSON object.").format(line=number,
+                                                                                          file=quoted(path.name)))
                 records.append(value)
     else:
         try:
             records = list(csv.DictReader(io.StringIO(text)))
         except csv.Error as error:
-            raise MetadataRefused(f"'{path.name}' is not a readable CSV file ({error}).") from None
+            raise MetadataRefused(_("{file} is not a readable CSV file ({error}).").format(file=quoted(path.name),
+                                                                                          error=error)) from None
     if len(records) > MAX_ROWS:
-        raise MetadataRefused(f"'{path.name}' has {len(records):,} rows; the limit is {MAX_ROWS:,}.")
+        raise MetadataRefused(_("{file} has {count} rows; the limit is {limit}.").format(
+            file=quoted(path.name), count=f"{len(records):,}", limit=f"{MAX_ROWS:,}"))
     return records
 
 
 def _add(rows: Rows, record: dict[str, Any], number: int, base: Path, source: str) -> None:
     name = str(record.get("file_name") or "").strip().replace("\\", "/")
-    where = f"{source} row {number}"
+    where = _("{file} row {row}").format(file=source, row=number)
     relative = (PurePosixPath(base.as_posix()) / name).as_posix() if name else ""
     if not name or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
-        rows.skipped.append(Skipped(name or where, f"{where}: no usable file_name; skipped"))
+        rows.skipped.append(Skipped(name or where, _("{where}: no usable file_name; skipped").format(where=where)))
         return
     if relative in rows.targets:
-        rows.skipped.append(Skipped(relative, f"{where}: the same file is listed twice; the first row counts"))
+        rows.skipped.append(Skipped(relative, _("{where}: the same file is listed twice; the first row counts").format(
+            where=where)))
         return
     target, problem = parse_target(record.get(rows.column), rows.task)
     if problem:
-        rows.skipped.append(Skipped(relative, f"{where}: {problem}; skipped"))
+        rows.skipped.append(Skipped(relative, _("{where}: {problem}; skipped").format(where=where, problem=problem)))
         return
     rows.targets[relative] = target
 
@@ -119,14 +127,14 @@ def parse_target(raw: Any, task: str) -> tuple[Target, str | None]:
         try:
             value = float(str(raw).strip().replace(",", ".")) if not isinstance(raw, (int, float)) else float(raw)
         except ValueError:
-            return Target(), f"'{str(raw)[:40]}' is not a number"
-        return (Target(value=value), None) if math.isfinite(value) else (Target(), "the value is not a finite number")
+            return Target(), _("{value} is not a number").format(value=quoted(str(raw)[:40]))
+        return (Target(value=value), None) if math.isfinite(value) else (Target(), _("the value is not a finite number"))
     if task == "multi":
         parts = raw if isinstance(raw, list) else [] if raw in (None, "") else str(raw).split(";")
         labels = tuple(sorted({clean_label(str(p)) for p in parts if str(p).strip()}))
         return Target(labels=labels), None
     label = clean_label(str(raw or ""))
-    return (Target(label=label), None) if label else (Target(), "no label")
+    return (Target(label=label), None) if label else (Target(), _("no label"))
 
 
 def clean_label(text: str) -> str:
@@ -175,8 +183,8 @@ def _unlisted(root: Path, places: dict[str | None, Path], listed: Listed) -> lis
     missing = [p for p in listed.targets if p not in found]
     for path in missing:
         del listed.targets[path]
-    return ([Skipped(p, "listed in the metadata, but there is no such file; skipped") for p in missing]
-            + [Skipped(p, "no row in the metadata names this file; skipped") for p in sorted(found - set(listed.targets))])
+    return ([Skipped(p, _("listed in the metadata, but there is no such file; skipped")) for p in missing]
+            + [Skipped(p, _("no row in the metadata names this file; skipped")) for p in sorted(found - set(listed.targets))])
 
 
 def tags_from_folders(images: list) -> list:

@@ -19,6 +19,8 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
 
+from core.i18n import N_, _, quoted
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # One image may take at most this much memory decoded (Pillow's own bomb guard allows ~90 megapixels, 3 GB
 # for a 16-bit 9400x9400 PNG once converted); a camera JPEG stays far below it, as it decodes at reduced scale.
@@ -37,6 +39,10 @@ _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3,
 
 class ImageRejected(ValueError):
     """A file that cannot be used as a training image; the message is the reason shown to the user."""
+
+
+class ImageTooLarge(ImageRejected):
+    """Rejected for its size (the service answers 413, not 415): known by type, since the reason is translated."""
 
 
 @dataclass(frozen=True)
@@ -111,15 +117,15 @@ def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: 
     try:
         image = Image.open(source)
         if image.size[0] * image.size[1] > Image.MAX_IMAGE_PIXELS:  # Pillow itself only warns up to twice that
-            raise ImageRejected(f"{_named(name)}too large ({image.size[0]}x{image.size[1]}): refused by the "
-                                "decompression-bomb guard")
+            raise ImageTooLarge(_named(name, _("too large ({width}x{height}): refused by the decompression-bomb "
+                                               "guard").format(width=image.size[0], height=image.size[1])))
         if max(image.size) > MAX_ASPECT_RATIO * max(1, min(image.size)):
             raise ImageRejected(_too_thin(image.size, name))
         if min_size and image.format == "JPEG":
             image.draft("RGB", (min_size, min_size))
         cost = decoded_bytes(image.mode, image.size)
         if cost > MAX_DECODED_BYTES:
-            raise ImageRejected(_too_large(image, cost, name))
+            raise ImageTooLarge(_too_large(image, cost, name))
         with _DECODES.reserve(cost + _CONVERSION_BYTES_PER_PIXEL * image.size[0] * image.size[1]):
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
@@ -127,13 +133,13 @@ def load_rgb(source: str | Path | IO[bytes], min_size: int | None = None, name: 
     except ImageRejected:
         raise
     except Image.DecompressionBombError as error:
-        raise ImageRejected(f"{_named(name)}too large: refused by the decompression-bomb guard") from error
+        raise ImageTooLarge(_named(name, _("too large: refused by the decompression-bomb guard"))) from error
     except Image.UnidentifiedImageError as error:  # its message holds the file object's repr, not a reason
-        raise ImageRejected(f"{_named(name)}not an image (unknown or damaged format)") from error
+        raise ImageRejected(_named(name, _("not an image (unknown or damaged format)"))) from error
     except MemoryError as error:
-        raise ImageRejected(f"{_named(name)}too large to decode in the memory available") from error
+        raise ImageTooLarge(_named(name, _("too large to decode in the memory available"))) from error
     except Exception as error:  # noqa: BLE001 - crafted files make Pillow raise TypeError, IndexError, ...
-        raise ImageRejected(f"{_named(name)}not a readable image ({_short(error)})") from error
+        raise ImageRejected(_named(name, _("not a readable image ({why})").format(why=_short(error)))) from error
 
 
 class DecodeBudget:
@@ -170,13 +176,15 @@ def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
 
 def _too_large(image: Image.Image, cost: int, name: str | None) -> str:
     width, height = image.size
-    return (f"{_named(name)}too large ({width}x{height} pixels, {image.mode}: {cost >> 20} MiB decoded; the limit "
-            f"is {MAX_DECODED_BYTES >> 20} MiB). Scale it down, e.g. to 4000 pixels on the longer side")
+    return _named(name, _("too large ({width}x{height} pixels, {mode}: {size} MiB decoded; the limit is {limit} MiB). "
+                          "Scale it down, e.g. to 4000 pixels on the longer side").format(
+        width=width, height=height, mode=image.mode, size=cost >> 20, limit=MAX_DECODED_BYTES >> 20))
 
 
 def _too_thin(size: tuple[int, int], name: str | None) -> str:
-    return (f"{_named(name)}too long and thin: one side is over {MAX_ASPECT_RATIO} times the other "
-            f"({size[0]}x{size[1]} pixels), and the model sees only a centre square; crop it closer to the subject")
+    return _named(name, _("too long and thin: one side is over {ratio} times the other ({width}x{height} pixels), "
+                          "and the model sees only a centre square; crop it closer to the subject").format(
+        ratio=MAX_ASPECT_RATIO, width=size[0], height=size[1]))
 
 
 def _given_name(source: str | Path | IO[bytes]) -> str | None:
@@ -187,10 +195,12 @@ def _given_name(source: str | Path | IO[bytes]) -> str | None:
     return str(given) if isinstance(given, str) and given else None
 
 
-def _named(name: str | None) -> str:
+def _named(name: str | None, reason: str) -> str:
+    """The reason, after the file's name when there is one to show (a long name shortened in the middle)."""
     if not name:
-        return ""
-    return f"'{name}': " if len(name) <= 80 else f"'{name[:60]}...{name[-16:]}': "
+        return reason
+    shown = name if len(name) <= 80 else f"{name[:60]}...{name[-16:]}"
+    return _("{name}: {reason}").format(name=quoted(shown), reason=reason)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -241,7 +251,8 @@ def is_image_name(path: Path) -> bool:
 # is decoded, so a junk file named .jpg never reaches Pillow's many format parsers.
 _SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
                (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
-NOT_AN_IMAGE = "not an image (its contents are not JPEG, PNG, GIF, BMP, WebP or TIFF)"
+# Translated where it is shown (_(NOT_AN_IMAGE)): a constant is read once, before any language is set.
+NOT_AN_IMAGE = N_("not an image (its contents are not JPEG, PNG, GIF, BMP, WebP or TIFF)")
 
 
 def sniffed_format(head: bytes) -> str | None:

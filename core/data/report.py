@@ -13,6 +13,7 @@ from typing import Any
 
 from core.data import names
 from core.data.archive import Skipped
+from core.i18n import _, listing, quoted
 from core.text import invisible_characters, revealed
 
 MIN_IMAGES_PER_CLASS = 5
@@ -99,17 +100,18 @@ def judge(report: DataReport) -> DataReport:
         return target_checks.judge(report, _duplicate_warnings(report.images) + _tiny_warnings(report.images))
     labels = report.labels
     if not labels:
-        report.error = ("No images were found. Put your images in one folder per class "
-                        "(e.g. cats/, dogs/), zip them, and upload the zip.")
+        report.error = _("No images were found. Put your images in one folder per class (e.g. cats/, dogs/), zip "
+                         "them, and upload the zip.")
     elif len(labels) == 1:
-        report.error = (f"Only one class ('{labels[0]}') was found. A model learns to tell classes apart, "
-                        "so it needs at least two folders of images.")
+        report.error = _("Only one class ({name}) was found. A model learns to tell classes apart, so it needs at "
+                         "least two folders of images.").format(name=quoted(labels[0]))
     report.warnings = (_size_warnings(report.classes) + _name_warnings(labels) + _duplicate_warnings(report.images)
                        + _tiny_warnings(report.images))
     if report.splits and "val" in report.splits:
         missing = [c for c in labels if c not in report.splits["val"]]
         if missing:
-            report.warnings.append(f"No validation images for {_names(missing)}: their accuracy cannot be measured.")
+            report.warnings.append(_("No validation images for {classes}: their accuracy cannot be measured.").format(
+                classes=listing(missing)))
     return report
 
 
@@ -117,13 +119,15 @@ def _size_warnings(classes: dict[str, int]) -> list[str]:
     warnings = []
     small = [c for c, n in classes.items() if n < MIN_IMAGES_PER_CLASS]
     if small:
-        warnings.append(f"Very few images in {_names(small)} (fewer than {MIN_IMAGES_PER_CLASS}). "
-                        "Add more examples of these classes; 20 or more each works much better.")
+        warnings.append(_("Very few images in {classes} (fewer than {minimum}). Add more examples of these classes; "
+                          "20 or more each works much better.").format(classes=listing(small),
+                                                                       minimum=MIN_IMAGES_PER_CLASS))
     if len(classes) >= 2 and min(classes.values()) > 0:
         most, least = max(classes, key=classes.get), min(classes, key=classes.get)
         if classes[most] / classes[least] > MAX_IMBALANCE:
-            warnings.append(f"The classes are unbalanced: '{most}' has {classes[most]} images but '{least}' only "
-                            f"{classes[least]}. The model may favour '{most}'; add images to the smaller classes.")
+            warnings.append(_("The classes are unbalanced: {most} has {most_count} images but {least} only "
+                              "{least_count}. The model may favour {most}; add images to the smaller classes.").format(
+                most=quoted(most), most_count=classes[most], least=quoted(least), least_count=classes[least]))
     return warnings
 
 
@@ -133,17 +137,19 @@ def _name_warnings(labels: list[str]) -> list[str]:
     groups = names.lookalike_groups(labels)
     for look_alikes in groups:
         hidden = sorted({name for label in look_alikes for name in invisible_characters(label)})
-        why = f"invisible characters ({', '.join(hidden)})" if hidden else "letter case or character forms"
-        warnings.append(f"The classes {_names([revealed(label) for label in look_alikes])} look the same but differ by "
-                        f"{why}, so the model treats them as different classes (and Windows and macOS would put them "
-                        "in one folder). Rename or merge these folders.")
+        why = (_("invisible characters ({characters})").format(characters=", ".join(hidden)) if hidden
+               else _("letter case or character forms"))
+        warnings.append(_("The classes {classes} look the same but differ by {why}, so the model treats them as "
+                          "different classes (and Windows and macOS would put them in one folder). Rename or merge "
+                          "these folders.").format(classes=listing([revealed(label) for label in look_alikes]),
+                                                   why=why))
     grouped = {label for group in groups for label in group}
     marked = [label for label in labels if invisible_characters(label) and label not in grouped]
     if marked:
         hidden = sorted({name for label in marked for name in invisible_characters(label)})
-        warnings.append(f"The class names {_names([revealed(label) for label in marked])} hold invisible or "
-                        f"text-direction characters ({', '.join(hidden)}); they may display differently from how "
-                        "they are stored. Rename these folders.")
+        warnings.append(_("The class names {classes} hold invisible or text-direction characters ({characters}); "
+                          "they may display differently from how they are stored. Rename these folders.").format(
+            classes=listing([revealed(label) for label in marked]), characters=", ".join(hidden)))
     return warnings
 
 
@@ -155,16 +161,19 @@ def _duplicate_warnings(images: list[ImageRecord]) -> list[str]:
     warnings = []
     same = [g for g in groups if len({r.label for r in g}) == 1]
     if same:
-        warnings.append(f"{len(same)} image(s) appear more than once in the same class (e.g. {_paths(same[0])}). "
-                        "Duplicates make accuracy look better than it is; remove the copies.")
+        warnings.append(_("{count} image(s) appear more than once in the same class (e.g. {examples}). Duplicates "
+                          "make accuracy look better than it is; remove the copies.").format(
+            count=len(same), examples=_paths(same[0])))
     conflicts = [g for g in groups if len({r.label for r in g}) > 1]
     if conflicts:
-        warnings.append(f"{len(conflicts)} identical image(s) are filed under different classes "
-                        f"(e.g. {_paths(conflicts[0])}). Check their labels: one of each pair is wrong.")
+        warnings.append(_("{count} identical image(s) are filed under different classes (e.g. {examples}). Check "
+                          "their labels: one of each pair is wrong.").format(count=len(conflicts),
+                                                                            examples=_paths(conflicts[0])))
     leaks = [g for g in groups if {"train", "val"} <= {r.split for r in g}]
     if leaks:
-        warnings.append(f"{len(leaks)} image(s) are in both train/ and val/ (e.g. {_paths(leaks[0])}). "
-                        "Validation then measures memory, not learning; remove them from one side.")
+        warnings.append(_("{count} image(s) are in both train/ and val/ (e.g. {examples}). Validation then measures "
+                          "memory, not learning; remove them from one side.").format(count=len(leaks),
+                                                                                    examples=_paths(leaks[0])))
     return warnings
 
 
@@ -172,14 +181,9 @@ def _tiny_warnings(images: list[ImageRecord]) -> list[str]:
     tiny = [r for r in images if min(r.width, r.height) < TINY_SIDE]
     if not tiny:
         return []
-    return [f"{len(tiny)} image(s) are tiny (under {TINY_SIDE} pixels on a side, e.g. '{tiny[0].path}'); "
-            "they will be enlarged and look blurry to the model."]
-
-
-def _names(labels: list[str]) -> str:
-    shown = ", ".join(f"'{c}'" for c in labels[:5])
-    return shown + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+    return [_("{count} image(s) are tiny (under {side} pixels on a side, e.g. {example}); they will be enlarged and "
+              "look blurry to the model.").format(count=len(tiny), side=TINY_SIDE, example=quoted(tiny[0].path))]
 
 
 def _paths(group: list[ImageRecord]) -> str:
-    return " and ".join(f"'{r.path}'" for r in group[:2])
+    return _("{first} and {second}").format(first=quoted(group[0].path), second=quoted(group[1].path))

@@ -1,4 +1,5 @@
-"""Every failure of the service answers with one plain sentence in JSON `detail`, never a traceback."""
+"""Every failure of the service answers with one plain sentence in JSON `detail`, never a traceback, in the language
+the request's Accept-Language asks for (English when it names none of ours)."""
 from __future__ import annotations
 
 import logging
@@ -7,49 +8,55 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.i18n import N_, _, from_accept_language, number, using
 from core.serving.predlog import MAX_FEEDBACK, FeedbackFull, LogUnavailable
 
 logger = logging.getLogger("transferlab.serve")
 
-LOG_DOWN = ("The prediction log cannot be reached right now, so nothing was answered or recorded; try again in a "
-            "moment.")
-UNPARSABLE = "The request body could not be parsed: send JSON in UTF-8, or images as multipart form data."
-_WHERE = {"query": "the query parameter", "header": "the header", "path": "the path"}
+LOG_DOWN = N_("The prediction log cannot be reached right now, so nothing was answered or recorded; try again in a "
+              "moment.")
+UNPARSABLE = N_("The request body could not be parsed: send JSON in UTF-8, or images as multipart form data.")
+_WHERE = {"query": N_("The query parameter {field}"), "header": N_("The header {field}"),
+          "path": N_("The path {field}")}
+_ANYWHERE = N_("The value {field}")
 
 
 def validation_sentence(errors: list[dict[str, Any]]) -> str:
     """FastAPI's list of validation errors as one sentence a client developer can act on."""
     if not errors:
-        return "The request is not valid."
+        return _("The request is not valid.")
     first = errors[0]
     location = [str(part) for part in first.get("loc", ())]
     if location == ["body", "file"] and first.get("type") == "missing":
-        return "Send one or more images as multipart form data in the field 'file'."
+        return _("Send one or more images as multipart form data in the field 'file'.")
     if location[:2] == ["body", "file"] and first.get("type") == "too_long":
-        return f"Send at most {(first.get('ctx') or {}).get('max_length', 'a few')} images per request."
+        return _("Send at most {count} images per request.").format(
+            count=(first.get("ctx") or {}).get("max_length", _("a few")))
     if first.get("type") == "json_invalid" or location == ["body"]:
-        return "The request body must be JSON such as {\"id\": \"...\", \"label\": \"...\"}."
+        return _("The request body must be JSON such as {example}.").format(example='{"id": "...", "label": "..."}')
     field = ".".join(location[1:])
     if location[:2] == ["body", "label"] and first.get("type") == "literal_error":
-        return "The field 'label' in the request body must be one of this model's classes (GET /model lists them)."
+        return _("The field 'label' in the request body must be one of this model's classes (GET /model lists them).")
     if location[:1] == ["body"]:
-        subject = f"The field '{field}' in the request body"
+        subject = _("The field {field} in the request body").format(field=f"'{field}'")
     else:
-        subject = f"{_WHERE.get(location[0], 'the value') if location else 'the value'} '{field}'".capitalize()
+        subject = _(_WHERE.get(location[0] if location else "", _ANYWHERE)).format(field=f"'{field}'")
+    # Pydantic's own words stay English: they name the rule broken (a pattern, a bound) in a developer's terms.
     message = str(first.get("msg", "is not valid")).rstrip(".").removeprefix("Value error, ")
-    return f"{subject} is invalid: {message[:1].lower() + message[1:]}."
+    return _("{subject} is invalid: {reason}.").format(subject=subject, reason=message[:1].lower() + message[1:])
 
 
 def megabytes(size: int) -> str:
-    return f"{round(size / 2**20, 2):g} MB"
+    return f"{number(round(size / 2**20, 2), 2).rstrip('0').rstrip('.')} MB"
 
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request is larger than the limit of {megabytes(limit)}.")
+        super().__init__(413, _("The request is larger than the limit of {size}.").format(size=megabytes(limit)))
 
 
 class BodyLimit:
@@ -79,8 +86,26 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class RequestLanguage:
+    """Sets the language of the request (its Accept-Language) for everything that answers it, handlers included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        with using(language_of(scope)):
+            await self.app(scope, receive, send)
+
+
+def language_of(scope: Scope) -> str:
+    return from_accept_language(Headers(scope=scope).get("accept-language"))
+
+
 def install_error_handlers(app: FastAPI, max_request_bytes: int) -> None:
     app.add_middleware(BodyLimit, limit=max_request_bytes)
+    app.add_middleware(RequestLanguage)  # added last, so outermost: the body limit's refusal is translated too
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -89,22 +114,24 @@ def install_error_handlers(app: FastAPI, max_request_bytes: int) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own words for a body it cannot parse (e.g. not UTF-8) become a sentence a client can act on.
-        detail = UNPARSABLE if error.detail == "There was an error parsing the body" else error.detail
+        detail = _(UNPARSABLE) if error.detail == "There was an error parsing the body" else error.detail
         return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(LogUnavailable)
     async def log_down(request: Request, error: LogUnavailable) -> JSONResponse:
         # Fail fast and say so: no answer without its row; the client retries (with the same Idempotency-Key).
         logger.warning("prediction log unavailable on %s: %s", request.url.path, error)
-        return JSONResponse({"detail": LOG_DOWN}, status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse({"detail": _(LOG_DOWN)}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(FeedbackFull)
     async def feedback_full(_request: Request, _error: FeedbackFull) -> JSONResponse:
-        return JSONResponse({"detail": f"This prediction already has {MAX_FEEDBACK} feedback labels; no more are "
-                                       f"recorded."}, status_code=409)
+        return JSONResponse({"detail": _("This prediction already has {count} feedback labels; no more are "
+                                         "recorded.").format(count=MAX_FEEDBACK)}, status_code=409)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s", request.url.path)  # the details stay in the server's log
-        return JSONResponse({"detail": "The service could not answer this request because of an internal error."},
-                            status_code=500)
+        # Starlette answers this one outside every middleware, so the language is read here again.
+        with using(language_of(request.scope)):
+            detail = _("The service could not answer this request because of an internal error.")
+        return JSONResponse({"detail": detail}, status_code=500)

@@ -12,6 +12,7 @@ import hmac
 import io
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -24,7 +25,8 @@ from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Reques
 from fastapi.security import APIKeyHeader
 from PIL import Image
 
-from core.data.preprocessing import ImageRejected, load_rgb
+from core.data.preprocessing import ImageRejected, ImageTooLarge, load_rgb
+from core.i18n import _, quoted
 from core.runs.folder import Run
 from core.serving import schemas
 from core.serving.batching import MicroBatcher
@@ -36,6 +38,7 @@ from core.serving.predlog import LABEL_CHARS, PredictionLog, default_url, worksp
 MAX_FILE_BYTES = 20 * 2**20
 MAX_FILES = 32
 MAX_TOP_K = 100
+_DETAILS = re.compile(r" \(|（")  # where a reason's parenthesis opens, in English or in Chinese
 SETTINGS_ENV = "TRANSFERLAB_SERVE_SETTINGS"  # how `serve --workers N` hands create_app's arguments to each replica
 
 
@@ -204,7 +207,7 @@ def _routes(app: FastAPI, service: Service, max_file_bytes: int, api_key: str | 
         client = request.client.host if request.client else ""
         counted = await asyncio.to_thread(service.log.add_feedback, body.id, body.label, client)
         if counted is None:
-            raise HTTPException(404, "No prediction with this id is in the log.")
+            raise HTTPException(404, _("No prediction with this id is in the log."))
         return {"id": body.id, "label": body.label, "counted_label": counted, "known_label": True}
 
     @app.get("/health", summary="Is the service up; its counters", response_model=schemas.Health,
@@ -223,14 +226,16 @@ async def _decoded(service: Service, upload: UploadFile, top_k: int, client: str
     name = (upload.filename or "image")[:255]
     data = await upload.read(max_file_bytes + 1)
     if len(data) > max_file_bytes:
-        raise HTTPException(413, f"'{name}' is larger than the limit of {megabytes(max_file_bytes)} per image.")
+        raise HTTPException(413, _("{name} is larger than the limit of {size} per image.").format(
+            name=quoted(name), size=megabytes(max_file_bytes)))
     if not data:
-        raise HTTPException(400, f"'{name}' is empty.")
+        raise HTTPException(400, _("{name} is empty.").format(name=quoted(name)))
     try:
         return await asyncio.to_thread(service.decode, data, name, top_k, client, started, idempotency_key, position)
     except ImageRejected as error:
-        reason = str(error).split(" (")[0]  # the reason without Pillow's internals
-        raise HTTPException(413 if "too large" in reason else 415, f"'{name}' could not be used: {reason}.") from None
+        reason = _DETAILS.split(str(error))[0]  # the reason without its details (Pillow's internals among them)
+        raise HTTPException(413 if isinstance(error, ImageTooLarge) else 415,
+                            _("{name} could not be used: {reason}.").format(name=quoted(name), reason=reason)) from None
 
 
 def _key_guard(api_key: str) -> Any:
@@ -238,7 +243,7 @@ def _key_guard(api_key: str) -> Any:
 
     async def check(key: Annotated[str | None, Depends(header)]) -> None:
         if not (key and hmac.compare_digest(key.encode(), api_key.encode())):
-            raise HTTPException(401, "A valid API key is needed in the X-API-Key header.")
+            raise HTTPException(401, _("A valid API key is needed in the X-API-Key header."))
 
     return Depends(check)
 

@@ -3,10 +3,13 @@ fine-tuning the last stages.
 
 Every pretrained weight W stays as it is; each adapted layer learns a low-rank change B·A (rank r, B starting at zero,
 so the adapted model starts out exactly as the pretrained one). Hugging Face's peft builds the layers: its LoRA wraps
-nn.Linear (timm's attention qkv and proj, the MLPs), nn.Conv2d (a CNN's pointwise and full convolutions; depthwise
-ones, with groups > 1, are left alone: peft cannot merge them and they hold few weights) and torchvision's
-nn.MultiheadAttention (its in- and out-projections) in place, inside the stages, so `run_stages`, `forward_from`, the
-feature cache of the stages before the first adapter, DDP and Grad-CAM's target all work as they are.
+nn.Linear (timm's attention qkv and proj, the MLPs) and nn.Conv2d (a CNN's pointwise and full convolutions;
+depthwise ones, with groups > 1, are left alone: peft cannot merge them and they hold few weights) in place, inside
+the stages. torchvision's nn.MultiheadAttention reads its in- and out-projections as weights, never calling a Linear,
+and peft's LoRA for it lets the pretrained weights drift by rounding (it adds B·A before each forward and subtracts
+it after), so it gets the same change through a small parametrization here (`LowRankChange`). Either way
+`run_stages`, `forward_from`, the feature cache of the stages before the first adapter, DDP and Grad-CAM's target
+work as they are.
 
 Where: the last `count` stages that hold such layers, by default two (core.training.config.TrainConfig.adapter_stages):
 the stages the partial fine-tuning recommendation retrains, so the two compare at the same cost per epoch, while the
@@ -22,11 +25,13 @@ before anything is built.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from core.models.staged import StagedModel
 
@@ -89,27 +94,68 @@ def parameter_count(widths: tuple[int, ...], rank: int, count: int) -> int:
     return rank * sum(widths[i] for i in adapted_stages(widths, count))
 
 
-def target_names(model: StagedModel, count: int) -> list[str]:
-    """Full module names (as in the model's state dict) of the layers adapters go into."""
-    return [f"stages.{i}.{name}" if name else f"stages.{i}"
-            for i in adapted_stages(stage_widths(model), count) for name, _ in _targets(model.stages[i])]
+def _adapted_layers(model: StagedModel, count: int) -> list[tuple[str, nn.Module]]:
+    """(full module name as in the state dict, layer) of each layer adapters go into."""
+    return [(f"stages.{i}.{name}" if name else f"stages.{i}", layer)
+            for i in adapted_stages(stage_widths(model), count) for name, layer in _targets(model.stages[i])]
 
 
-def _lora_config(model: StagedModel, rank: int, count: int):
+def _lora_config(names: list[str], rank: int):
     from peft import LoraConfig  # imported here: peft brings transformers, seconds of start-up
 
     # lora_alpha = r: the change B·A is applied as it is (scale 1) whatever the rank; no dropout on the adapters.
-    return LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=target_names(model, count),
-                      bias="none")
+    return LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=names, bias="none")
+
+
+class LowRankChange(nn.Module):
+    """W -> W + B·A as a parametrization (torch.nn.utils.parametrize) of a weight the module reads directly:
+    nn.MultiheadAttention's in_proj_weight and out_proj.weight. peft's own LoRA for that layer adds B·A into the
+    stored weight before each forward and subtracts it after, so the pretrained weight drifts by rounding with every
+    step; here the stored weight is never written. A as peft (and the LoRA paper) starts it, B at zero."""
+
+    def __init__(self, weight: torch.Tensor, rank: int) -> None:
+        super().__init__()
+        self.lora_A = nn.Parameter(torch.empty(rank, weight.shape[1], device=weight.device, dtype=weight.dtype))
+        self.lora_B = nn.Parameter(torch.zeros(weight.shape[0], rank, device=weight.device, dtype=weight.dtype))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight + self.lora_B @ self.lora_A
+
+
+def _attention_weights(layer: nn.MultiheadAttention) -> list[tuple[nn.Module, str]]:
+    return [(layer, "in_proj_weight"), (layer.out_proj, "weight")]
+
+
+def _add_attention(layers: list[nn.Module], rank: int) -> None:
+    for layer in layers:
+        for module, weight in _attention_weights(layer):
+            parametrize.register_parametrization(module, weight, LowRankChange(getattr(module, weight), rank))
+
+
+def _fold_attention(layers: list[nn.Module]) -> None:
+    for layer in layers:
+        for module, weight in _attention_weights(layer):
+            parametrize.remove_parametrizations(module, weight, leave_parametrized=True)
+
+
+def _split(model: StagedModel, count: int) -> tuple[list[str], list[nn.Module]]:
+    """The layers peft adapts (by name), and the attention layers adapted here."""
+    layers = _adapted_layers(model, count)
+    return ([name for name, layer in layers if not isinstance(layer, nn.MultiheadAttention)],
+            [layer for _, layer in layers if isinstance(layer, nn.MultiheadAttention)])
 
 
 def add(model: StagedModel, rank: int, count: int) -> int:
     """Put rank-`rank` adapters into the last `count` stages holding adaptable layers, in place; return the number
     of stages before the first one. The model's output is unchanged until the adapters train (B starts at zero)."""
-    from peft import inject_adapter_in_model
-
     first = first_adapted(stage_widths(model), count)
-    inject_adapter_in_model(_lora_config(model, rank, count), model)
+    names, attention = _split(model, count)
+    if names:
+        from peft import inject_adapter_in_model
+
+        inject_adapter_in_model(_lora_config(names, rank), model)
+    _add_attention(attention, rank)
     return first
 
 
@@ -137,16 +183,22 @@ def trained_state(model: StagedModel) -> dict[str, torch.Tensor]:
 
 def merged(model: StagedModel, rank: int, count: int, state: dict[str, torch.Tensor]) -> StagedModel:
     """The pretrained `model` with the saved adapters and head loaded, and the adapters folded into the weights
-    (W + B·A): a plain StagedModel again, which TorchScript and ONNX export like any other."""
-    from peft.tuners.lora import LoraModel
+    (W + B·A: peft's merge_and_unload, and the attention's parametrizations removed with their value kept): a plain
+    StagedModel again, which TorchScript and ONNX export like any other."""
+    names, attention = _split(model, count)
+    tuner = None
+    if names:
+        from peft.tuners.lora import LoraModel
 
-    tuner = LoraModel(model, _lora_config(model, rank, count), "default")
-    expected = set(trained_state(model))
-    if set(state) != expected:
+        tuner = LoraModel(model, _lora_config(names, rank), "default")
+    _add_attention(attention, rank)
+    if set(state) != set(trained_state(model)) or any(state[k].shape != v.shape for k, v in
+                                                      trained_state(model).items()):
         raise AdapterMismatch("the saved adapters do not fit this backbone (another rank, other stages or another "
                               "network)")
     model.load_state_dict(state, strict=False)
-    plain = tuner.merge_and_unload(safe_merge=True)  # safe_merge: refuses to produce NaN or infinite weights
+    plain = tuner.merge_and_unload(safe_merge=True) if tuner else model  # safe: refuses NaN or infinite weights
+    _fold_attention(attention)
     if is_adapted(plain):
         raise AdapterMismatch("the adapters could not be folded into the backbone's weights")
     # peft marked every other weight as not trainable; a loaded model is like any other (Grad-CAM needs gradients)

@@ -53,7 +53,7 @@ DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "hymenoptera.zip"
 STRATEGIES = {
     "feature extraction": dict(freeze_depth="all"),
     "fine-tune last 2 stages": dict(freeze_depth=7),  # Lite0 has 9 stages
-    "adapters (LoRA r=8, last 2 stages)": dict(strategy="adapters", adapter_rank=8, adapter_stages=2),
+    "adapters (LoRA r=8 in the last 2 stages)": dict(strategy="adapters", adapter_rank=8, adapter_stages=2),
 }
 
 
@@ -179,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="20,all")
     parser.add_argument("--seeds", type=int, default=5, help="draws of the small training sets")
     parser.add_argument("--all-seeds", type=int, default=3, help="seeds on the whole training split")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--strategies", default=";".join(STRATEGIES), help="names separated by ;")
     parser.add_argument("--vits", default="vit_b_16,dinov2_vits14", help="'' to skip the ViT step timing")
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "strategies-2core-cpu.json")
     args = parser.parse_args(argv)
-    names = args.strategies.split(",")
+    names = args.strategies.split(";")
     report = {"what": __doc__.split("\n\n")[0].replace("\n", " "),
               "backbone": "efficientnet_lite0 (bundled pretrained weights)",
               "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

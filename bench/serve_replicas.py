@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.serve_load import photos  # noqa: E402
 from core.data import sample  # noqa: E402
+from core.runs.jobs import JobManager  # noqa: E402
 from core.serving.predlog import PredictionLog  # noqa: E402
 from core.serving.process import start_service, stop_service  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
-from core.runs.jobs import JobManager  # noqa: E402
 from tests.postgres_server import running_postgres  # noqa: E402
 
 

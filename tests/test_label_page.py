@@ -11,6 +11,7 @@ from core.data.store import DatasetStore
 from core.runs import folder as runs
 from tests.conftest import jpeg_bytes
 from tests.test_app import finished, go, no_exception, open_page, start_training, wait_until
+from ui.label_widgets import POOL
 
 
 def metrics(at) -> dict[str, str]:
@@ -60,12 +61,12 @@ def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_expo
 
     # Three of each other class from the pool, so suggestions can start.
     at.radio(key="mode").set_value("Browse and relabel").run()
-    at.selectbox(key="browse").set_value("(unlabelled pool)").run()
+    at.selectbox(key="browse").set_value(POOL).run()
     for other in sorted(set(truth.values()) - {majority}):
         for box in [b for h, b in ticks(at, "b").items() if truth[h] == other][:3]:
             box.check()
         label_ticked(at, "browse", other)
-        at.selectbox(key="browse").set_value("(unlabelled pool)").run()
+        at.selectbox(key="browse").set_value(POOL).run()
     before = int(metrics(at)["Labelled"])
 
     at.radio(key="mode").set_value("Accept suggestions").run()
@@ -109,7 +110,7 @@ def test_label_page_from_unlabelled_uploads_to_training_relabel_retrain_and_expo
     assert relabelled.number == trained_version + 1 and relabelled.summary() == "1 relabelled"
     go(at, "runs")
     no_exception(at)
-    assert at.dataframe[0].value["dataset version"].tolist() == [f"{dataset}@{trained_version}"]
+    assert at.dataframe[0].value["data"].tolist() == [f"{relabelled.name}, version {trained_version}"]
     at.button(key="retrain").click().run()
     no_exception(at)
     retrained = [r for r in runs.list_runs(_workspace(at) / "runs") if r.config["dataset_version"]]
@@ -139,3 +140,57 @@ def _workspace(at) -> Path:
     from core import paths
 
     return paths.home() / "workspaces" / at.query_params["ws"]
+
+
+def picker(at, label: str):
+    return [s for s in at.selectbox if s.label == label][0]
+
+
+def test_a_group_starts_on_its_suggested_class_and_training_defaults_to_the_newest_version(shapes_folder, tmp_path):
+    by_class = {c: sorted((Path(shapes_folder) / c).glob("*.jpg")) for c in ("circle", "square", "triangle")}
+    labelled = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(labelled, "w") as archive:
+        for label, files in by_class.items():
+            for path in files[:4]:
+                archive.write(path, f"{label}/{path.name}")
+    at = open_page("label")
+    at.file_uploader(key="labelled_zip").set_value(("shapes.zip", labelled.read_bytes(), "application/zip")).run()
+    no_exception(at)
+    assert at.selectbox(key="use_version").value == 2
+    unlabelled = [(p.name, p.read_bytes(), "image/jpeg") for p in by_class["triangle"][4:]]
+    at.file_uploader(key="add_files").set_value(unlabelled).run()
+    at.button(key="add").click().run()
+    no_exception(at)
+    assert metrics(at)["Version"] == "3" and metrics(at)["Unlabelled"] == "8"
+    assert at.selectbox(key="use_version").value == 3  # the version just saved, not the one first shown
+    assert picker(at, "Dataset").value == at.session_state["dataset_choice"]
+    assert "(version 3)" in picker(at, "Dataset").options[picker(at, "Dataset").index]
+    # Groups of the pool (all triangles): the class picker starts on the suggestion, not on "circle"
+    assert picker(at, "Give the ticked images the class").value == "triangle"
+    at.button(key="assign_group").click().run()
+    no_exception(at)
+    assert metrics(at)["Version"] == "4" and at.selectbox(key="use_version").value == 4
+
+
+def test_classes_named_like_the_pool_or_removal_stay_classes():
+    at = open_page("label")
+    at.text_input(key="new_classes").set_value("(remove from the dataset), (unlabelled pool)").run()
+    at.button(key="create").click().run()
+    images = [(f"img{i}.jpg", jpeg_bytes((40 * i, 200 - 30 * i, 90), (96, 96)), "image/jpeg") for i in range(4)]
+    at.file_uploader(key="add_files").set_value(images).run()
+    at.button(key="add").click().run()
+    at.radio(key="mode").set_value("Browse and relabel").run()
+    at.selectbox(key="browse").set_value(POOL).run()
+    for box in list(ticks(at, "b").values())[:2]:
+        box.check()
+    label_ticked(at, "browse", "(remove from the dataset)")  # typed: a class name, never a command
+    assert metrics(at)["Labelled"] == "2" and metrics(at)["Unlabelled"] == "2"
+    at.selectbox(key="browse").set_value(POOL).run()
+    for box in ticks(at, "b").values():
+        box.check()
+    picker(at, "Give the ticked images the class").set_value("(unlabelled pool)").run()  # chosen from the list
+    at.button(key="assign_browse").click().run()
+    no_exception(at)
+    assert metrics(at)["Labelled"] == "4" and metrics(at)["Unlabelled"] == "0"
+    counts = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "(remove from the dataset): 2" in counts and "(unlabelled pool): 2" in counts

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.text import md
+from tests.test_app import TIMEOUT
 from tests.test_trust import _checkerboard
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -18,7 +19,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 def app_with_run(trained_run):
     from core import paths
 
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("views/data.py").run()
     ws = at.query_params["ws"]
     shutil.copytree(trained_run, paths.home() / "workspaces" / ws / "runs" / trained_run.name)
@@ -62,4 +63,40 @@ def test_predict_says_unknown_names_a_bad_file_and_shows_a_heatmap(app_with_run,
     assert any("does not look like any of your training images" in w.value for w in at.warning)
     errors = " ".join(e.value for e in at.error)
     assert md("<b>bad</b>.png") in errors and "UploadedFile" not in errors  # named by its name, escaped
-    assert any("Sanity check" in c.value for c in at.caption)
+    sanity = [c for c in at.caption if "heatmap" in c.value and "scrambled" in c.value]  # plain words first
+    assert sanity and all("Sanity check" in c.proto.help for c in sanity)  # the measured number on demand
+
+
+def test_evaluate_speaks_plainly_first_and_gives_the_score_as_the_card_does(app_with_run, trained_run):
+    at = app_with_run
+    at.switch_page("views/evaluate.py").run()
+    no_exception(at)
+    outside = [c.value for c in at.caption if not _inside_expander(at, c)]
+    for term in ("ECE", "temperature", "T =", "Macro"):
+        assert not any(term in text for text in outside), term
+    inside = " ".join(c.value for e in at.expander for c in e.caption)
+    assert "ECE" in inside and "temperature scaling" in inside  # the terms are one click away
+    score = {m.label: m for m in at.metric}["Class-balanced score"]
+    assert "Macro F1" in score.proto.help
+    from core.serving.model_card import build_html
+
+    card = build_html(trained_run)
+    assert f"<td>class-balanced score (macro-F1)</td><td>{score.value}</td>" in card  # one format, e.g. 91.7%
+
+
+def _inside_expander(at, element) -> bool:
+    return any(element in list(e.caption) for e in at.expander)
+
+
+def test_an_unknown_image_is_headlined_unknown_and_the_class_is_only_a_best_guess(app_with_run, tmp_path):
+    at = app_with_run
+    at.switch_page("views/predict.py").run()
+    board = tmp_path / "board.png"
+    _checkerboard(random.Random(2)).save(board)
+    at.file_uploader[0].set_value([("board.png", board.read_bytes(), "image/png")]).run()
+    no_exception(at)
+    answer = at.columns[1]  # the image on the left, the answer on the right
+    first = list(answer.children.values())[0]
+    assert first.type == "warning" and "does not look like any of your training images" in first.value
+    assert any(m.value.startswith("Best guess: ") for m in answer.markdown)
+    assert not any("sure)" in m.value for m in answer.markdown)  # no "dandelion (100% sure)" above "unknown"

@@ -22,6 +22,7 @@ from core.data.datasets import inspect_data  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
 from core.files import read_json, write_json  # noqa: E402
+from core.models import backbones  # noqa: E402
 from core.runs import folder as runs  # noqa: E402
 from core.runs.jobs import JobManager  # noqa: E402
 from core.text import md, plain  # noqa: E402
@@ -182,5 +183,10 @@ def describe_run(run: runs.RunSummary) -> str:
     accuracy = run.status.get("val_accuracy")
     score = f", {accuracy:.0%} validation accuracy" if isinstance(accuracy, (int, float)) else ""
     data = run.config.get("data_name") or Path(run.config.get("data", "")).name
-    return f"{run.config.get('backbone')} on {data}{score} ({run.state}, {run.id[:8]})"
+    name = run.config.get("backbone", "")
+    try:
+        name = backbones.info(name).title  # the name the Train page showed, not the registry key
+    except (KeyError, ValueError):
+        pass
+    return f"{name} on {data}{score} ({run.state}, run {run.id[:8]})"
 

@@ -73,5 +73,6 @@ def cross_validation(run: RunSummary, folds: int = 5) -> None:
             return
     result = st.session_state[key]
     summary = result.summary()
-    st.markdown(result.sentence() + f" Macro-F1 {summary['macro_f1_mean']:.3f} ± {summary['macro_f1_std']:.3f}. "
-                "Each fold fits the same linear head on the frozen backbone's features, on all your images.")
+    st.markdown(result.sentence() + f" Class-balanced score (macro F1) {summary['macro_f1_mean']:.1%} ± "
+                f"{summary['macro_f1_std']:.1%}. Each fold trains the same new last layer on what the unchanged "
+                "pretrained network sees in your images, on all of them.")

@@ -18,7 +18,7 @@ from core.runs.jobs import JobManager
 from core.text import md
 from core.training.events import JsonlTail
 from core.training.progress import Progress, RunProgress
-from ui.common import Workspace, show_error
+from ui.common import Workspace, remember, show_error
 
 POLL_RUNNING_S = 1.0
 POLL_QUEUED_S = 5.0
@@ -66,6 +66,9 @@ def show_job(manager: JobManager, ws: Workspace, job_id: str) -> None:
 
 
 def _draw_status(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str) -> None:
+    # Every poll puts the job back in the address bar if the browser's URL lost it (a rerun that crossed the
+    # message setting it): the address a teacher copies while it trains must name the job, not the set-up page.
+    remember("job", job_id)
     state = job_state(manager, ws, job_id)
     if state != drawn_as and (drawn_as == "queued" or state not in ACTIVE_STATES):
         st.rerun()  # started or ended: redraw the whole page once, with the right timers

@@ -19,6 +19,14 @@ def interval_text(pair: list[float] | None) -> str:
     return f"95% interval: {pair[0]:.0%} to {pair[1]:.0%}" if pair else ""
 
 
+def calibration_sentence(calibration: dict) -> str:
+    """What calibration means for this model, without its terms (they are one click away)."""
+    before, after = calibration["ece_before"], calibration["ece_after"]
+    return (f"When the model says it is 90% sure, is it right 90% of the time? Its confidence was off by "
+            f"{before * 100:.1f} percentage points on average; after an adjustment learned on the validation "
+            f"images, by {after * 100:.1f}. Predictions show the adjusted confidence.")
+
+
 def gallery(run, items: list[dict], heatmaps: bool) -> None:
     """The validation images of `items` as the model saw them (the run folder keeps them)."""
     columns = st.columns(6)
@@ -51,8 +59,9 @@ intervals = report.intervals
 top = st.columns(3)
 top[0].metric("Accuracy", f"{report.accuracy:.1%}", help="Share of validation images predicted correctly.")
 top[0].caption(interval_text(intervals.get("accuracy")))
-top[1].metric("Macro F1", f"{report.macro_f1:.3f}", help="Average over classes of the balance between "
-              "precision and recall; low when any class does badly.")
+top[1].metric("Class-balanced score", f"{report.macro_f1:.1%}",
+              help="Macro F1: the average over classes of each class's F1 (the balance between precision and "
+              "recall). Low when any one class does badly, even a small one.")
 top[1].caption(interval_text(intervals.get("macro_f1")))
 top[2].metric("Validation images", report.num_images)
 for note in report.interval_notes[:6]:
@@ -63,10 +72,11 @@ if st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
 st.markdown("#### Per class")
 st.caption("Precision: when the model says this class, how often it is right. Recall: of the images of this "
            "class, how many it finds. The interval is where the recall could really be, given so few images.")
-st.dataframe([{"class": row["label"], "precision": round(row["precision"], 3), "recall": round(row["recall"], 3),
+PERCENT = st.column_config.NumberColumn(format="percent")
+st.dataframe([{"class": row["label"], "precision": row["precision"], "recall": row["recall"],
                "recall 95% interval": interval_text(row.get("recall_interval")).removeprefix("95% interval: "),
-               "F1": round(row["f1"], 3), "images": row["support"]} for row in report.per_label],
-             hide_index=True)
+               "F1": row["f1"], "images": row["support"]} for row in report.per_label],
+             hide_index=True, column_config={"precision": PERCENT, "recall": PERCENT, "F1": PERCENT})
 if report.per_label and "recall_interval" in report.per_label[0]:
     st.plotly_chart(trust_charts.recall_intervals(report.per_label), key="recall_intervals")
 
@@ -75,8 +85,13 @@ event = st.plotly_chart(trust_charts.confusion(labels, report.confusion), key="c
                         selection_mode="points")
 cells = [(t, p) for i, t in enumerate(labels) for j, p in enumerate(labels) if report.confusion[i][j]]
 clicked = trust_charts.selected_cell(labels, event)
-if clicked in cells:
-    st.session_state["cell"] = cells.index(clicked)
+if clicked != st.session_state.get("cell_clicked"):  # a new click; otherwise the dropdown below decides
+    st.session_state["cell_clicked"] = clicked
+    if clicked in cells:
+        st.session_state["cell"] = cells.index(clicked)
+    elif clicked is not None:
+        st.session_state["cell"] = None
+        st.caption(md(f"No validation image is true {clicked[0]} and predicted {clicked[1]}."))
 chosen_cell = st.selectbox("Show the images of one cell", [None, *range(len(cells))], key="cell",
                            format_func=lambda c: "choose a cell" if c is None else
                            plain(f"true {cells[c][0]}, predicted {cells[c][1]}"))
@@ -89,9 +104,12 @@ if chosen_cell is not None:
 calibration, abstention = report.trust.get("calibration"), report.trust.get("abstention")
 if calibration:
     st.markdown("#### How sure is it, and is it right to be?")
-    st.caption(f"Calibration error (ECE) {calibration['ece_before']:.3f} before and {calibration['ece_after']:.3f} "
-               f"after temperature scaling (T = {calibration['temperature']:.2f}); lower is better. Predictions "
-               "use the calibrated confidence.")
+    st.caption(calibration_sentence(calibration))
+    with st.expander("In technical terms"):
+        st.caption(f"Expected calibration error (ECE): {calibration['ece_before']:.3f} before and "
+                   f"{calibration['ece_after']:.3f} after temperature scaling (temperature T = "
+                   f"{calibration['temperature']:.2f}); lower is better. Each point of the chart is a bin of "
+                   f"validation images; bins of fewer than {trust_charts.MIN_BIN_IMAGES} images are drawn hollow.")
     left, right = st.columns(2)
     left.plotly_chart(trust_charts.reliability(calibration["bins_before"], calibration["bins_after"]),
                       key="reliability")

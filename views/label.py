@@ -1,5 +1,5 @@
 """Label: your own images in (uploads, zips, the camera), labelled fast, every change saved as a version."""
-import uuid
+from collections import Counter
 from pathlib import Path
 
 import streamlit as st
@@ -12,12 +12,13 @@ from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
 from core.labelling import suggest as labelling
 from core.models.features import FeatureCache
 from core.text import md, plain
-from ui.common import cached_thumbnail, show_error, workspace
+from ui.common import show_error, workspace
+from ui.label_widgets import POOL, REMOVE, option_text, pick_dataset
+from ui.label_widgets import grid as grid_of
 
-PAGE_SIZE = 36
-COLUMNS = 6
 FEATURE_SIZE = 160  # smaller than the backbone's 224: suggestions in seconds on a CPU, still good features
-POOL, REMOVE = "(unlabelled pool)", "(remove from the dataset)"
+
+
 MODES = ("Groups of similar images", "Accept suggestions", "Most uncertain first", "Browse and relabel")
 
 ws = workspace()
@@ -58,6 +59,7 @@ def save(dataset: str, base: int, edit: Edit) -> None:
         notify("error", str(error))
     else:
         notify("success", f"Saved as version {version.number}: {version.summary()}.")
+        st.session_state["label_saved"] = True  # the typed class was used: the next labelling starts empty
     st.rerun()
 
 
@@ -79,7 +81,7 @@ def start_dataset() -> None:
     labelled_zip = st.file_uploader("Or start from a zip of class folders", type=["zip"], key="labelled_zip")
     if labelled_zip is not None and st.session_state.get("labelled_zip_id") != labelled_zip.file_id:
         st.session_state["labelled_zip_id"] = labelled_zip.file_id
-        target = ws.uploads / f"{uuid.uuid4().hex}.zip"
+        target = ws.new_upload()  # makes the folder: this may be the workspace's first upload
         target.write_bytes(labelled_zip.getvalue())
         import_from(target, Path(labelled_zip.name).stem)
     current = ws.dataset()
@@ -101,52 +103,38 @@ def choose(dataset: str, message: str, skipped: list | None = None) -> None:
 
 
 def grid(digests: list[str], captions: list[str], ticked_by_default: bool, key: str) -> list[str]:
-    """Thumbnails with a tick box each, a page at a time; returns the ticked ones on this page."""
-    pages = max(1, -(-len(digests) // PAGE_SIZE))
-    page = int(st.number_input(f"Page (of {pages})", 1, pages, key=f"page_{key}")) if pages > 1 else 1
-    start = (page - 1) * PAGE_SIZE
-    shown = list(zip(digests, captions))[start:start + PAGE_SIZE]
-    keys = [f"tick_{key}_{digest[:24]}" for digest, _ in shown]
-    left, right, _ = st.columns([1, 1, 4])
-    left.button("Tick all", key=f"all_{key}", on_click=_set_ticks, args=(keys, True))
-    right.button("Untick all", key=f"none_{key}", on_click=_set_ticks, args=(keys, False))
-    columns, ticked = st.columns(COLUMNS), []
-    for i, ((digest, caption), tick_key) in enumerate(zip(shown, keys)):
-        with columns[i % COLUMNS]:
-            thumb = cached_thumbnail(str(store.object_path(digest)))
-            if thumb is not None:
-                st.image(thumb, width=120)
-            if st.checkbox(md(caption), value=ticked_by_default, key=tick_key):
-                ticked.append(digest)
-    return ticked
+    return grid_of(store, digests, captions, ticked_by_default, key)
 
 
-def _set_ticks(keys: list[str], value: bool) -> None:
-    for key in keys:
-        st.session_state[key] = value
-
-
-def assign(ticked: list[str], classes: list[str], dataset: str, base: int, key: str) -> None:
+def assign(ticked: list[str], classes: list[str], dataset: str, base: int, key: str, suggested: str | None = None,
+           picker: str = "") -> None:
+    """The class for the ticked images: a select box (starting on `suggested`; its state is per `picker`, so a
+    new group starts on its own suggestion) or a typed name, which is always a class, whatever it reads."""
     left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-    target = left.selectbox("Give the ticked images the class", [*classes, POOL, REMOVE], key=f"to_{key}",
-                            format_func=plain)
-    typed = middle.text_input("...or a new class", key=f"new_{key}")
-    if right.button(f"Label {len(ticked)} ticked", key=f"assign_{key}", disabled=not ticked, type="primary"):
-        label = typed.strip() or target
-        if label == REMOVE:
+    options = [*classes, POOL, REMOVE]
+    target = left.selectbox("Give the ticked images the class", options, key=f"to_{key}{picker}",
+                            index=options.index(suggested) if suggested in classes else None,
+                            placeholder="choose a class", format_func=option_text)
+    if st.session_state.pop("label_saved", False):
+        st.session_state[f"new_{key}"] = ""  # else a name typed for the last save would silently win again
+    typed = middle.text_input("...or a new class", key=f"new_{key}").strip()
+    chosen = typed or target
+    if right.button(f"Label {len(ticked)} ticked", key=f"assign_{key}", disabled=not ticked or chosen is None,
+                    type="primary"):
+        if chosen is REMOVE:
             save(dataset, base, Edit(remove=set(ticked), message=f"removed {len(ticked)}"))
-        label = None if label == POOL else label
+        label = None if chosen is POOL else chosen
         save(dataset, base, Edit(set_label=dict.fromkeys(ticked, label), message=f"labelled {len(ticked)}"))
 
 
 def add_images(dataset: str, base: int, classes: list[str]) -> None:
     files = st.file_uploader("Images, or zips of images (any folders)", accept_multiple_files=True, key="add_files",
                              type=[s.lstrip(".") for s in IMAGE_SUFFIXES] + ["zip"])
-    target = st.selectbox("Put them in", [POOL, *classes], key="add_to", format_func=plain)
+    target = st.selectbox("Put them in", [POOL, *classes], key="add_to", format_func=option_text)
     if st.button("Add them", key="add", disabled=not files):
         with st.spinner("Checking every image..."):
             result = intake.add_uploads(store, dataset, base, [(f.name, f.getvalue()) for f in files],
-                                        None if target == POOL else target, paths.home())
+                                        None if target is POOL else target, paths.home())
         duplicates = f" Already there: {', '.join(result.duplicates[:5])}." if result.duplicates else ""
         notify("success", f"Version {result.version.number}: {result.summary()}{duplicates}", result.skipped)
         st.rerun()
@@ -181,7 +169,8 @@ def label_images(version, base: int) -> None:
                               format_func=lambda i: f"Group {i + 1} ({len(groups[i])} images)")
         st.caption("Untick the images that do not belong, then label the group at once.")
         ticked = grid(groups[chosen], [f"{i + 1}" for i in range(len(groups[chosen]))], True, f"g{version.number}")
-        assign(ticked, classes, dataset, base, "group")
+        suggested = group_suggestion(version, groups[chosen]) if ready else None
+        assign(ticked, classes, dataset, base, "group", suggested, f"_{version.number}_{chosen}")
     elif not ready and mode in MODES[1:3]:
         st.info(why)
     elif mode == MODES[1]:
@@ -203,9 +192,16 @@ def label_images(version, base: int) -> None:
         browse(version, base)
 
 
+def group_suggestion(version, members: list[str]) -> str | None:
+    """The class the suggestions name most often for this group's images."""
+    by_digest = {s.digest: s.label for s in cached_suggestions(str(store.root), version.dataset, version.number)}
+    votes = Counter(by_digest[d] for d in members if d in by_digest)
+    return votes.most_common(1)[0][0] if votes else None
+
+
 def browse(version, base: int) -> None:
-    shown = st.selectbox("Show", [*version.classes, POOL], key="browse", format_func=plain)
-    label = None if shown == POOL else shown
+    shown = st.selectbox("Show", [*version.classes, POOL], key="browse", format_func=option_text)
+    label = None if shown is POOL else shown
     members = sorted((d for d, e in version.images.items() if e["label"] == label),
                      key=lambda d: version.images[d]["name"])
     ticked = grid(members, [version.images[d]["name"] for d in members], False, f"b{version.number}")
@@ -221,8 +217,11 @@ def versions(version) -> None:
     st.dataframe([{"version": v.number, "change": v.summary(), "note": v.message,
                    "labelled": sum(v.counts().values()), "unlabelled": len(v.pool())} for v in log], hide_index=True)
     numbers = [v.number for v in log]
+    if st.session_state.get("label_head") != version.ref:  # a save (here or in another tab): show the newest
+        st.session_state["label_head"] = version.ref
+        st.session_state.update(use_version=version.number, new=version.number, old=numbers[min(1, len(numbers) - 1)])
     left, right = st.columns(2)
-    old = left.selectbox("Compare version", numbers, index=min(1, len(numbers) - 1), key="old")
+    old = left.selectbox("Compare version", numbers, key="old")
     new = right.selectbox("with version", numbers, key="new")
     changes = diff(store.version(version.dataset, old).images, store.version(version.dataset, new).images)
     cells = st.columns(len(changes))
@@ -250,15 +249,15 @@ def versions(version) -> None:
 st.title("Label your images")
 st.markdown("Bring in images without labels, label them quickly with the model's help, and keep every step as a "
             "version you can train on, compare, or download.")
-show_notice()
+with st.container():  # always one element here, so a notice does not shift the tabs and widgets below it
+    show_notice()
 try:
     with st.expander("Start a new dataset", expanded=not store.datasets()):
         start_dataset()
     known = {v.dataset: v for v in store.datasets()}
     if not known:
         st.stop()
-    chosen = st.selectbox("Dataset", list(known), key="dataset_choice",
-                          format_func=lambda d: plain(f"{known[d].name} (version {known[d].number})"))
+    chosen = pick_dataset(known)
     head = store.version(chosen)
     base = st.session_state.get(f"seen_{chosen}", head.number)  # what this tab showed when the user acted
     st.session_state[f"seen_{chosen}"] = head.number
@@ -270,7 +269,8 @@ try:
     cells[3].metric("Unlabelled", len(head.pool()))
     if counts:
         st.caption(" · ".join(f"{md(label)}: {n}" for label, n in counts.items()))
-    add_tab, label_tab, versions_tab = st.tabs(["Add images", "Label", "Versions"])
+    add_tab, label_tab, versions_tab = st.tabs(["Add images", "Label", "Versions"], key="label_tab",
+                                               on_change="rerun")  # kept by the server: a save stays on its tab
     with add_tab:
         add_images(chosen, base, head.classes)
     with label_tab:

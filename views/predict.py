@@ -13,6 +13,27 @@ from ui.insight import predictor_for
 
 UNKNOWN = "This does not look like any of your training images."
 UNSURE = "Not sure: refer to a person."
+SANITY_LIMIT = 0.5  # the similarity below which core.insight.explain.sanity_sentence trusts the heatmap
+
+
+def headline(where, answer, best: dict) -> None:
+    """The verdict a person acts on comes first: unknown or not sure is the answer; the class is only a guess."""
+    if answer.unknown or answer.unsure:
+        where.warning(UNKNOWN if answer.unknown else UNSURE, icon=":material/help:" if answer.unknown else
+                      ":material/person_alert:")
+        where.markdown(f"Best guess: {md(best['label'])}, {best['probability']:.0%}")
+    else:
+        where.markdown(f"**{md(best['label'])}** ({best['probability']:.0%} sure)")
+
+
+def sanity_words(score: float) -> str:
+    """The heatmap check in plain words; the measured number is in the tooltip."""
+    if score < SANITY_LIMIT:
+        return "Checked: this heatmap changes when the model's learned knowledge is scrambled, so it shows what " \
+               "the model learned."
+    return "Treat this heatmap with caution: it barely changes when the model's learned knowledge is scrambled, " \
+           "so it may show the picture's outlines more than the model's reasons."
+
 
 st.title("4. Predict")
 run = pick_run(workspace(), "try it")
@@ -43,13 +64,9 @@ for position, (name, file) in enumerate(inputs):
     preview = image.copy()
     preview.thumbnail((320, 320), Image.Resampling.BILINEAR)
     left.image(preview, caption=md(name))
-    right.markdown(f"**{md(best['label'])}** ({best['probability']:.0%} sure)")
-    if answer.unknown:
-        right.warning(UNKNOWN, icon=":material/help:")
-    elif answer.unsure:
-        right.warning(UNSURE, icon=":material/person_alert:")
+    headline(right, answer, best)
     right.plotly_chart(charts.top_k(answer.top_k), key=f"topk_{position}")  # charts escapes names for Plotly
     if why:
         found = explain(model.model, model.preprocessing, model.tensor(image), sanity_check=True)
         left.image(found.image, caption=md(f"where it looked for '{model.labels[found.class_index]}'"))
-        left.caption(sanity_sentence(found.sanity))
+        left.caption(sanity_words(found.sanity), help=sanity_sentence(found.sanity))

@@ -1,15 +1,77 @@
-"""Every training run in this workspace: compare them, delete the ones not needed."""
+"""Every training run in this workspace: compare them, retrain on newer labels, delete the ones not needed."""
+import datetime as dt
 from pathlib import Path
 
 import streamlit as st
 
-from core.data.checkout import run_version
+from core.data.archive import ArchiveRefused
 from core.data.store import DatasetStore
 from core.insight import charts
+from core.models import backbones
 from core.runs import folder as runs
-from core.runs.retrain import retrain_candidates
 from core.text import md, plain
-from ui.common import describe_run, job_manager, workspace
+from core.training import advice
+from ui.common import describe_run, job_manager, load_report, workspace
+from ui.lineage import retrain_offers, run_refs, version_name
+
+
+def labelled_content(data: str) -> dict[str, str] | None:
+    """sha256 -> label of a plain zip or folder a run trained on (None when it is gone or unreadable)."""
+    path = Path(data)
+    if not path.exists():
+        return None
+    try:
+        report = load_report({"path": data, "name": path.name})
+    except (ArchiveRefused, OSError):
+        return None
+    return {record.sha256: record.label for record in report.images}
+
+
+def backbone_title(name: str) -> str:
+    try:
+        return backbones.info(name).title
+    except (KeyError, ValueError):
+        return name or ""
+
+
+def validation_set(run: runs.RunSummary) -> tuple[int, frozenset] | None:
+    """How many validation images the run was measured on, and which (their paths)."""
+    report = run.run.evaluation()
+    if report is None:
+        return None
+    return report.num_images, frozenset(p.get("path") for p in report.predictions)
+
+
+def table_row(run: runs.RunSummary, ref: str) -> dict:
+    config, status = run.config, run.status
+    measured = validation_set(run) if run.state == "finished" else None
+    return {
+        "started": dt.datetime.fromtimestamp(run.created), "state": run.state,
+        "data": (version_name(ref, store) if ref else "") or config.get("data_name") or Path(config.get("data", "")).name,
+        "network": backbone_title(config.get("backbone", "")),
+        "what learned": advice.freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all")),
+        "tested on": measured[0] if measured else None,
+        "accuracy": status.get("val_accuracy"), "class-balanced": status.get("macro_f1"),
+    }
+
+
+# Widths in pixels that fit beside the sidebar on a 1280-pixel screen; a long name shows whole on hover.
+COLUMNS = {
+    "started": st.column_config.DatetimeColumn(format="D MMM HH:mm", width=95),
+    "state": st.column_config.TextColumn(width=70),
+    "data": st.column_config.TextColumn(width=160),
+    "network": st.column_config.TextColumn(width=115),
+    "what learned": st.column_config.TextColumn(width=150, help="How much of the pretrained network learned from "
+                                                "your images (its freeze depth)."),
+    "tested on": st.column_config.NumberColumn(width=70, format="%d images", help="The validation images the "
+                                               "scores were measured on: images the model did not learn from."),
+    "accuracy": st.column_config.NumberColumn(width=75, format="percent", help="Share of validation images "
+                                              "predicted right."),
+    "class-balanced": st.column_config.NumberColumn(width=95, format="percent", help="Class-balanced score (macro "
+                                                    "F1): the average over classes of the balance between precision "
+                                                    "and recall."),
+}
+
 
 st.title("Runs")
 ws = workspace()
@@ -18,23 +80,31 @@ if not history:
     st.info("No runs yet. Start one on the **Train** page.")
     st.stop()
 store = DatasetStore(ws.root / "datasets")
-st.dataframe([{
-    "run": r.id[:8], "state": r.state, "data": r.config.get("data_name") or Path(r.config.get("data", "")).name,
-    "dataset version": run_version(r.config, store), "backbone": r.config.get("backbone"),
-    "freeze depth": r.config.get("freeze_depth"), "epochs": r.config.get("epochs"),
-    "validation accuracy": r.status.get("val_accuracy"), "macro F1": r.status.get("macro_f1"),
-    "message": r.status.get("message", ""),
-} for r in history], hide_index=True)
+configs = {r.id: r.config for r in history}
+refs = run_refs(configs, store, labelled_content)
+rows = [table_row(r, refs[r.id]) for r in history]
+if all(r.state == "finished" for r in history):  # one column fewer when it would only say "finished"
+    rows = [{k: v for k, v in row.items() if k != "state"} for row in rows]
+st.dataframe(rows, hide_index=True, width="stretch", column_config=COLUMNS)
 finished = {r.id: r for r in history if r.state == "finished"}
-for run_id, newer in [c for c in retrain_candidates([(r.id, r.config) for r in history], store) if c[0] in finished][:1]:
-    st.info(f"The labels of {md(describe_run(finished[run_id]))} changed since it trained.")
+for offer in [o for o in retrain_offers(configs, refs, store) if o.run_id in finished][:1]:
+    st.info(md(f"The labels of {describe_run(finished[offer.run_id])} changed since it trained: "
+               f"{offer.newest} is newer."))
     if st.button("Retrain with the new labels", key="retrain", help="Same settings, newest dataset version"):
-        job_manager().submit(newer, ws.runs)
+        job_manager().submit(offer.config, ws.runs)
         st.rerun()
 chosen = st.multiselect("Compare the curves of", history, default=history[:2], format_func=lambda r: plain(describe_run(r)))
 if chosen:
+    sets = {r.id: validation_set(r) for r in chosen}
+    measured = {s for s in sets.values() if s is not None}
+    if len(measured) > 1:
+        sizes = sorted({size for size, _ in measured})
+        counts = " and ".join(str(size) for size in sizes) + " images" if len(sizes) > 1 else f"{sizes[0]} images each"
+        st.warning(f"These runs were measured on different validation images ({counts}, not the same ones), so "
+                   "their scores are not directly comparable: a difference may come from the images, not the "
+                   "settings.", icon=":material/compare_arrows:")
     metric = st.radio("Curve", ["val_accuracy", "val_loss", "train_loss"], horizontal=True,
-                      format_func=lambda m: m.replace("_", " "))
+                      format_func=lambda m: m.replace("_", " ").replace("val ", "validation "))
     curves = {describe_run(r): r.run.metrics() for r in chosen}
     st.plotly_chart(charts.compare_runs(curves, metric), key="compare")
     for problem in {p for r in chosen for p in r.run.problems}:

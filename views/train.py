@@ -3,16 +3,18 @@ import streamlit as st
 
 from core.data.archive import ArchiveRefused
 from core.models import backbones
+from core.runs import folder as runs
 from core.text import md
 from core.training import advice, devices, estimate
 from core.training.config import AUGMENTATIONS, BATCH_SIZES, DEVICES, OPTIMIZERS, RANGES, ConfigError, TrainConfig
 from core.training.config import defaults as config_defaults
 from core.training.progress import format_duration
-from ui.common import is_id, job_manager, load_report, remember, show_error, url_param, workspace
+from ui.common import describe_run, is_id, job_manager, load_report, remember, show_error, url_param, workspace
 from ui.progress import show_job
 
-AUGMENT_HELP = ("auto: none for feature extraction (then features are computed once and training takes seconds), "
-                "light otherwise. light: random crops and flips. strong: also colour and geometry changes.")
+AUGMENT_HELP = ("auto: none when only the new last layer learns (then what the network sees in each image is "
+                "computed once and training takes seconds), light otherwise. light: random crops and flips. strong: "
+                "also colour and geometry changes.")
 
 ws, manager = workspace(), job_manager()
 st.title("2. Train")
@@ -24,6 +26,13 @@ if is_id(job_id) and (ws.runs / job_id).is_dir():
         del st.query_params["job"]
         st.rerun()
     st.stop()
+
+active = [r for r in runs.list_runs(ws.runs) if r.state in runs.ACTIVE_STATES]
+if active:  # another tab (or before a reload) started it: say so here, so nobody starts it twice
+    st.info(md(f"A training run of this workspace is {'queued' if active[0].state == 'queued' else 'running'}: "
+               f"{describe_run(active[0])}."), icon=":material/model_training:")
+    st.page_link("views/train.py", label="Watch it", icon=":material/visibility:",
+                 query_params={"ws": ws.key, "job": active[0].id})
 
 dataset = ws.dataset()
 if not dataset:
@@ -49,7 +58,7 @@ st.dataframe([{
     "ImageNet accuracy (%)": round(b.imagenet_top1, 1),
     "weights": "bundled: works offline" if b.bundled else
     ("on this computer" if backbones.weights_available(b.name) else
-     "downloaded on first use" if backbones.downloads_allowed() else "not on this computer (offline)"),
+     "downloaded when training starts" if backbones.downloads_allowed() else "not on this server (cannot be downloaded)"),
 } for b in catalogue], hide_index=True)
 names = [b.name for b in catalogue]
 backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED), key="backbone",
@@ -58,10 +67,13 @@ backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED),
 weights = "default"
 if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
     target = backbones.weights_file(backbone)
-    how = "They download automatically when training starts. Offline? " if backbones.downloads_allowed() else \
-        "This server works offline, so they cannot be downloaded. "
-    st.warning(f"The pretrained weights for this backbone are not on this computer yet. {how}Put the file "
-               f"`{target.name}` into `{target.parent}`, or choose the bundled EfficientNet-Lite0.")
+    if backbones.downloads_allowed():
+        how = ("They are downloaded when training starts (this needs the internet). Without it, put the file "
+               f"`{target.name}` into the folder `{target.parent}`, or choose the bundled EfficientNet-Lite0.")
+    else:
+        how = (f"They cannot be downloaded on this server: put the file `{target.name}` into the folder "
+               f"`{target.parent}`, or choose the bundled EfficientNet-Lite0.")
+    st.warning(f"The pretrained weights for this backbone are not on this computer yet. {how}")
     if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)",
                    key="random_init"):
         weights = "none"
@@ -71,10 +83,12 @@ table = advice.stage_table(backbone)
 total = len(table.names)
 on_cpu = not manager.gpus and not manager.mps
 recommended, why = advice.recommend_freeze(num_images, total, on_cpu=on_cpu)
-depth = st.select_slider("Freeze depth: stages kept as they are", options=list(range(total + 1)),
-                         value=recommended, format_func=lambda d: advice.freeze_label(backbone, d),
-                         key=f"depth_{backbone}")
-st.caption(f"Recommended: {advice.freeze_label(backbone, recommended)}. {why}")
+depth = st.select_slider("What learns from your images", options=list(range(total, -1, -1)), value=recommended,
+                         format_func=lambda d: advice.freeze_words(backbone, d), key=f"depth_{backbone}",
+                         help="The pretrained network is a stack of stages, from general (edges, textures) to "
+                         "specific. Keeping more stages as they are (a higher *freeze depth*) trains faster and "
+                         "needs fewer images. In numbers: " + advice.freeze_label(backbone, recommended) + ".")
+st.caption(f"Recommended: {advice.freeze_words(backbone, recommended)}. {why}")
 duration = st.empty()  # filled once the advanced settings below are known
 trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
 st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will change while training.")
@@ -94,15 +108,17 @@ with st.expander("Advanced settings (the defaults work well)"):
                                       backbones.info(backbone).input_size, disabled=fixed,
                                       help="Smaller is faster; the backbone was trained at 224.", key="image_size")
     device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
-    own_lr = cols[0].checkbox("Set the learning rate myself", help="Default: chosen from the freeze depth.")
+    own_lr = cols[0].checkbox("Set the learning rate myself",
+                              help="Default: chosen automatically from how much of the network learns.")
     lr = cols[1].number_input("Learning rate", *RANGES["lr"], 1e-3, format="%.6f", disabled=not own_lr)
     patience = cols[2].number_input("Early stopping patience (0 = off)", *map(int, RANGES["early_stopping"]),
                                     DEFAULT["early_stopping"])
     val_split = cols[0].slider("Validation share", *RANGES["val_split"], DEFAULT["val_split"],
                                disabled=bool(report.splits))
     seed = cols[1].number_input("Random seed", *map(int, RANGES["seed"]), DEFAULT["seed"])
-    two_stage = cols[2].checkbox("Two-stage: train the head first, then unfreeze with smaller steps for "
-                                 "earlier layers")
+    two_stage = cols[2].checkbox("Two stages: first only the new last layer, then the chosen stages too, "
+                                 "with smaller steps", help="The new last layer is the *head*; this is "
+                                 "'two-stage fine-tuning'.")
 all_gpus = False
 if len(manager.gpus) > 1 and device in ("auto", "cuda"):
     all_gpus = st.checkbox(f"Use all {len(manager.gpus)} GPUs for this run", key="all_gpus",
@@ -134,7 +150,7 @@ def time_estimate() -> None:
         return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
                                                      num_images - num_val, num_val, int(epochs), speed,
                                                      config.augmented_views))
-    others = {total: "feature extraction", max(total - 2, 0): "the last two stages", 0: "everything"}
+    others = {d: advice.freeze_words(backbone, d) for d in (total, max(total - 2, 0), 0)}
     st.caption(f"**Time on this computer: about {take(depth)}** with these settings (for all {int(epochs)} epochs; "
                "early stopping may end sooner). For comparison: "
                + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != depth) + ".")
@@ -144,7 +160,8 @@ pending = estimate.ready(devices.resolve(device).device.type, backbone,
                          backbones.preprocessing(backbone, config.image_size).crop_size) is None
 with duration.container():
     st.fragment(run_every=2.0 if pending else None)(time_estimate)()
+
 if st.button("Start training", type="primary", key="start"):
     job = manager.submit(config, ws.runs, all_gpus=all_gpus)
-    remember("job", job.id)
+    remember("job", job.id)  # the live view puts it back within a second should a rerun lose it (ui/progress.py)
     st.rerun()

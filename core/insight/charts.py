@@ -32,8 +32,10 @@ def class_counts(classes: dict[str, int], splits: dict[str, dict[str, int]] | No
 
 
 def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] | None = None) -> go.Figure:
-    """Loss (with per-batch loss when given) and accuracy per epoch, side by side."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (lower is better)", "Accuracy (higher is better)"))
+    """Loss (with per-batch loss when given) and accuracy per epoch, side by side, each with its own legend
+    under it: one legend for two charts left a reader guessing which line belongs where."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (lower is better)", "Accuracy (higher is better)"),
+                           horizontal_spacing=0.1)
     x = [e["epoch"] for e in epochs]
     if batches:
         figure.add_scatter(x=[_batch_position(b) for b in batches], y=[b["loss"] for b in batches],
@@ -44,10 +46,11 @@ def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] 
     for key, name, colour in (("train_accuracy", "train accuracy", "#1f77b4"),
                               ("val_accuracy", "validation accuracy", "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
-                           line=dict(color=colour, dash="dot"), row=1, col=2)
+                           line=dict(color=colour, dash="dot"), row=1, col=2, legend="legend2")
     figure.update_xaxes(title_text="epoch")
-    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
-    return figure.update_layout(height=380, **_LAYOUT)
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    under = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left")
+    return figure.update_layout(height=420, legend=dict(under, x=0), legend2=dict(under, x=0.55), **_LAYOUT)
 
 
 def _batch_position(batch: dict[str, Any]) -> float:
@@ -62,7 +65,8 @@ def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_acc
                            mode="lines+markers")
     if metric.endswith("accuracy"):
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    return figure.update_layout(title=metric.replace("_", " "), xaxis_title="epoch", showlegend=True,
+    title = metric.replace("val_", "validation ").replace("_", " ")
+    return figure.update_layout(title=title, xaxis_title="epoch", showlegend=True,
                                 legend=dict(orientation="h", y=-0.25), **_LAYOUT)
 
 
@@ -76,13 +80,16 @@ def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
 
 
 def top_k(predictions: list[dict[str, Any]]) -> go.Figure:
+    """The guesses as bars on a 0-100% axis whose last tick, 100%, is always drawn (a bar of 100% beside an axis
+    ending at 80% reads as a mistake); the share is written outside short bars and inside long ones."""
     labels = _texts(p["label"] for p in predictions)[::-1]
     values = [p["probability"] for p in predictions][::-1]
     figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.0%}" for v in values],
-                              textposition="auto"))
-    figure.update_xaxes(range=[0, 1], tickformat=".0%")
-    figure.update_yaxes(type="category")
-    return figure.update_layout(height=80 + 40 * len(values), margin=dict(l=10, r=10, t=10, b=10),
+                              textposition=["inside" if v > 0.8 else "outside" for v in values],
+                              cliponaxis=False, hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    figure.update_xaxes(range=[0, 1.0], tickvals=[0, 0.25, 0.5, 0.75, 1.0], tickformat=".0%", automargin=True)
+    figure.update_yaxes(type="category", automargin=True)
+    return figure.update_layout(height=90 + 40 * len(values), margin=dict(l=10, r=30, t=10, b=30),
                                 template="plotly_white")
 
 

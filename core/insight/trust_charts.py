@@ -9,22 +9,37 @@ import plotly.graph_objects as go
 from core.text import plot_text
 
 _LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
+MIN_BIN_IMAGES = 3  # a reliability point from fewer images is noise, not calibration
 
 
 def reliability(bins_before: list[dict[str, float]], bins_after: list[dict[str, float]]) -> go.Figure:
-    """Confidence against accuracy per bin: a calibrated model sits on the diagonal."""
+    """Confidence against accuracy per bin: a calibrated model sits on the diagonal. Each point says how many
+    images it stands for; a bin of one or two images says nothing about calibration, so it is drawn apart (hollow,
+    grey) and not joined to the others."""
     figure = go.Figure()
     figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
                        line=dict(color="lightgray", dash="dash"))
+    few: list[dict[str, float]] = []
     for bins, name, colour in ((bins_before, "before calibration", "#ff7f0e"), (bins_after, "after", "#1f77b4")):
-        figure.add_scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], name=name,
-                           mode="lines+markers", marker=dict(size=[6 + min(b["count"], 40) / 4 for b in bins]),
-                           line=dict(color=colour), customdata=[b["count"] for b in bins],
+        enough = [b for b in bins if b["count"] >= MIN_BIN_IMAGES]
+        few += [b for b in bins if b["count"] < MIN_BIN_IMAGES]
+        figure.add_scatter(x=[b["confidence"] for b in enough], y=[b["accuracy"] for b in enough], name=name,
+                           mode="lines+markers+text", text=[f"{b['count']}" for b in enough],
+                           textposition="top center", textfont=dict(size=10, color=colour),
+                           marker=dict(size=[6 + min(b["count"], 40) / 4 for b in enough]),
+                           line=dict(color=colour), customdata=[b["count"] for b in enough],
                            hovertemplate="said %{x:.0%} sure, right %{y:.0%} of the time (%{customdata} images)"
                                          "<extra></extra>")
+    if few:
+        figure.add_scatter(x=[b["confidence"] for b in few], y=[b["accuracy"] for b in few], mode="markers",
+                           name=f"fewer than {MIN_BIN_IMAGES} images: too few to judge",
+                           marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color="gray", width=1)),
+                           customdata=[b["count"] for b in few],
+                           hovertemplate="only %{customdata} image(s) said %{x:.0%} sure<extra></extra>")
     figure.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text="how sure the model said it was")
-    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="how often it was right")
-    return figure.update_layout(title="Reliability (validation images)", height=360, **_LAYOUT)
+    figure.update_yaxes(range=[0, 1.08], tickformat=".0%", title_text="how often it was right")
+    return figure.update_layout(title="Reliability (validation images; numbers: images per point)", height=360,
+                                legend=dict(orientation="h", y=-0.3), **_LAYOUT)
 
 
 def coverage(curve: list[dict[str, float]], chosen: dict[str, Any] | None = None) -> go.Figure:
@@ -54,23 +69,35 @@ def recall_intervals(per_class: list[dict[str, Any]]) -> go.Figure:
 
 
 def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
-    """Rows truth, columns prediction; clicking a cell selects it (the page shows exactly its images)."""
+    """Rows truth, columns prediction; clicking a cell selects it (the page shows exactly its images).
+
+    Plotly heatmaps take no part in selections, so an invisible marker sits on each cell's centre and the heatmap
+    itself ignores the pointer: a click anywhere in a cell selects the nearest centre, its own (a "points"
+    selection that carries the cell's true and predicted indices)."""
     names = [plot_text(label) for label in labels]
     figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
-                                  texttemplate="%{text}",
-                                  hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    figure.update_yaxes(autorange="reversed", title_text="true class")
-    figure.update_xaxes(title_text="predicted class")
-    return figure.update_layout(title="Confusion matrix (click a cell to see its images)", **_LAYOUT)
+                                  texttemplate="%{text}", hoverinfo="skip"))
+    cells = [(i, j) for i in range(len(labels)) for j in range(len(labels))]
+    figure.add_scatter(x=[names[j] for _, j in cells], y=[names[i] for i, _ in cells], mode="markers",
+                       customdata=[[i, j, matrix[i][j]] for i, j in cells], showlegend=False, name="cells",
+                       marker=dict(symbol="square", size=12, color="rgba(0,0,0,0)"),
+                       selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
+                       hovertemplate="true %{y}, predicted %{x}: %{customdata[2]} image(s)<extra></extra>")
+    figure.update_yaxes(autorange="reversed", title_text="true class", type="category")
+    figure.update_xaxes(title_text="predicted class", type="category")
+    # hoverdistance -1: the pointer always picks the nearest cell centre, however large the cells are drawn
+    return figure.update_layout(title="Confusion matrix (click a cell to see its images)", hoverdistance=-1,
+                                **_LAYOUT)
 
 
 def selected_cell(labels: list[str], event: Any) -> tuple[str, str] | None:
-    """(true, predicted) of a clicked confusion cell, mapped back from the escaped axis names."""
+    """(true, predicted) of a clicked confusion cell, from the indices its marker carries."""
     points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
         getattr(getattr(event, "selection", None), "points", []) or []
-    by_name = {plot_text(label): label for label in labels}
     for point in points:
-        true, predicted = by_name.get(point.get("y")), by_name.get(point.get("x"))
-        if true is not None and predicted is not None:
-            return true, predicted
+        custom = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(custom, (list, tuple)) and len(custom) >= 2:
+            i, j = custom[0], custom[1]
+            if isinstance(i, int) and isinstance(j, int) and 0 <= i < len(labels) and 0 <= j < len(labels):
+                return labels[i], labels[j]
     return None

@@ -31,6 +31,7 @@ def _e(value: Any) -> str:
 
 
 def _pct(value: Any) -> str:
+    """Every share on the card, macro-F1 included, as the app's pages show it: a percentage with one decimal."""
     return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
 
 
@@ -82,6 +83,42 @@ def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> st
     return table + "".join(f"<p class='note'>{_e(w)}</p>" for w in data.warnings)
 
 
+_OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD with momentum"}
+_AUGMENT = {"auto": "automatic (none when only the new last layer learns, else light)", "none": "none",
+            "light": "light (random crops and flips)", "strong": "strong (also colour and geometry changes)"}
+
+
+def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
+    """The run's settings as a reader of the card says them: no 'lr None', no empty fields, no raw depths."""
+    from core.models import backbones
+    from core.training.advice import freeze_words
+
+    name = config.get("backbone", "")
+    try:
+        title = backbones.info(name).title
+    except (KeyError, ValueError):
+        title = name
+    patience = config.get("early_stopping") or 0
+    epochs = f"{config.get('epochs')}" + (f", stopping early after {patience} without improvement" if patience else "")
+    lr = config.get("lr")
+    rows = [
+        ["data", config.get("data_name") or Path(config.get("data", "")).name],
+        ["pretrained network (backbone)", title],
+        ["starting weights", "random (no pretraining)" if config.get("weights") == "none" else "pretrained on ImageNet"],
+        ["what was retrained", freeze_words(name, config.get("freeze_depth", "all"))],
+        ["passes over the data (epochs)", epochs],
+        ["learning rate", "chosen automatically" if lr is None else f"{lr:g}"],
+        ["batch size", str(config.get("batch_size"))],
+        ["optimizer", _OPTIMIZERS.get(config.get("optimizer"), str(config.get("optimizer")))],
+        ["augmentation", _AUGMENT.get(config.get("augment"), str(config.get("augment")))],
+        ["image size", "the backbone's own" if config.get("image_size") is None else f"{config['image_size']} px"],
+        ["validation share", _pct(config.get("val_split")) + " of the images (unless the data has a val/ folder)"],
+        ["random seed", str(config.get("seed"))],
+        ["two stages (last layer first)", "yes" if config.get("two_stage") else "no"],
+    ]
+    return [row for row in rows if row[1] not in ("", "None")]
+
+
 def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]:
     intervals, per_class = report.intervals, report.per_label
     trust = report.trust
@@ -93,19 +130,23 @@ def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]
         "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
         "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
         "<h2>Data</h2>" + _data_summary(config, per_class),
-        "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items() if k != "data"]),
+        "<h2>Settings</h2>" + _table(["setting", "value"], settings_in_words(config)),
         "<h2>Metrics (validation)</h2>" + _table(["measure", "value", "95% interval"], [
             ["accuracy", _pct(report.accuracy), _interval(intervals.get("accuracy"))],
-            ["macro-F1", _pct(report.macro_f1), _interval(intervals.get("macro_f1"))]])
+            ["class-balanced score (macro-F1)", _pct(report.macro_f1), _interval(intervals.get("macro_f1"))]])
         + _table(["class", "precision", "recall", "recall 95% interval", "images"],
                  [[r["label"], _pct(r["precision"]), _pct(r["recall"]), _interval(r.get("recall_interval")),
                    r["support"]] for r in per_class])
         + "".join(f"<p class='note'>{_e(n)}</p>" for n in report.interval_notes),
         "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
                                            [[r["label"], _pct(r["recall"]), r["support"]] for r in worst]),
-        "<h2>Calibration</h2>" + (_table(["temperature", "ECE before", "ECE after"], [[
-            f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}", f"{calibration['ece_after']:.3f}"]])
-            if calibration else "<p>Not calibrated (no validation images).</p>"),
+        "<h2>Calibration</h2>" + (
+            f"<p>On the validation images the model's stated confidence was off by "
+            f"{calibration['ece_before'] * 100:.1f} percentage points on average, and by "
+            f"{calibration['ece_after'] * 100:.1f} after calibration (temperature scaling); answers use the "
+            "calibrated confidence.</p>" + _table(["temperature", "ECE before", "ECE after"], [[
+                f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}",
+                f"{calibration['ece_after']:.3f}"]]) if calibration else "<p>Not calibrated (no validation images).</p>"),
         "<h2>Not sure: the abstention trade-off</h2>" + (
             f"<p>Answers below {_pct(abstention['threshold'])} confidence are marked not sure. On validation the "
             f"model then answers {_pct(abstention['coverage'])} of images and is right on "

@@ -9,13 +9,44 @@ import plotly.graph_objects as go
 from core.text import plot_text
 
 _LAYOUT = {"height": 300, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}}
+# (seconds, name, tick format): the coarsest unit that still gives the period a few bars; never finer than a minute
+_UNITS = ((60, "minute", "%H:%M"), (3600, "hour", "%d %b %H:00"), (86400, "day", "%d %b"))
+_MAX_BARS = 60
+_JUST_BELOW_1 = 1.0 - 1e-9
+
+
+def time_unit(span_s: float) -> tuple[int, str, str]:
+    """A bar per minute for up to an hour of traffic, per hour up to two days, then per day."""
+    for seconds, name, ticks in _UNITS:
+        if span_s / seconds <= _MAX_BARS:
+            return seconds, name, ticks
+    return _UNITS[-1]
+
+
+def per_unit(timeline: list[tuple[float, int]]) -> tuple[list[tuple[float, int]], tuple[int, str, str]]:
+    """The monitor's evenly spaced buckets re-counted per whole minute, hour or day (a bucket counts where it
+    starts): three requests a few milliseconds apart are one bar 'this minute', not ticks in milliseconds."""
+    nonempty = [(start, count) for start, count in timeline if count]
+    if not nonempty:
+        return [], _UNITS[0]
+    unit = time_unit(nonempty[-1][0] - nonempty[0][0])
+    seconds = unit[0]
+    counts: dict[float, int] = {}
+    for start, count in nonempty:
+        unit_start = start - start % seconds
+        counts[unit_start] = counts.get(unit_start, 0) + count
+    return sorted(counts.items()), unit
 
 
 def requests_over_time(timeline: list[tuple[float, int]]) -> go.Figure:
-    times = [dt.datetime.fromtimestamp(start) for start, _ in timeline]
-    figure = go.Figure(go.Bar(x=times, y=[count for _, count in timeline], marker_color="#4c78a8",
-                              hovertemplate="%{x}<br>%{y} images<extra></extra>"))
-    return figure.update_layout(title="Images answered over time", yaxis_title="images", **_LAYOUT)
+    bars, (seconds, unit, ticks) = per_unit(timeline)
+    times = [dt.datetime.fromtimestamp(start) for start, _ in bars]
+    figure = go.Figure(go.Bar(x=times, y=[count for _, count in bars], marker_color="#4c78a8",
+                              width=[seconds * 1000 * 0.9] * len(bars), offset=0,
+                              hovertemplate=f"%{{x|{ticks}}}<br>%{{y}} images<extra></extra>"))
+    figure.update_xaxes(tickformat=ticks, dtick=seconds * 1000 if len(bars) <= 12 else None)
+    figure.update_yaxes(rangemode="tozero", tickformat="d")
+    return figure.update_layout(title=f"Images answered per {unit}", yaxis_title="images", **_LAYOUT)
 
 
 def class_distribution(classes: list[dict[str, Any]]) -> go.Figure:
@@ -29,10 +60,20 @@ def class_distribution(classes: list[dict[str, Any]]) -> go.Figure:
 
 
 def compared_histogram(reference: list[float], served: list[float], title: str, axis: str) -> go.Figure:
-    """Two normalised histograms over one axis: validation images against served images."""
+    """Two normalised histograms over one axis: validation images against served images. Values that are all
+    shares (confidences) stay on 0 to 1 in bins of 0.05: automatic bins reached past 1, to 'confidence 1.1'."""
+    values = [*reference, *served]
+    shares = bool(values) and all(0.0 <= v <= 1.0 for v in values)
+    bins = dict(start=0.0, end=1.0, size=0.05) if shares else None
+    if shares:  # a confidence of exactly 1 belongs in the last bin (95-100%), not in a bin of its own past the end
+        reference, served = [min(v, _JUST_BELOW_1) for v in reference], [min(v, _JUST_BELOW_1) for v in served]
     figure = go.Figure([
-        go.Histogram(name="validation images", x=reference, histnorm="percent", opacity=0.6, marker_color="#bab0ac"),
-        go.Histogram(name="served images", x=served, histnorm="percent", opacity=0.6, marker_color="#4c78a8"),
+        go.Histogram(name="validation images", x=reference, histnorm="percent", opacity=0.6, marker_color="#bab0ac",
+                     xbins=bins),
+        go.Histogram(name="served images", x=served, histnorm="percent", opacity=0.6, marker_color="#4c78a8",
+                     xbins=bins),
     ])
+    if shares:
+        figure.update_xaxes(range=[0, 1])
     return figure.update_layout(title=title, barmode="overlay", xaxis_title=axis, yaxis_title="% of images",
                                 **_LAYOUT)

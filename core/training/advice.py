@@ -35,6 +35,27 @@ def freeze_label(name: str, depth: int) -> str:
     return f"{depth} · retrain {stages} (kept as they are up to '{names[depth - 1]}')"
 
 
+_NUMBERS = ("", "", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def freeze_words(name: str, depth: int | str) -> str:
+    """What a freeze depth retrains, in words a newcomer reads first ("the last two stages"); freeze_label adds
+    the numbers. `depth` is a number of frozen stages or "all", as saved in a run's config."""
+    try:
+        total = len(stage_table(name).names)
+    except (KeyError, ValueError):  # a run of a backbone this version no longer has
+        return f"freeze depth {depth}"
+    depth = total if depth == "all" or not isinstance(depth, int) else depth
+    if depth <= 0:
+        return "everything"
+    retrained = total - depth
+    if retrained <= 0:
+        return "only the new last layer"
+    if retrained == 1:
+        return "the last stage"
+    return f"the last {_NUMBERS[retrained] if retrained < len(_NUMBERS) else retrained} stages"
+
+
 def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int, int]:
     """(trainable, total) parameters when the first `frozen` stages are frozen."""
     table = stage_table(name)
@@ -76,8 +97,8 @@ def recommend_freeze(num_images: int, total_stages: int, on_cpu: bool = False) -
     depth, why = _by_data(num_images, total_stages)
     if on_cpu and depth < total_stages:
         return total_stages, (f"{why} But this computer trains on its processor (no GPU), where that takes long: "
-                              "start with feature extraction, which takes seconds, and try fine-tuning as a next "
-                              "step once you have seen the result.")
+                              "start with only the new last layer, which takes seconds, and let more of the network "
+                              "learn as a next step once you have seen the result.")
     return depth, why
 
 

@@ -10,21 +10,26 @@ import zipfile
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from core.models import adapters, backbones
 from core.models.features import FeatureCache
+from core.models.sources import timm_shapes
+from core.models.sources.timm_hub import TimmHub
 from core.runs import folder as runs
 from core.runs import pipeline
 from core.serving.export import export_bundle
 from core.serving.inference import Predictor
+from core.serving.service import create_app
 from core.training import advice
 from core.training.config import ConfigError, TrainConfig
 from core.training.data import prepare
 from core.training.events import EventLog
 from core.training.loop import fit
 from core.training.steps import make_optimizer, set_trainable
+from tests.hub_cache import write_repo
 
 QUICK = dict(image_size=64, epochs=2, early_stopping=0, batch_size=8)
 # The ViT family on random weights (theirs cannot be downloaded here), and the default CNN.
@@ -108,9 +113,32 @@ def test_adapters_that_do_not_fit_the_network_are_refused():
         adapters.merged(backbones.build("dinov2_vits14", 3, pretrained=False), 8, 2, state)
 
 
+TINY_VIT = "tiny_vit_hub"  # a test-only registry entry (the `tiny_vit` fixture)
+
+
 @pytest.fixture(scope="module")
-def adapter_run(tmp_path_factory, shapes_folder):
-    config = TrainConfig(data=str(shapes_folder), strategy="adapters", adapter_rank=4, **QUICK)
+def tiny_vit(tmp_path_factory):
+    """A timm ViT from the hub cache, as the foundation models come: timm's test ViT (9 blocks of width 96, an
+    attention pool like SigLIP's) at 64 px, its "pretrained" weights random ones written into a temporary HF_HOME in
+    huggingface_hub's layout (real weights cannot be downloaded here), through the real TimmHub source."""
+    entry = TimmHub(TINY_VIT, "test ViT", "test_vit3.r160_in1k", "vit", 0.9, 0.05, 0.0, 64, resized=True,
+                    fixed_size=True)
+    home = tmp_path_factory.mktemp("hf")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HOME", str(home))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+            patch.delenv(name, raising=False)
+        patch.setitem(backbones._BY_NAME, TINY_VIT, entry)
+        torch.manual_seed(5)
+        write_repo(home / "hub", entry.repo, timm_shapes.create(entry.tag, input_size=64), revision="c" * 40)
+        assert backbones.weights_status(TINY_VIT) == "On this computer."
+        yield TINY_VIT
+    advice.stage_table.cache_clear()
+
+
+def _adapter_run(tmp_path_factory, shapes_folder, backbone: str) -> runs.Run:
+    config = TrainConfig(data=str(shapes_folder), backbone=backbone, strategy="adapters", adapter_rank=4, **QUICK)
     run = runs.create(tmp_path_factory.mktemp("runs"), config)
     state = pipeline.execute(config, run.path, EventLog(run.metrics_file), threading.Event(),
                              tmp_path_factory.mktemp("work"))
@@ -118,46 +146,99 @@ def adapter_run(tmp_path_factory, shapes_folder):
     return run
 
 
-def test_an_adapter_run_keeps_only_its_adapters_and_head(adapter_run):
-    model_file = adapter_run.file(runs.MODEL)
+@pytest.fixture(scope="module")
+def adapter_run(tmp_path_factory, shapes_folder):
+    return _adapter_run(tmp_path_factory, shapes_folder, "efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def vit_adapter_run(tiny_vit, tmp_path_factory, shapes_folder):
+    return _adapter_run(tmp_path_factory, shapes_folder, tiny_vit)
+
+
+# Each adapter run (a CNN, a timm ViT): where its adapters went and how many stages run before them.
+RUNS = {"adapter_run": (["blocks 6", "head conv"], 7), "vit_adapter_run": (["block 8", "pooled embedding"], 9)}
+
+
+@pytest.mark.parametrize("which", RUNS)
+def test_an_adapter_run_keeps_only_its_adapters_and_head(which, request):
+    run = request.getfixturevalue(which)
+    backbone = run.train_config().backbone
+    model_file = run.file(runs.MODEL)
     keys = list(load_file(model_file))
     assert keys and all(adapters.ADAPTER_MARK in k or k.startswith("head.") for k in keys)
-    full = sum(p.numel() for p in backbones.build("efficientnet_lite0", 3, pretrained=False).parameters()) * 4
-    assert model_file.stat().st_size < full / 20  # about 90 kB of adapters and head against 13 MB of weights
+    full = sum(p.numel() for p in backbones.build(backbone, 3, pretrained=False).parameters()) * 4
+    assert model_file.stat().st_size < full / 5  # Lite0: about 90 kB of adapters and head against 13 MB of weights
     with safe_open(str(model_file), "pt") as stored:
-        assert stored.metadata()["backbone_weights"] == backbones.weights_identity("efficientnet_lite0")
-    started = adapter_run.records("run_started")[0]
-    assert started["strategy"] == "adapters" and started["adapted_stages"] == ["blocks 6", "head conv"]
-    assert started["frozen_stages"] == 7 and started["trainable_params"] == advice.adapter_parameters(
-        "efficientnet_lite0", 4, 2, 3)[0]
+        assert stored.metadata()["backbone_weights"] == backbones.weights_identity(backbone)
+    started = run.records("run_started")[0]
+    where, before = RUNS[which]
+    assert started["strategy"] == "adapters" and started["adapted_stages"] == where
+    assert started["frozen_stages"] == before == advice.adapter_prefix(backbone, 2)
+    assert started["trainable_params"] == advice.adapter_parameters(backbone, 4, 2, 3)[0]
 
 
-def test_an_adapter_run_loads_back_to_the_predictions_it_was_judged_on(adapter_run, shapes_folder):
-    predictor = Predictor(adapter_run.path)
+@pytest.mark.parametrize("which", RUNS)
+def test_an_adapter_run_loads_back_to_the_predictions_it_was_judged_on(which, request, shapes_folder):
+    run = request.getfixturevalue(which)
+    predictor = Predictor(run.path)
     assert not adapters.is_adapted(predictor.model)  # merged: the service and the export see a plain model
-    judged = adapter_run.evaluation().predictions
+    judged = run.evaluation().predictions
     answers, _ = predictor.forward([shapes_folder / p["path"] for p in judged])
     labels = predictor.labels
     assert [labels[i] for i in answers.argmax(1)] == [p["predicted"] for p in judged]
     assert all(abs(float(a.max()) - p["confidence"]) < 2e-3 for a, p in zip(answers, judged))
 
 
-def test_an_adapter_run_exports_merged_weights_that_answer_as_the_adapted_model(adapter_run, tmp_path):
-    result = export_bundle(adapter_run.path, tmp_path / "bundle.zip")
-    assert result.verified, result.note
-    folder = tmp_path / "bundle"
-    zipfile.ZipFile(result.path).extractall(folder)
-    # the adapted (unmerged) model, rebuilt from the run folder by hand: pretrained base + the saved adapters
-    config = adapter_run.train_config()
+def _adapted_by_hand(run: runs.Run) -> backbones.StagedModel:
+    """The adapted (unmerged) model rebuilt from the run folder by hand: the pretrained base + the saved adapters."""
+    config = run.train_config()
     adapted = backbones.build(config.backbone, 3, pretrained=True)
     adapters.add(adapted, config.adapter_rank, config.adapter_stages)
-    missing = adapted.load_state_dict(load_file(adapter_run.file(runs.MODEL)), strict=False).missing_keys
+    missing = adapted.load_state_dict(load_file(run.file(runs.MODEL)), strict=False).missing_keys
     assert all(adapters.ADAPTER_MARK not in k and not k.startswith("head.") for k in missing)
+    return adapted.eval()
+
+
+@pytest.mark.parametrize("which", RUNS)
+def test_an_adapter_run_exports_merged_weights_that_answer_as_the_adapted_model(which, request, tmp_path):
+    import onnx
+    import onnxruntime
+
+    run = request.getfixturevalue(which)
+    result = export_bundle(run.path, tmp_path / "bundle.zip")
+    assert result.verified, result.note
+    assert result.onnx_included, result.note
+    folder = tmp_path / "bundle"
+    zipfile.ZipFile(result.path).extractall(folder)
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         exported, _ = torch.jit.load(str(folder / "model.torchscript.pt"))(x)
-        expected = torch.softmax(adapted.eval()(x), 1)
+        expected = torch.softmax(_adapted_by_hand(run)(x), 1)
     assert torch.allclose(exported, expected, atol=1e-4)
+    graph = onnx.load(str(folder / "model.onnx"))
+    assert not any(adapters.ADAPTER_MARK in t.name for t in graph.graph.initializer)  # merged, no adapter tensors
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities"], {"image": x.numpy()})[0]
+    assert torch.allclose(torch.from_numpy(probabilities), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("which", RUNS)
+def test_an_adapter_run_serves_the_answers_it_was_judged_with(which, request, shapes_folder, tmp_path):
+    run = request.getfixturevalue(which)
+    judged = run.evaluation().predictions[:3]
+    app = create_app(run.path, log_url=f"sqlite:///{tmp_path / 'predictions.sqlite'}", max_batch=8)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/model").json()["backbone"] == run.train_config().backbone
+        files = [("file", (p["path"].rsplit("/", 1)[-1], (shapes_folder / p["path"]).read_bytes(), "image/jpeg"))
+                 for p in judged]
+        response = client.post("/predict", files=files)
+    assert response.status_code == 200, response.text
+    calibrated = Predictor(run.path).probabilities([shapes_folder / p["path"] for p in judged]).max(1).values
+    for answer, expected, probability in zip(response.json()["results"], judged, calibrated):
+        best = answer["predictions"][0]
+        assert best["label"] == expected["predicted"]
+        assert abs(best["probability"] - float(probability)) < 1e-4  # the service reports calibrated probabilities
 
 
 def test_adapters_on_other_pretrained_weights_are_refused_in_a_sentence(adapter_run, monkeypatch):

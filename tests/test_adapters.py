@@ -283,3 +283,13 @@ def test_the_train_command_trains_an_adapter_run(shapes_folder, tmp_path):
     run = runs.Run(summary["run"])
     assert run.train_config().strategy == "adapters" and run.train_config().adapter_rank == 4
     assert all(adapters.ADAPTER_MARK in k or k.startswith("head.") for k in load_file(run.file(runs.MODEL)))
+
+
+def test_an_adapter_run_is_described_as_adapters_not_as_feature_extraction():
+    """Its freeze depth stays 'all': the model card and the Runs page must not call it 'only the new last layer'."""
+    from core.serving.model_card import settings_in_words
+
+    config = TrainConfig(data="x", strategy="adapters", adapter_rank=4).to_dict()
+    described = "adapters (LoRA rank 4) in the last two stages; every pretrained weight kept"
+    assert dict(settings_in_words(config))["what was retrained"] == described == advice.learned_words(config)
+    assert advice.learned_words(TrainConfig(data="x").to_dict()) == "only the new last layer"

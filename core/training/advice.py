@@ -56,6 +56,18 @@ def freeze_words(name: str, depth: int | str) -> str:
     return f"the last {_NUMBERS[retrained] if retrained < len(_NUMBERS) else retrained} stages"
 
 
+def learned_words(config: dict) -> str:
+    """What learned in a run, in words, from its saved config (the Runs page, the model card): an adapter run keeps
+    its freeze depth at "all", which freeze_words alone would call "only the new last layer"."""
+    if config.get("strategy") != "adapters":
+        return freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all"))
+    stages, rank = config.get("adapter_stages", 2), config.get("adapter_rank", "?")
+    where = "the last stage" if stages == 1 else (
+        f"the last {_NUMBERS[stages]} stages" if isinstance(stages, int) and 1 < stages < len(_NUMBERS)
+        else f"the last {stages} stages")
+    return f"adapters (LoRA rank {rank}) in {where}; every pretrained weight kept"
+
+
 def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int, int]:
     """(trainable, total) parameters when the first `frozen` stages are frozen."""
     table = stage_table(name)

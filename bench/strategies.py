@@ -115,7 +115,9 @@ def one_run(data: Path, settings: dict, seed: int) -> dict:
             "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
-def accuracy_table(found: dict, sizes: list[str], seeds: int, all_seeds: int, names: list[str]) -> dict:
+def accuracy_table(found: dict, sizes: list[str], seeds: int, all_seeds: int, names: list[str],
+                   done=lambda table: None) -> dict:
+    """`done(table)` after each size: a long run on a busy machine keeps what it measured if stopped later."""
     table: dict[str, dict] = {}
     for size in sizes:
         per_class = None if size == "all" else int(size)
@@ -135,6 +137,7 @@ def accuracy_table(found: dict, sizes: list[str], seeds: int, all_seeds: int, na
                 base = [r["val_accuracy"] for r in rows[names[0]]]
                 entry["minus_" + names[0].replace(" ", "_")] = interval([a - b for a, b in zip(accuracies, base)])
             table[size][name] = entry
+        done(table)
     return table
 
 
@@ -195,12 +198,23 @@ def main(argv: list[str] | None = None) -> int:
                             "over seeds (at 20 a class each seed is a new draw of the training photos; on the whole "
                             "split the seed changes only the initial head and the augmentation), and the paired "
                             "difference from feature extraction, seed by seed")}
-    report["accuracy"] = accuracy_table(photos(args.zip), args.sizes.split(","), args.seeds, args.all_seeds, names)
+    report["settings"] = {"sizes": args.sizes, "seeds": args.seeds, "all_seeds": args.all_seeds}
+
+    def write(partial: bool) -> None:
+        report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        report["complete"] = not partial
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+    def write_partial(table: dict) -> None:
+        report["accuracy"] = table
+        write(partial=True)
+
+    report["accuracy"] = accuracy_table(photos(args.zip), args.sizes.split(","), args.seeds, args.all_seeds, names,
+                                        done=lambda table: write_partial(table))
     if args.vits:
         report["vit_random_weights_step"] = vit_steps(args.vits.split(","))
-    report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write(partial=False)
     print(f"wrote {args.out}")
     return 0
 

@@ -188,6 +188,16 @@ def test_an_adapter_run_loads_back_to_the_predictions_it_was_judged_on(which, re
     labels = predictor.labels
     assert [labels[i] for i in answers.argmax(1)] == [p["predicted"] for p in judged]
     assert all(abs(float(a.max()) - p["confidence"]) < 2e-3 for a, p in zip(answers, judged))
+    # closer than the judged answers can say: the merged weights answer as the adapters do, and the adapters count
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    adapted = _adapted_by_hand(run)
+    with torch.inference_mode():
+        expected = adapted(x)
+        assert torch.allclose(predictor.model(x), expected, atol=1e-5, rtol=1e-4)
+        for name, value in adapted.named_parameters():
+            if "lora_B" in name:
+                value.zero_()
+        assert float((adapted(x) - expected).abs().max()) > 1e-3
 
 
 def _adapted_by_hand(run: runs.Run) -> backbones.StagedModel:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core.data import sample
+from core.training import advice
 from tests.conftest import class_members, write_zip
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -207,10 +209,48 @@ def test_a_tab_without_the_job_in_its_url_says_a_run_is_active_and_links_to_it(t
 def test_train_page_says_what_learns_in_words_and_where_missing_weights_go(tiny_shapes_zip):
     at = upload(open_page("data"), "shapes.zip", tiny_shapes_zip)
     go(at, "train")
-    slider = at.select_slider(key="depth_efficientnet_lite0")
-    assert slider.options[0] == "only the new last layer" and slider.options[-1] == "everything"
+    # 10 photos a class: the backbone that measured better on small data is preselected, and the page says why
+    assert at.selectbox(key="backbone").value == "efficientnet_lite2"
+    assert any("Suggested for your data: EfficientNet-Lite2. With about 10 images a class" in c.value
+               for c in at.caption)
+    assert any("one label per image" in c.value for c in at.caption)  # the dataset's task, read-only
+    strategy = at.radio(key="strategy")
+    assert strategy.options == ["Feature extraction", "Fine-tune the last N stages", "Adapters (LoRA)"]
+    strategy.set_value("fine-tune").run()
+    slider = at.select_slider(key="depth_efficientnet_lite2")
+    assert slider.options[0] == "the last stage" and slider.options[-1] == "everything"
     assert "the last two stages" in slider.options
+    at.radio(key="strategy").set_value("adapters").run()
+    at.selectbox(key="adapter_rank").set_value(4).run()
+    trainable = advice.adapter_parameters("efficientnet_lite2", 4, 2, 3)[0]
+    assert {m.label: m.value for m in at.metric}["Trainable parameters"] == f"{trainable:,}"
+    assert any("LoRA rank 4: adapters in 'blocks 6' and 'head conv'" in c.value for c in at.caption)
     at.selectbox(key="backbone").set_value("mobilenet_v3_small").run()
-    warning = " ".join(w.value for w in at.warning)
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")  # escaped Markdown: the text a user reads
     assert "cannot be downloaded on this server" in warning and "automatically" not in warning
     assert "mobilenet_v3_small" in warning  # the file to put there
+
+
+def test_the_train_page_trains_the_task_the_data_holds_with_the_chosen_adapters(tmp_path):
+    """Tags from a metadata.csv: the page says so, and the run it starts learns tags, with the adapters chosen."""
+    folder = sample.write_tagged_folder(tmp_path / "tagged", 24, size=64, seed=2)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(folder).as_posix())
+    at = upload(open_page("data"), "tags.zip", buffer.getvalue())
+    go(at, "train")
+    no_exception(at)
+    assert any("What the model learns: **several labels per image (tags)**" in c.value for c in at.caption)
+    at.selectbox(key="backbone").set_value("efficientnet_lite0").run()
+    at.radio(key="strategy").set_value("adapters").run()
+    at.selectbox(key="adapter_rank").set_value(4)
+    at.number_input(key="image_size").set_value(64)
+    at.number_input(key="epochs").set_value(1)
+    at.button(key="start").click().run()
+    no_exception(at)
+    job = at.query_params["job"]
+    wait_until(at, finished)
+    config = json.loads(next(Path(os.environ["TRANSFERLAB_HOME"]).rglob(f"{job}/config.json")).read_text())
+    assert config["task"] == "multi" and config["strategy"] == "adapters" and config["adapter_rank"] == 4
+    assert config["freeze_depth"] == "all"

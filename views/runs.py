@@ -51,7 +51,7 @@ def table_row(run: runs.RunSummary, ref: str) -> dict:
         "started": dt.datetime.fromtimestamp(run.created), "state": run.state,
         "data": (version_name(ref, store) if ref else "") or config.get("data_name") or Path(config.get("data", "")).name,
         "network": backbone_title(config.get("backbone", "")),
-        "what learned": advice.freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all")),
+        "what learned": advice.learned_words(config),
         "tested on": measured[0] if measured else None,
         "answers": tasks.TASKS.get(config.get("task"), tasks.get(None)).title,
         "main score": headline_score(config, status),

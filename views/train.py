@@ -1,12 +1,24 @@
-"""Step 2: choose a backbone and how much of it to retrain, start, and watch it learn."""
+"""Step 2: choose a backbone and how it adapts to your images (feature extraction, fine-tuning the last stages, or
+adapters), start, and watch it learn."""
 import streamlit as st
 
+from core import tasks
 from core.data.archive import ArchiveRefused
 from core.models import backbones
 from core.runs import folder as runs
 from core.text import md
 from core.training import advice, devices, estimate
-from core.training.config import AUGMENTATIONS, BATCH_SIZES, DEVICES, OPTIMIZERS, RANGES, ConfigError, TrainConfig
+from core.training.config import (
+    ADAPTER_RANKS,
+    AUGMENTATIONS,
+    BATCH_SIZES,
+    DEVICES,
+    FREEZE_ALL,
+    OPTIMIZERS,
+    RANGES,
+    ConfigError,
+    TrainConfig,
+)
 from core.training.config import defaults as config_defaults
 from core.training.progress import format_duration
 from ui.common import describe_run, is_id, job_manager, load_report, remember, show_error, url_param, workspace
@@ -15,6 +27,12 @@ from ui.progress import show_job
 AUGMENT_HELP = ("auto: none when only the new last layer learns (then what the network sees in each image is "
                 "computed once and training takes seconds), light otherwise. light: random crops and flips. strong: "
                 "also colour and geometry changes.")
+EXTRACT, FINE_TUNE, ADAPTERS = "extract", "fine-tune", "adapters"
+STRATEGY_TITLES = {EXTRACT: "Feature extraction", FINE_TUNE: "Fine-tune the last N stages", ADAPTERS: "Adapters (LoRA)"}
+STRATEGY_HELP = ("Feature extraction: the pretrained network stays as it is and only a new last layer learns (fast, "
+                 "best with few images). Fine-tuning: the last stages of the network learn too. Adapters: every "
+                 "pretrained weight stays as it is and small low-rank additions (LoRA) learn inside the last stages, "
+                 "with far fewer trainable weights than fine-tuning them.")
 
 ws, manager = workspace(), job_manager()
 st.title("2. Train")
@@ -47,50 +65,83 @@ except (ArchiveRefused, OSError) as error:
 if not report.trainable:
     show_error(report.error)
     st.stop()
-num_images, num_classes = sum(report.classes.values()), len(report.classes)
-st.caption(f"Dataset: **{md(dataset['name'])}**: {num_images} images in {num_classes} classes.")
+task = tasks.get(report.task)
+num_images, num_outputs = len(report.images), task.outputs(report.labels)
+counted = f"{num_images} images in {len(report.classes)} classes" if report.labels else f"{num_images} images"
+st.caption(f"Dataset: **{md(dataset['name'])}**: {counted}. What the model learns: **{task.title}** (read from your "
+           "data on the Data page).")
+
+
+def weights_line(name: str) -> str:
+    """One plain sentence on where the backbone's pretrained weights are, from the registry's own status."""
+    if backbones.weights_available(name) or backbones.downloads_allowed(name):
+        return backbones.weights_status(name)
+    return (f"The pretrained weights for this backbone are not on this computer and cannot be downloaded on this "
+            f"server. {backbones.entry(name).where_to_put()}, or choose the bundled EfficientNet-Lite0, which works "
+            "offline.")
+
 
 st.subheader("Backbone")
 st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")
 catalogue = backbones.catalogue()
 st.dataframe([{
     "backbone": b.title, "parameters (M)": b.params_m, "compute (GFLOPs)": b.gflops,
-    "ImageNet accuracy (%)": round(b.imagenet_top1, 1),
-    "weights": "bundled: works offline" if b.bundled else
-    ("on this computer" if backbones.weights_available(b.name) else
-     "downloaded when training starts" if backbones.downloads_allowed() else "not on this server (cannot be downloaded)"),
+    "ImageNet accuracy (%)": round(b.imagenet_top1, 1), "accuracy measured as": b.imagenet_how or "fine-tuned",
+    "weights": backbones.weights_state(b.name),
 } for b in catalogue], hide_index=True)
 names = [b.name for b in catalogue]
-backbone = st.selectbox("Backbone", names, index=names.index(backbones.BUNDLED), key="backbone",
+suggested, suggested_why = advice.recommend_backbone(num_images / max(len(report.labels), 1))
+if report.task == "regression":  # the measurement behind the suggestion counted images a class
+    suggested, suggested_why = backbones.BUNDLED, ""
+backbone = st.selectbox("Backbone", names, index=names.index(suggested), key="backbone",
                         format_func=lambda n: backbones.info(n).title + (" (bundled, works offline)"
                                                                          if backbones.info(n).bundled else ""))
+if suggested_why:
+    st.caption(f"Suggested for your data: {backbones.info(suggested).title}. {suggested_why}")
 weights = "default"
-if not backbones.info(backbone).bundled and not backbones.weights_available(backbone):
-    target = backbones.weights_file(backbone)
-    if backbones.downloads_allowed():
-        how = ("They are downloaded when training starts (this needs the internet). Without it, put the file "
-               f"`{target.name}` into the folder `{target.parent}`, or choose the bundled EfficientNet-Lite0.")
+if backbones.weights_available(backbone) or backbones.info(backbone).bundled:
+    st.caption(f"Pretrained weights: {md(weights_line(backbone))}")
+else:  # said before anything starts; a run started anyway ends with the same sentence
+    if backbones.downloads_allowed(backbone):
+        st.info(md(weights_line(backbone)), icon=":material/download:")
     else:
-        how = (f"They cannot be downloaded on this server: put the file `{target.name}` into the folder "
-               f"`{target.parent}`, or choose the bundled EfficientNet-Lite0.")
-    st.warning(f"The pretrained weights for this backbone are not on this computer yet. {how}")
+        st.warning(md(weights_line(backbone)))
     if st.checkbox("Train from random initialisation instead (no download; needs far more data to work well)",
                    key="random_init"):
         weights = "none"
 
-st.subheader("How much to retrain")
+st.subheader("How the network learns from your images")
 table = advice.stage_table(backbone)
 total = len(table.names)
 on_cpu = not manager.gpus and not manager.mps
 recommended, why = advice.recommend_freeze(num_images, total, on_cpu=on_cpu)
-depth = st.select_slider("What learns from your images", options=list(range(total, -1, -1)), value=recommended,
-                         format_func=lambda d: advice.freeze_words(backbone, d), key=f"depth_{backbone}",
-                         help="The pretrained network is a stack of stages, from general (edges, textures) to "
-                         "specific. Keeping more stages as they are (a higher *freeze depth*) trains faster and "
-                         "needs fewer images. In numbers: " + advice.freeze_label(backbone, recommended) + ".")
-st.caption(f"Recommended: {advice.freeze_words(backbone, recommended)}. {why}")
+strategy = st.radio("Strategy", list(STRATEGY_TITLES), index=0 if recommended >= total else 1, key="strategy",
+                    format_func=STRATEGY_TITLES.get, help=STRATEGY_HELP)
+recommended_words = "feature extraction" if recommended >= total else advice.freeze_words(backbone, recommended)
+st.caption(f"Recommended: {recommended_words}. {why}")
+depth, rank, adapter_stages = total, 8, 2
+if strategy == FINE_TUNE:
+    options = list(range(total - 1, -1, -1))
+    depth = st.select_slider("What learns from your images", options=options, key=f"depth_{backbone}",
+                             value=min(recommended, total - 1), format_func=lambda d: advice.freeze_words(backbone, d),
+                             help="The pretrained network is a stack of stages, from general (edges, textures) to "
+                             "specific. Keeping more stages as they are (a higher *freeze depth*) trains faster and "
+                             "needs fewer images.")
+    st.caption(f"In numbers: {advice.freeze_label(backbone, depth)}.")
+    trainable, every = advice.trainable_parameters(backbone, depth, num_outputs)
+elif strategy == ADAPTERS:
+    cols = st.columns(2)
+    rank = cols[0].selectbox("Adapter rank", ADAPTER_RANKS, index=ADAPTER_RANKS.index(8), key="adapter_rank",
+                             help="LoRA's r: each adapted layer learns a change of this rank. Higher: more "
+                             "trainable weights, closer to fine-tuning.")
+    holding = sum(1 for w in table.adapter_widths if w > 0)
+    adapter_stages = cols[1].number_input("Stages with adapters (the last ones)", 1, holding, min(2, holding),
+                                          key=f"adapter_stages_{backbone}")
+    st.caption(f"LoRA rank {rank}: {md(advice.adapter_label(backbone, int(adapter_stages)))}.")
+    trainable, every = advice.adapter_parameters(backbone, int(rank), int(adapter_stages), num_outputs)
+else:
+    trainable, every = advice.trainable_parameters(backbone, total, num_outputs)
 duration = st.empty()  # filled once the advanced settings below are known
-trainable, every = advice.trainable_parameters(backbone, depth, num_classes)
 st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will change while training.")
 st.caption(f"{trainable / every:.2%} of the network's {every:,} parameters will be trained.")
 
@@ -104,7 +155,8 @@ with st.expander("Advanced settings (the defaults work well)"):
     augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(DEFAULT["augment"]),
                                 help=AUGMENT_HELP)
     fixed = backbones.info(backbone).fixed_size
-    image_size = cols[1].number_input("Image size (pixels)", *map(int, RANGES["image_size"]),
+    smallest = max(int(RANGES["image_size"][0]), backbones.info(backbone).min_input)
+    image_size = cols[1].number_input("Image size (pixels)", smallest, int(RANGES["image_size"][1]),
                                       backbones.info(backbone).input_size, disabled=fixed,
                                       help="Smaller is faster; the backbone was trained at 224.", key="image_size")
     device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
@@ -125,7 +177,10 @@ if len(manager.gpus) > 1 and device in ("auto", "cuda"):
                            help="Starts one training process per GPU (torchrun); the run waits until every GPU is free.")
 try:
     st.caption(f"Training runs on: **{devices.describe(device)}**")
-    config = TrainConfig(data=dataset["path"], backbone=backbone, freeze_depth=depth, epochs=int(epochs),
+    config = TrainConfig(data=dataset["path"], task=report.task, target=report.target, backbone=backbone,
+                         freeze_depth=FREEZE_ALL if strategy != FINE_TUNE else depth, epochs=int(epochs),
+                         strategy="adapters" if strategy == ADAPTERS else "freeze", adapter_rank=int(rank),
+                         adapter_stages=int(adapter_stages),
                          lr=float(lr) if own_lr else None, batch_size=int(batch_size), optimizer=optimizer,
                          augment=augment, image_size=None if fixed else int(image_size), val_split=float(val_split),
                          seed=int(seed), device=device, weights=weights, early_stopping=int(patience),
@@ -150,10 +205,12 @@ def time_estimate() -> None:
         return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
                                                      num_images - num_val, num_val, int(epochs), speed,
                                                      config.augmented_views))
+    # adapters: the stages before the first adapter run once per image, the adapted ones every epoch
+    frozen = advice.adapter_prefix(backbone, int(adapter_stages)) if strategy == ADAPTERS else depth
     others = {d: advice.freeze_words(backbone, d) for d in (total, max(total - 2, 0), 0)}
-    st.caption(f"**Time on this computer: about {take(depth)}** with these settings (for all {int(epochs)} epochs; "
+    st.caption(f"**Time on this computer: about {take(frozen)}** with these settings (for all {int(epochs)} epochs; "
                "early stopping may end sooner). For comparison: "
-               + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != depth) + ".")
+               + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != frozen) + ".")
 
 
 pending = estimate.ready(devices.resolve(device).device.type, backbone,

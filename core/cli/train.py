@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from core import paths, tasks
-from core.i18n import _
+from core.i18n import _, number
 from core.models import backbones
 from core.training import config as cfg
 from core.training.events import EPOCH_END, RUN_STARTED, TERMINAL_KINDS
@@ -26,6 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", default=DEFAULTS["backbone"], choices=backbones.NAMES)
     p.add_argument("--freeze-depth", type=cfg.parse_freeze_depth, default=DEFAULTS["freeze_depth"],
                    help=_("stages to freeze: 0 = fine-tune everything, 'all' = feature extraction (default)"))
+    p.add_argument("--strategy", choices=cfg.STRATEGIES, default=DEFAULTS["strategy"],
+                   help="freeze: --freeze-depth says which stages retrain (default: feature extraction); adapters: "
+                        "every pretrained weight stays as it is and small low-rank adapters (LoRA) train in the "
+                        "last --adapter-stages stages, with the new head")
+    p.add_argument("--adapter-rank", type=int, default=DEFAULTS["adapter_rank"],
+                   help=f"with --strategy adapters: the rank of each adapter, {_range('adapter_rank')}")
+    p.add_argument("--adapter-stages", type=int, default=DEFAULTS["adapter_stages"],
+                   help=f"with --strategy adapters: how many of the last stages get adapters, {_range('adapter_stages')}")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help=_range("epochs"))
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help=_("default: chosen from the freeze depth"))
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help=_("images per step, per process"))
@@ -77,7 +85,8 @@ def _config(args: argparse.Namespace) -> cfg.TrainConfig:
     task = args.task or inspect_data(Path(args.data), paths.home(), target=args.target or None).task
     return cfg.TrainConfig(
         data=str(Path(args.data).resolve()), task=task, target=args.target, backbone=args.backbone,
-        freeze_depth=args.freeze_depth,
+        freeze_depth=args.freeze_depth, strategy=args.strategy, adapter_rank=args.adapter_rank,
+        adapter_stages=args.adapter_stages,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, augment=args.augment,
         image_size=args.image_size, val_split=args.val_split, seed=args.seed, device=args.device,
         weights=args.weights, early_stopping=args.early_stopping, two_stage=args.two_stage,
@@ -109,12 +118,19 @@ def _print_new(records: list[dict], progress) -> None:
         _print_event(record["event"], record, progress.summary("running").text())
 
 
+def _how(started: dict) -> str:
+    if started.get("strategy") == "adapters":
+        return (f"every pretrained weight kept, adapters of rank {started['adapter_rank']} in "
+                f"{', '.join(started['adapted_stages'])}")
+    return f"{started['frozen_stages']}/{started['total_stages']} stages frozen"
+
+
 def _print_event(kind: str, data: dict, where: str) -> None:
     if kind == RUN_STARTED:
-        print(_("training {backbone} on {device}: {train} train / {val} val images, {classes} classes, "
-                "{frozen}/{stages} stages frozen").format(
+        print(_("training {backbone} on {device}: {train} train / {val} val images, {classes} classes, {how}, "
+                "{trainable} trainable parameters").format(
             backbone=data["backbone"], device=data["device"], train=data["num_train"], val=data["num_val"],
-            classes=len(data["classes"]), frozen=data["frozen_stages"], stages=data["total_stages"]), file=sys.stderr)
+            classes=len(data["classes"]), how=_how(data), trainable=number(data["trainable_params"])), file=sys.stderr)
     elif kind == EPOCH_END:
         print(_("epoch {epoch}/{epochs}: loss {loss} acc {accuracy} | val loss {val_loss} acc {val_accuracy} | "
                 "{where}").format(epoch=data["epoch"], epochs=data["epochs"], loss=f"{data['train_loss']:.4f}",

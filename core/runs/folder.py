@@ -4,7 +4,9 @@
 predict, evaluate and export (it holds the validation images the model was judged on, as it saw them), and a
 damaged file costs only what it held. Who writes what: the job manager creates the folder (config.json, the queued
 status) and records an end only for a process that died without one; the run pipeline, in the training process,
-writes everything else, each result file once (`save_result`).
+writes everything else, each result file once (`save_result`). An adapter run's model file holds only the adapters
+and the head (core.models.adapters); `load_model` rebuilds the pretrained backbone around them, so nothing else needs
+to know.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from core.files import read_json, write_json
+from core.models import adapters
 from core.runs.status import ACTIVE_STATES, FINAL_STATES, StopFile, live_status, stamped
 from core.stats.neighbours import NeighbourScore
 from core.tasks import Evaluation
@@ -125,8 +128,11 @@ class Run:
             os.replace(tmp, self.file(OOD_REFERENCE))
         if calibration is not None:
             write_json(self.file(CALIBRATION), calibration)
+        tensors, metadata = model.state_dict(), None
+        if adapters.is_adapted(model):  # the adapters and the head only: the backbone comes from its source
+            tensors, metadata = adapters.trained_state(model), adapters.file_metadata(self._weights_identity())
         tmp = self.file(f".{MODEL}.tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
         os.replace(tmp, self.file(MODEL))
         write_json(self.file(LABELS), labels)
         write_json(self.file(PREPROCESSING), prep.to_dict())
@@ -215,10 +221,31 @@ class Run:
                                     "model files are damaged)")
         config = self.train_config()
         task = tasks.get(config.task)
-        model = backbones.build(config.backbone, task.outputs(labels), pretrained=False)
+        try:  # an adapter run adapts the pretrained weights, so they come from the backbone's source
+            model = backbones.build(config.backbone, task.outputs(labels), pretrained=config.uses_adapters())
+        except backbones.WeightsUnavailable as error:
+            raise FileNotFoundError(f"run {self.id} keeps only its adapters, and the pretrained {config.backbone} "
+                                    "weights they adapt are not on this computer (the Train page says where they "
+                                    "go)") from error
         task.adapt_head(model)
-        model.load_state_dict(load_file(self.file(MODEL)))
+        if config.uses_adapters():
+            model = self._with_adapters(model, config)
+        else:
+            model.load_state_dict(load_file(self.file(MODEL)))
         return model.eval(), labels, Preprocessing.from_dict(prep), config
+
+    def _with_adapters(self, model: Any, config: TrainConfig) -> Any:
+        """The pretrained backbone with this run's adapters folded into its weights (a plain model again)."""
+        try:
+            return adapters.load_merged(model, config.adapter_rank, config.adapter_stages, self.file(MODEL),
+                                        self._weights_identity())
+        except adapters.AdapterMismatch as error:
+            raise FileNotFoundError(f"run {self.id} keeps only its adapters, which cannot be loaded: {error}") from error
+
+    def _weights_identity(self) -> str:
+        from core.models import backbones
+
+        return backbones.weights_identity(self.train_config().backbone)
 
     def delete(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -97,7 +97,7 @@ _AUGMENT = {"auto": "automatic (none when only the new last layer learns, else l
 def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
     """The run's settings as a reader of the card says them: no 'lr None', no empty fields, no raw depths."""
     from core.models import backbones
-    from core.training.advice import freeze_words
+    from core.training.advice import learned_words
 
     name = config.get("backbone", "")
     try:
@@ -111,7 +111,7 @@ def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
         ["data", config.get("data_name") or Path(config.get("data", "")).name],
         ["pretrained network (backbone)", title],
         ["starting weights", "random (no pretraining)" if config.get("weights") == "none" else "pretrained on ImageNet"],
-        ["what was retrained", freeze_words(name, config.get("freeze_depth", "all"))],
+        ["what was retrained", learned_words(config)],
         ["passes over the data (epochs)", epochs],
         ["learning rate", "chosen automatically" if lr is None else f"{lr:g}"],
         ["batch size", str(config.get("batch_size"))],

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core.models import backbones
+from core.models import adapters, backbones
 
 
 @dataclass(frozen=True)
@@ -13,13 +13,15 @@ class StageTable:
     parameters: tuple[int, ...]
     head_for_two_classes: int
     head_width: int  # each extra class adds one row of this many weights (plus a bias)
+    adapter_widths: tuple[int, ...] = ()  # per stage, adapter weights per unit of rank (0: nothing to adapt there)
 
 
 @lru_cache(maxsize=32)
 def stage_table(name: str) -> StageTable:
     model = backbones.skeleton(name, 2)  # on the meta device: VGG16's 138 M weights need no memory to be counted
     return StageTable(tuple(model.stage_names), tuple(sum(p.numel() for p in s.parameters()) for s in model.stages),
-                      sum(p.numel() for p in model.head.parameters()), model.head[-1].in_features)
+                      sum(p.numel() for p in model.head.parameters()), model.head[-1].in_features,
+                      adapters.stage_widths(model))
 
 
 def freeze_label(name: str, depth: int) -> str:
@@ -54,12 +56,51 @@ def freeze_words(name: str, depth: int | str) -> str:
     return f"the last {_NUMBERS[retrained] if retrained < len(_NUMBERS) else retrained} stages"
 
 
+def learned_words(config: dict) -> str:
+    """What learned in a run, in words, from its saved config (the Runs page, the model card): an adapter run keeps
+    its freeze depth at "all", which freeze_words alone would call "only the new last layer"."""
+    if config.get("strategy") != "adapters":
+        return freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all"))
+    stages, rank = config.get("adapter_stages", 2), config.get("adapter_rank", "?")
+    where = "the last stage" if stages == 1 else (
+        f"the last {_NUMBERS[stages]} stages" if isinstance(stages, int) and 1 < stages < len(_NUMBERS)
+        else f"the last {stages} stages")
+    return f"adapters (LoRA rank {rank}) in {where}; every pretrained weight kept"
+
+
 def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int, int]:
     """(trainable, total) parameters when the first `frozen` stages are frozen."""
     table = stage_table(name)
     per_stage = table.parameters
-    head = table.head_for_two_classes + (num_classes - 2) * (table.head_width + 1)
+    head = _head(table, num_classes)
     return sum(per_stage[frozen:]) + head, sum(per_stage) + head
+
+
+def _head(table: StageTable, num_classes: int) -> int:
+    return table.head_for_two_classes + (num_classes - 2) * (table.head_width + 1)
+
+
+def adapter_parameters(name: str, rank: int, stages: int, num_classes: int) -> tuple[int, int]:
+    """(trainable, total) parameters with rank-`rank` adapters in the last `stages` stages holding layers to adapt:
+    the adapters and the new head train; the total counts the adapters too (they are extra weights until merged)."""
+    table = stage_table(name)
+    extra = adapters.parameter_count(table.adapter_widths, rank, stages)
+    head = _head(table, num_classes)
+    return extra + head, sum(table.parameters) + extra + head
+
+
+def adapter_prefix(name: str, stages: int) -> int:
+    """How many stages run before the first adapter (their output is computed once per image, as in feature
+    extraction): the `frozen` to give the time estimate."""
+    return adapters.first_adapted(stage_table(name).adapter_widths, stages)
+
+
+def adapter_label(name: str, stages: int) -> str:
+    """Where the adapters go, in words: "adapters in 'blocks 6' and 'head conv'"."""
+    table = stage_table(name)
+    names = [f"'{table.names[i]}'" for i in adapters.adapted_stages(table.adapter_widths, stages)]
+    where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"adapters in {where} (every pretrained weight stays as it is)"
 
 
 def recommend_freeze(num_images: int, total_stages: int, on_cpu: bool = False) -> tuple[int, str]:

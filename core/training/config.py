@@ -13,6 +13,11 @@ HEAD_INITS = ("default", "text")  # text: a CLIP-family backbone's head starts a
 MAX_PROMPTS = 32
 HEADS = ("linear", "prototype")  # prototype: class means of the frozen features (core.training.prototype)
 FREEZE_ALL = "all"
+# How the backbone adapts. freeze: the first `freeze_depth` stages stay as they are and the rest retrains ("all":
+# feature extraction). adapters: every pretrained weight stays as it is; small low-rank adapters (LoRA,
+# core.models.adapters) train in the last `adapter_stages` stages that have layers to adapt, with the new head.
+STRATEGIES = ("freeze", "adapters")
+ADAPTER_RANKS = (2, 4, 8, 16, 32)  # what the Train page offers; any rank within RANGES works
 BATCH_SIZES = (8, 16, 32, 64, 128)  # what the Train page offers; any size within RANGES works
 # (lowest, highest) allowed for each number a user sets: the one table TrainConfig, the Train page and the CLI read.
 RANGES: dict[str, tuple[float, float]] = {
@@ -25,6 +30,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "early_stopping": (0, 100),
     "weight_decay": (0.0, 1.0),
     "augmented_views": (0, 16),
+    "adapter_rank": (1, 64),
+    "adapter_stages": (1, 64),
 }
 _WORDS = {"lr": "learning rate", "val_split": "validation split"}
 
@@ -40,6 +47,12 @@ class TrainConfig:
     target: str = ""  # the metadata column to learn (empty: the one the task's name implies: label, labels, value)
     backbone: str = "efficientnet_lite0"
     freeze_depth: int | str = FREEZE_ALL  # number of frozen stages, or "all" (feature extraction)
+    strategy: str = "freeze"  # one of STRATEGIES; with "adapters" freeze_depth stays "all": no pretrained weight changes
+    adapter_rank: int = 8  # LoRA's r: each adapted layer learns a rank-r change of its weights
+    # The adapters go into the last this-many stages that hold layers to adapt (core.models.adapters.adapted_stages):
+    # the stages the partial fine-tuning recommendation retrains, so the two cost about the same per epoch and the
+    # stages before keep their cached features (README, "Three ways to adapt a backbone").
+    adapter_stages: int = 2
     epochs: int = 10
     lr: float | None = None  # None: chosen from the freeze depth (see default_lr)
     batch_size: int = 32
@@ -76,18 +89,35 @@ class TrainConfig:
         if self.head == "prototype" and self.task != "single":
             raise ConfigError("the prototype head answers with one label per image; choose the linear head for "
                               f"the task '{self.task}'")
+        _require(self.strategy in STRATEGIES, "strategy", self.strategy, STRATEGIES)
         if not (isinstance(self.freeze_depth, int) and self.freeze_depth >= 0) and self.freeze_depth != FREEZE_ALL:
             raise ConfigError(f"freeze depth must be a whole number >= 0 or 'all', not {self.freeze_depth!r}")
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or not low <= value <= high):
                 raise ConfigError(f"{_WORDS.get(name, name.replace('_', ' '))} must be between {low:g} and {high:g}, not {value}")
+        if self.uses_adapters():
+            _check_adapters(self)
+
+    def uses_adapters(self) -> bool:
+        return self.strategy == "adapters"
 
     def trains_head_only(self) -> bool:
         """Feature extraction: only the new head trains (whichever way the depth was written, "all" or 9 of 9)."""
         from core.training.advice import stage_table  # the backbone's stages: a registry lookup, cached
 
+        if self.uses_adapters():  # the adapters train inside the backbone: its features are not the cached ones
+            return False
         return trains_head_only(self.freeze_depth, len(stage_table(self.backbone).names))
+
+    def describe(self) -> str:
+        """How the backbone adapts, in a few words (run lists, the CLI)."""
+        if self.uses_adapters():
+            stages = "the last stage" if self.adapter_stages == 1 else f"the last {self.adapter_stages} stages"
+            return f"adapters (LoRA rank {self.adapter_rank}) in {stages}"
+        if self.freeze_depth == FREEZE_ALL:
+            return "feature extraction"
+        return f"{self.freeze_depth} stages frozen" if self.freeze_depth else "fine-tune everything"
 
     def resolved_augment(self, frozen_stages: int, total_stages: int) -> str:
         if self.augment != "auto":
@@ -95,7 +125,11 @@ class TrainConfig:
         return "none" if frozen_stages >= total_stages else "light"
 
     def resolved_lr(self, frozen_stages: int, total_stages: int) -> float:
-        return self.lr if self.lr is not None else default_lr(frozen_stages, total_stages)
+        if self.lr is not None:
+            return self.lr
+        if self.uses_adapters() and frozen_stages < total_stages:
+            return ADAPTER_LR
+        return default_lr(frozen_stages, total_stages)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,6 +152,20 @@ def default_lr(frozen_stages: int, total_stages: int) -> float:
     if frozen_stages >= total_stages - 2:
         return 1e-3
     return 3e-4
+
+
+# Adapters start at zero (LoRA's B = 0) and have few weights, so they take a larger step than pretrained layers being
+# tuned (the LoRA paper and peft's image-classification example use 5e-4 to 5e-3); bench/strategies.py measured it.
+ADAPTER_LR = 1e-3
+
+
+def _check_adapters(config: "TrainConfig") -> None:
+    if config.weights == "none":
+        raise ConfigError("adapters adapt pretrained weights, which stay as they are; with random initial weights "
+                          "(weights: none) choose feature extraction or fine-tuning instead")
+    if config.freeze_depth != FREEZE_ALL:
+        raise ConfigError("with adapters every pretrained weight stays as it is: leave the freeze depth at 'all' and "
+                          "choose how many stages get adapters (adapter stages)")
 
 
 def trains_head_only(freeze_depth: int | str, total_stages: int) -> bool:

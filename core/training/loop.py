@@ -13,7 +13,7 @@ from torch import nn
 
 from core.data.imageset import augmenter, batch_count
 from core.data.preprocessing import Preprocessing
-from core.models import backbones
+from core.models import adapters, backbones
 from core.models.features import FeatureCache
 from core.training import devices, distributed, head_init
 from core.training.config import ConfigError, TrainConfig, frozen_stages
@@ -122,16 +122,11 @@ def _prepare(config: TrainConfig, data: TrainingData, events: EventLog, stop: th
              cache: FeatureCache | None) -> _Session:
     accel = devices.resolve(config.device)
     prep = backbones.preprocessing(config.backbone, config.image_size)
-    torch.manual_seed(config.seed)
     task = data.task
-    model = backbones.build(config.backbone, task.outputs(data.labels), pretrained=config.weights == "default")
     train_targets = task.targets(data.train, data.labels)
-    task.adapt_head(model)
-    task.prepare_head(model.head[-1], train_targets)
-    head_init.start_head(model, config, data.labels, task.name)  # from the class names' text, when asked
+    model, depth = _build(config, data, train_targets)
     model.to(accel.device, memory_format=torch.channels_last if accel.channels_last else torch.preserve_format)
     total = len(model.stages)
-    depth = frozen_count(config, total)
     identity = (config.backbone, config.weights, config.seed)
     inputs = Inputs.for_training(data, prep, model, accel, cache or FeatureCache(None), identity, distributed.shard(),
                                  on_features=_feature_reporter(events))
@@ -143,9 +138,30 @@ def _prepare(config: TrainConfig, data: TrainingData, events: EventLog, stop: th
                 frozen_stages=depth, total_stages=total, trainable_params=trainable,
                 total_params=sum(p.numel() for p in model.parameters()), augment=augment,
                 features_cached=inputs.will_use_cache("train", depth), augmented_views=views.views,
+                strategy=config.strategy, **_adapter_fields(config, model, depth),
                 **({"views_fallback": views.reason} if views.reason else {}), epochs=config.epochs)
     return _Session(config, model, inputs, Objective(task, task.criterion(train_targets).to(accel.device)), accel,
                     depth, total, events, stop, torch.Generator().manual_seed(config.seed), time.perf_counter())
+
+
+def _build(config: TrainConfig, data: TrainingData, train_targets: torch.Tensor) -> tuple[backbones.StagedModel, int]:
+    """The network with the task's head (and the adapters, with that strategy); how many stages stay frozen."""
+    torch.manual_seed(config.seed)
+    task = data.task
+    model = backbones.build(config.backbone, task.outputs(data.labels), pretrained=config.weights == "default")
+    task.adapt_head(model)
+    task.prepare_head(model.head[-1], train_targets)
+    head_init.start_head(model, config, data.labels, task.name)  # from the class names' text, when asked
+    if config.uses_adapters():  # every stage before the first adapter runs once per image, as in feature extraction
+        return model, adapters.add(model, config.adapter_rank, config.adapter_stages)
+    return model, frozen_count(config, len(model.stages))
+
+
+def _adapter_fields(config: TrainConfig, model: backbones.StagedModel, depth: int) -> dict:
+    if not config.uses_adapters():
+        return {}
+    adapted = [model.stage_names[i] for i, stage in enumerate(model.stages) if adapters.is_adapted(stage)]
+    return {"adapter_rank": config.adapter_rank, "adapted_stages": adapted}
 
 
 def _train_phase(s: _Session, tracker: _BestTracker, epoch: int, frozen: int, epochs: int,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from core.data.imageset import FeatureSource, ImageSource, batch_count
-from core.models import backbones
+from core.models import adapters, backbones
 from core.tasks import Task
 from core.training import devices, distributed
 from core.training.augmented_views import ViewSource
@@ -42,7 +42,10 @@ class Objective:
 
 
 def set_trainable(model: backbones.StagedModel, frozen: int) -> int:
-    """Freeze the first `frozen` stages (and keep them in eval mode so BatchNorm statistics stay put)."""
+    """Freeze the first `frozen` stages (and keep them in eval mode so BatchNorm statistics stay put); with adapters,
+    only the adapters from stage `frozen` on and the head train. Returns the number of trainable parameters."""
+    if adapters.is_adapted(model):
+        return adapters.set_trainable(model, frozen)
     model.train()
     for i, stage in enumerate(model.stages):
         stage.requires_grad_(i >= frozen)

@@ -21,7 +21,8 @@ from core.training.config import (
 )
 from core.training.config import defaults as config_defaults
 from core.training.progress import format_duration
-from ui.common import describe_run, is_id, job_manager, load_report, remember, show_error, url_param, workspace
+from ui.common import class_rules, describe_run, is_id, job_manager, load_report, remember, show_error, url_param, workspace
+from ui.compare import compare_panel
 from ui.progress import show_job
 
 AUGMENT_HELP = ("auto: none when only the new last layer learns (then what the network sees in each image is "
@@ -81,9 +82,13 @@ def weights_line(name: str) -> str:
             "offline.")
 
 
+rules = class_rules()  # a class's student sees only what the teacher allows (the job manager refuses it anyway)
 st.subheader("Backbone")
 st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")
-catalogue = backbones.catalogue()
+catalogue = [b for b in backbones.catalogue() if rules is None or b.name in rules.backbones]
+if rules is None and report.task == "single":
+    with st.expander("Compare the backbones on my images first"):
+        compare_panel(ws, dataset)
 st.dataframe([{
     "backbone": b.title, "parameters (M)": b.params_m, "compute (GFLOPs)": b.gflops,
     "ImageNet accuracy (%)": round(b.imagenet_top1, 1), "accuracy measured as": b.imagenet_how or "fine-tuned",
@@ -93,6 +98,7 @@ names = [b.name for b in catalogue]
 suggested, suggested_why = advice.recommend_backbone(num_images / max(len(report.labels), 1))
 if report.task == "regression":  # the measurement behind the suggestion counted images a class
     suggested, suggested_why = backbones.BUNDLED, ""
+suggested = suggested if suggested in names else names[0]
 backbone = st.selectbox("Backbone", names, index=names.index(suggested), key="backbone",
                         format_func=lambda n: backbones.info(n).title + (" (bundled, works offline)"
                                                                          if backbones.info(n).bundled else ""))
@@ -115,8 +121,9 @@ table = advice.stage_table(backbone)
 total = len(table.names)
 on_cpu = not manager.gpus and not manager.mps
 recommended, why = advice.recommend_freeze(num_images, total, on_cpu=on_cpu)
-strategy = st.radio("Strategy", list(STRATEGY_TITLES), index=0 if recommended >= total else 1, key="strategy",
-                    format_func=STRATEGY_TITLES.get, help=STRATEGY_HELP)
+offered = list(STRATEGY_TITLES) if rules is None or rules.fine_tuning else [EXTRACT]
+strategy = st.radio("Strategy", offered, index=0 if recommended >= total or len(offered) == 1 else 1,
+                    key="strategy", format_func=STRATEGY_TITLES.get, help=STRATEGY_HELP)
 recommended_words = "feature extraction" if recommended >= total else advice.freeze_words(backbone, recommended)
 st.caption(f"Recommended: {recommended_words}. {why}")
 depth, rank, adapter_stages = total, 8, 2
@@ -146,31 +153,41 @@ st.metric("Trainable parameters", f"{trainable:,}", help="The weights that will 
 st.caption(f"{trainable / every:.2%} of the network's {every:,} parameters will be trained.")
 
 DEFAULT = config_defaults()
-with st.expander("Advanced settings (the defaults work well)"):
-    cols = st.columns(3)
-    epochs = cols[0].number_input("Epochs (passes over the data)", *map(int, RANGES["epochs"]), DEFAULT["epochs"],
-                                  key="epochs")
-    batch_size = cols[1].selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT["batch_size"]))
-    optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT["optimizer"]))
-    augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(DEFAULT["augment"]),
-                                help=AUGMENT_HELP)
-    fixed = backbones.info(backbone).fixed_size
-    smallest = max(int(RANGES["image_size"][0]), backbones.info(backbone).min_input)
-    image_size = cols[1].number_input("Image size (pixels)", smallest, int(RANGES["image_size"][1]),
-                                      backbones.info(backbone).input_size, disabled=fixed,
-                                      help="Smaller is faster; the backbone was trained at 224.", key="image_size")
-    device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
-    own_lr = cols[0].checkbox("Set the learning rate myself",
-                              help="Default: chosen automatically from how much of the network learns.")
-    lr = cols[1].number_input("Learning rate", *RANGES["lr"], 1e-3, format="%.6f", disabled=not own_lr)
-    patience = cols[2].number_input("Early stopping patience (0 = off)", *map(int, RANGES["early_stopping"]),
-                                    DEFAULT["early_stopping"])
-    val_split = cols[0].slider("Validation share", *RANGES["val_split"], DEFAULT["val_split"],
-                               disabled=bool(report.splits))
-    seed = cols[1].number_input("Random seed", *map(int, RANGES["seed"]), DEFAULT["seed"])
-    two_stage = cols[2].checkbox("Two stages: first only the new last layer, then the chosen stages too, "
-                                 "with smaller steps", help="The new last layer is the *head*; this is "
-                                 "'two-stage fine-tuning'.")
+if rules is not None:  # the class's caps, within the engine's own ranges
+    RANGES = {**RANGES, "epochs": rules.allowed_range("epochs"), "image_size": rules.allowed_range("image_size")}
+    DEFAULT["epochs"] = min(DEFAULT["epochs"], int(RANGES["epochs"][1]))
+fixed = backbones.info(backbone).fixed_size
+if rules is not None and not rules.advanced:  # the teacher keeps these to the defaults (and the class's caps)
+    epochs, batch_size, optimizer, augment, device = (DEFAULT[k] for k in ("epochs", "batch_size", "optimizer",
+                                                                           "augment", "device"))
+    image_size = min(backbones.info(backbone).input_size, int(RANGES["image_size"][1]))
+    own_lr, lr, patience, val_split, seed, two_stage = False, 1e-3, DEFAULT["early_stopping"], DEFAULT["val_split"], \
+        DEFAULT["seed"], False
+if rules is None or rules.advanced:
+    with st.expander("Advanced settings (the defaults work well)"):
+        cols = st.columns(3)
+        epochs = cols[0].number_input("Epochs (passes over the data)", *map(int, RANGES["epochs"]), DEFAULT["epochs"],
+                                      key="epochs")
+        batch_size = cols[1].selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT["batch_size"]))
+        optimizer = cols[2].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULT["optimizer"]))
+        augment = cols[0].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(DEFAULT["augment"]),
+                                    help=AUGMENT_HELP)
+        smallest = max(int(RANGES["image_size"][0]), backbones.info(backbone).min_input)
+        image_size = cols[1].number_input("Image size (pixels)", smallest, int(RANGES["image_size"][1]),
+                                          backbones.info(backbone).input_size, disabled=fixed,
+                                          help="Smaller is faster; the backbone was trained at 224.", key="image_size")
+        device = cols[2].selectbox("Device", DEVICES, index=DEVICES.index(DEFAULT["device"]))
+        own_lr = cols[0].checkbox("Set the learning rate myself",
+                                  help="Default: chosen automatically from how much of the network learns.")
+        lr = cols[1].number_input("Learning rate", *RANGES["lr"], 1e-3, format="%.6f", disabled=not own_lr)
+        patience = cols[2].number_input("Early stopping patience (0 = off)", *map(int, RANGES["early_stopping"]),
+                                        DEFAULT["early_stopping"])
+        val_split = cols[0].slider("Validation share", *RANGES["val_split"], DEFAULT["val_split"],
+                                   disabled=bool(report.splits))
+        seed = cols[1].number_input("Random seed", *map(int, RANGES["seed"]), DEFAULT["seed"])
+        two_stage = cols[2].checkbox("Two stages: first only the new last layer, then the chosen stages too, "
+                                     "with smaller steps", help="The new last layer is the *head*; this is "
+                                     "'two-stage fine-tuning'.")
 all_gpus = False
 if len(manager.gpus) > 1 and device in ("auto", "cuda"):
     all_gpus = st.checkbox(f"Use all {len(manager.gpus)} GPUs for this run", key="all_gpus",

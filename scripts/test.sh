@@ -27,4 +27,6 @@ if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
 export TRANSFERLAB_APP_PYTHON="$PWD/.venv/bin/python"  # the browser tests start `streamlit run` with it
-exec .venv-test/bin/python -m pytest "$@"
+# One worker per core: most of the suite waits on real servers, browsers and training processes; a test file stays
+# on one worker (its module fixtures, e.g. a trained run, are made once).
+exec .venv-test/bin/python -m pytest -n "${TEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -41,6 +41,7 @@ def server(tmp_path_factory, browser):
     home = tmp_path_factory.mktemp("pages-home")
     with running_app(home) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(180_000)  # the first visit imports torch: slow on a busy core, never stuck
         page.add_init_script(WATCH_LOADING)
         page.goto(url)
         settle(page)
@@ -141,6 +142,7 @@ def test_a_started_job_is_in_the_address_bar_at_once(server, page):
 def test_the_runs_table_fits_beside_the_sidebar_on_a_laptop_screen(server, browser, trained_run):
     url, home, _ = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(120_000)
     page.goto(url)
     settle(page)
     for suffix in ("a", "b"):  # two runs, as a class compares them

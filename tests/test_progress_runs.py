@@ -117,3 +117,18 @@ def test_the_time_estimate_grows_with_what_is_trained(tmp_path):
     measured = estimate.device_speed("cpu")
     assert measured.forward_flops_per_s > measured.train_flops_per_s > 0
     assert estimate.device_speed("cpu") == measured  # measured once, then read back
+
+
+def test_the_time_estimate_is_a_range_that_grows_with_the_machines_load(monkeypatch):
+    """Estimates came out 3-5x low on a busy server: the range moves up with the load the run will share."""
+    import os
+
+    from core.training import estimate
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    quiet = estimate.likely_range(60.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (8.0, 8.0, 8.0))
+    busy = estimate.likely_range(60.0)
+    assert quiet[0] <= 60.0 <= quiet[1] and quiet[1] < 2 * 60.0
+    assert busy[0] > quiet[1] and busy[1] >= 60.0 * 4  # eight processes already on two cores: about 4.5x slower

@@ -219,14 +219,19 @@ def time_estimate() -> None:
     num_val = sum(report.splits.get("val", {}).values()) if report.splits else round(num_images * val_split)
 
     def take(frozen: int) -> str:
-        return format_duration(estimate.for_settings(backbone, config.image_size, frozen, augment,
-                                                     num_images - num_val, num_val, int(epochs), speed,
-                                                     config.augmented_views))
+        fast, slow = estimate.likely_range(estimate.for_settings(backbone, config.image_size, frozen, augment,
+                                                                 num_images - num_val, num_val, int(epochs), speed,
+                                                                 config.augmented_views))
+        return f"{format_duration(fast)} to {format_duration(slow)}"
     # adapters: the stages before the first adapter run once per image, the adapted ones every epoch
     frozen = advice.adapter_prefix(backbone, int(adapter_stages)) if strategy == ADAPTERS else depth
     others = {d: advice.freeze_words(backbone, d) for d in (total, max(total - 2, 0), 0)}
-    st.caption(f"**Time on this computer: about {take(frozen)}** with these settings (for all {int(epochs)} epochs; "
-               "early stopping may end sooner). For comparison: "
+    busy = estimate.busy_factor()
+    load = f" It is busy now, so about {busy:.1f}x slower than when quiet." if busy > 1.2 else ""
+    queued = len(manager.active())  # running or queued on this server: a new run starts after them
+    wait = f" {queued} run(s) are running or queued before it on this server." if queued else ""
+    st.caption(f"**Time on this computer: {take(frozen)}** with these settings (for all {int(epochs)} epochs; "
+               f"early stopping may end sooner).{load}{wait} For comparison: "
                + ", ".join(f"{name} about {take(d)}" for d, name in others.items() if d != frozen) + ".")
 
 

@@ -6,6 +6,7 @@ it says "about", and counts every planned epoch (early stopping may end sooner).
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -161,3 +162,21 @@ def for_settings(backbone: str, image_size: int | None, frozen: int, augment: st
     augmented = augment not in ("none",) and not (augment == "auto" and frozen >= total)
     crop = backbones.preprocessing(backbone, image_size).crop_size
     return seconds(backbone, crop, frozen, augmented, num_train, num_val, epochs, speed, views)
+
+
+def busy_factor() -> float:
+    """How many times slower a run goes now than on the quiet machine its speed was measured on: the processes
+    already running share the cores with it (1.0 when the machine is quiet). Estimates came out 3-5x low on a
+    loaded 2-core server before this."""
+    try:
+        running = os.getloadavg()[0]
+    except OSError:  # no load average on this system: assume quiet
+        return 1.0
+    return max(1.0, (running + 1.0) / (os.cpu_count() or 1))
+
+
+def likely_range(estimate_s: float, factor: float | None = None) -> tuple[float, float]:
+    """(fast, slow) seconds around an estimate made for a quiet machine: the load now slows it, and measured runs
+    spread about ±30% around the model of compute even when quiet."""
+    factor = busy_factor() if factor is None else factor
+    return estimate_s * max(0.75, 0.75 * factor), estimate_s * 1.3 * factor

@@ -81,7 +81,7 @@ def test_evaluate_speaks_plainly_first_and_gives_the_score_as_the_card_does(app_
     from core.serving.model_card import build_html
 
     card = build_html(trained_run)
-    assert f"<td>class-balanced score (macro-F1)</td><td>{score.value}</td>" in card  # one format, e.g. 91.7%
+    assert f"<td>Class-balanced score</td><td>{score.value}</td>" in card  # one name, one format, e.g. 91.7%
 
 
 def _inside_expander(at, element) -> bool:

@@ -70,7 +70,8 @@ class ExportResult:
     note: str
 
 
-def export_bundle(run_dir: Path, destination: Path | None = None) -> ExportResult:
+def export_bundle(run_dir: Path, destination: Path | None = None, with_onnx: bool = True) -> ExportResult:
+    """`with_onnx=False`: TorchScript only, for a caller that does not need ONNX (its export takes ~15 s on a CPU)."""
     run_dir = Path(run_dir)
     predictor = Predictor(run_dir)
     wrapped = _Answers(predictor.model, predictor.task).eval()
@@ -81,7 +82,7 @@ def export_bundle(run_dir: Path, destination: Path | None = None) -> ExportResul
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but remains the most portable
             torch.jit.save(torch.jit.trace(wrapped, batch[:1]), str(folder / "model.torchscript.pt"))
-        onnx_note = _export_onnx(wrapped, batch[:1], folder / "model.onnx")
+        onnx_note = _export_onnx(wrapped, batch[:1], folder / "model.onnx") if with_onnx else ""
         onnx_included = (folder / "model.onnx").exists()
         for name in bundle_extras(run_dir):
             shutil.copy(run_dir / name, folder / name)

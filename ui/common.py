@@ -7,7 +7,6 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,62 +21,15 @@ from core.classroom import Rules, attach, rules_for  # noqa: E402
 from core.data.datasets import inspect_data  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
-from core.files import read_json, write_json  # noqa: E402
 from core.models import backbones  # noqa: E402
 from core.runs import folder as runs  # noqa: E402
 from core.runs.jobs import JobManager  # noqa: E402
 from core.text import md, plain  # noqa: E402
+from core.workspace import Workspace  # noqa: E402 - one definition; the pages import it from here too
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 CLEANUP_INTERVAL_S = 24 * 3600
 _log = logging.getLogger("transferlab")
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """One browser's private folder: its uploads, dataset choice and runs. Nobody lists another's.
-
-    The folder is made when something is first saved in it, not when someone merely visits.
-    """
-    key: str
-    root: Path
-
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def uploads(self) -> Path:
-        return self.root / "uploads"
-
-    def dataset(self) -> dict[str, Any] | None:
-        return read_json(self.root / "workspace.json", {}).get("dataset")
-
-    def set_dataset(self, path: Path, name: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_json(self.root / "workspace.json", {"dataset": {"path": str(path), "name": name}})
-
-    def clear_dataset(self) -> None:
-        if (self.root / "workspace.json").exists():
-            write_json(self.root / "workspace.json", {})
-
-    def new_upload(self, suffix: str = ".zip") -> Path:
-        """A fresh path for an upload (the folder made now: the user is saving something)."""
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        return self.uploads / f"{os.urandom(16).hex()}{suffix}"
-
-    def discard_upload(self, path: Path) -> None:
-        """Delete an upload of this workspace that was replaced or refused, unless a run was trained on it."""
-        path = Path(path)
-        if path.parent != self.uploads or not path.is_file():
-            return  # the sample dataset, or not ours
-        used = any(read_json(config, {}).get("data") in (str(path), str(path.resolve()))
-                   for config in self.runs.glob("*/config.json"))
-        if not used:
-            path.unlink(missing_ok=True)
-
-    def finished_runs(self) -> list[runs.RunSummary]:
-        return [r for r in runs.list_runs(self.runs) if r.state == "finished"]
 
 
 def url_param(name: str) -> str | None:

@@ -132,3 +132,17 @@ def test_the_time_estimate_is_a_range_that_grows_with_the_machines_load(monkeypa
     busy = estimate.likely_range(60.0)
     assert quiet[0] <= 60.0 <= quiet[1] and quiet[1] < 2 * 60.0
     assert busy[0] > quiet[1] and busy[1] >= 60.0 * 4  # eight processes already on two cores: about 4.5x slower
+
+
+def test_a_cold_start_is_estimated_from_this_machine_s_own_measured_starts(monkeypatch, tmp_path):
+    """No training process waiting ready: the run first waits for one to import torch & co. (5-15 s on 2 cores),
+    which the estimate adds from the starts measured here (their median, so one odd start does not swing it)."""
+    from core.training import estimate, starts
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
+    assert starts.process_start_s() == starts.COLD_START_S  # nothing measured on this fresh home yet
+    for seconds in (6.0, 30.0, 7.0, -1.0, 8.0):  # -1: a clock that jumped, ignored
+        starts.remember_process_start(seconds)
+    assert starts.process_start_s() == 7.5
+    fast, slow = estimate.likely_range(20.0, factor=1.0, start_s=starts.process_start_s())
+    assert 7.5 + 20.0 * 0.7 <= fast < 7.5 + 20.0 < slow <= 7.5 + 20.0 * 1.35

@@ -14,6 +14,7 @@ from core.files import read_json, write_json
 from core.runs import folder as runs
 from core.runs.folder import Run
 from core.runs.jobs import JobManager, describe_slots
+from core.training import starts
 from core.training.config import ConfigError, TrainConfig
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -166,14 +167,22 @@ def test_every_entry_point_makes_openmp_threads_sleep_before_torch_loads(entry):
 def test_a_waiting_standby_process_takes_the_next_run_and_a_new_one_waits_behind_it(shapes_folder, tmp_path):
     """The app keeps a training process imported and waiting: the run starts without import time, trains for
     real, logs to its own worker log, and another process waits for the run after it."""
+    known_before = len(read_json(paths.home() / starts.START_FILE, {}).get("process_start_s", []))
     manager = JobManager(paths.home(), gpu_count=0, mps=False, standby=True)
     try:
         waiting = manager.standby._ready["cpu"]
+        # The Train page's estimate adds nothing for a start once the waiting process has done its imports, and
+        # it remembers how long that took on this machine for the next cold start.
+        assert manager.start_delay_s("cpu") > 0
+        assert wait_for(lambda: manager.start_delay_s("cpu") == 0.0, 600)
+        measured = read_json(paths.home() / starts.START_FILE, {})["process_start_s"]
+        assert len(measured) == min(known_before + 1, starts.RECENT_STARTS) and 0 < measured[-1] < 600
         quick = TrainConfig(data=str(shapes_folder), weights="none", freeze_depth=0, image_size=48, batch_size=16,
                             epochs=1, early_stopping=0)
         job = manager.submit(quick, tmp_path / "runs")
         assert job.wait(300) and job.state == "finished", job.run.status()
         assert job.pid == waiting.pid  # the run went to the process that was already waiting
+        assert manager.start_delay_s("cpu") >= 1.0  # the next run would wait for its replacement's imports
         assert job.run.status()["pid"] == waiting.pid
         assert f"run {job.id}: finished" in job.run.file(runs.WORKER_LOG).read_text()
         assert wait_for(lambda: "cpu" in manager.standby._ready, 30)

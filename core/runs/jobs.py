@@ -9,6 +9,7 @@ never slows it down.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,7 @@ from core.runs.compare_job import CompareRequest
 from core.runs.folder import Run, create
 from core.runs.queue import FairQueue, Place
 from core.runs.standby import Standby
+from core.training import starts
 from core.training.config import ConfigError, TrainConfig
 from core.training.events import RUN_CANCELLED, RUN_FAILED
 
@@ -97,6 +99,13 @@ class JobManager:
             self._queue.add(job)
             self._dispatch()
         return job
+
+    def start_delay_s(self, device: str, all_gpus: bool = False) -> float:
+        """Seconds a run submitted now on `device` spends before training, the queue aside: ~0 when a training
+        process waits with its imports done, else what is left of this machine's measured process start."""
+        slots = self._slots_for(device, all_gpus)
+        waiting = self.standby.start_delay(slots[0]) if self.standby is not None and len(slots) == 1 else None
+        return starts.process_start_s() if waiting is None else waiting
 
     def submit_compare(self, request: CompareRequest, root: Path, owner: str) -> Job:
         """Queue a comparison of backbones (core.runs.compare_job) like a training run: in the same fair queue, on
@@ -210,12 +219,14 @@ class JobManager:
             return training_process.record_end(run, "cancelled", RUN_CANCELLED, "Cancelled before it started.")
         single = len(job.slots) == 1 and self.standby is not None
         process = self.standby.hand_over(job.slots[0], job.run_dir) if single else None
+        cold_since = None if process is not None else time.time()
         if process is None:
             process = training_process.start(run, self.command(job), self.environment(job))
         job.pid = process.pid
         try:
             return training_process.outcome(run, training_process.wait(process, run))
         finally:  # the next run of this device finds one waiting; started now, its imports never slow this run
+            training_process.remember_cold_start(run, cold_since)
             if single:
                 self.standby.start(job.slots[0], training_process.environment_for(job.slots))
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+
+from core.training import starts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +23,7 @@ class Standby:
     def __init__(self, work_dir: Path) -> None:
         self.work_dir = Path(work_dir)
         self._ready: dict[str, subprocess.Popen] = {}
+        self._started: dict[str, tuple[float, Path]] = {}  # slot -> (when its process started, its ready marker)
         self._lock = threading.Lock()
 
     def start(self, slot: str, env: dict[str, str]) -> None:
@@ -28,15 +32,34 @@ class Standby:
             waiting = self._ready.get(slot)
             if waiting is not None and waiting.poll() is None:
                 return
+            marker = self.work_dir / "standby" / f"{slot.replace(':', '-')}-{time.time_ns()}.ready"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            self._started[slot] = (time.time(), marker)
             self._ready[slot] = subprocess.Popen(
-                [sys.executable, "-m", "core.runs.worker", "--standby", "--work-dir", str(self.work_dir)],
+                [sys.executable, "-m", "core.runs.worker", "--standby", "--work-dir", str(self.work_dir),
+                 "--ready-file", str(marker)],
                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True)
+
+    def start_delay(self, slot: str) -> float | None:
+        """Seconds before a run of `slot` submitted now would start training: 0 when a process waits with its imports
+        done, what is left of a typical start when one is still importing, None when none is there."""
+        with self._lock:
+            process, (started, marker) = self._ready.get(slot), self._started.get(slot, (0.0, Path()))
+        if process is None or process.poll() is not None:
+            return None
+        if _count_start(marker, started):
+            return 0.0
+        # Past the typical start it is nearly there, not there: a second more, not nothing.
+        return max(1.0, starts.process_start_s() - (time.time() - started))
 
     def hand_over(self, slot: str, run_dir: Path) -> subprocess.Popen | None:
         """The waiting process of `slot`, now training `run_dir`; None when none is waiting (start a fresh one)."""
         with self._lock:
             process = self._ready.pop(slot, None)
+            started, marker = self._started.pop(slot, (0.0, Path()))
+        _count_start(marker, started)
+        marker.unlink(missing_ok=True)
         if process is None or process.poll() is not None:
             return None
         try:
@@ -51,8 +74,24 @@ class Standby:
         (one still importing on a busy machine does so when its imports are done; nothing is killed)."""
         with self._lock:
             waiting, self._ready = list(self._ready.values()), {}
+            markers, self._started = [marker for _, marker in self._started.values()], {}
+        for marker in markers:
+            marker.unlink(missing_ok=True)
         for process in waiting:
             try:
                 process.stdin.close()
             except OSError:
                 pass
+
+
+def _count_start(marker: Path, started: float) -> bool:
+    """Whether the process behind `marker` has done its imports; the first time it is seen so, how long that took
+    is remembered (core.training.estimate), so a cold start is estimated from this machine's own."""
+    try:
+        info = marker.stat()
+    except OSError:
+        return False
+    if not info.st_size:
+        starts.remember_process_start(info.st_mtime - started)
+        marker.write_text("counted", encoding="utf-8")
+    return True

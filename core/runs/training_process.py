@@ -13,6 +13,7 @@ from pathlib import Path
 from core.runs.folder import Run
 from core.runs.status import FINAL_STATES, process_start
 from core.runs.worker import SERVER_PID_ENV, SERVER_START_ENV
+from core.training import starts
 from core.training.events import RUN_CANCELLED, RUN_FAILED, EventLog
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `core` package
@@ -49,6 +50,14 @@ def start(run: Run, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     with run.worker_log.open("ab") as log:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+
+
+def remember_cold_start(run: Run, since: float | None) -> None:
+    """A run that started a new process (none was waiting): how long that process took to begin training, for the
+    time estimate of the next cold start (core.training.estimate)."""
+    started = run.status().get("started") if since is not None else None
+    if isinstance(started, (int, float)) and started > since:
+        starts.remember_process_start(started - since)
 
 
 def wait(process: subprocess.Popen, run: Run) -> int:

@@ -27,13 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="default: $TRANSFERLAB_HOME")
     parser.add_argument("--standby", action="store_true",
                         help="import everything, then wait for the run folder on stdin (core.runs.standby)")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="with --standby: created (empty) once the imports are done")
     args = parser.parse_args(argv)
     try:  # the web server answers first, training takes every cycle it leaves (it needs few: it only reads files)
         os.nice(WORKER_NICENESS)
     except OSError:
         pass
     if args.standby:
-        args.run_dir = _wait_for_a_run()
+        args.run_dir = _wait_for_a_run(args.ready_file)
         if args.run_dir is None:
             return 0  # the server went away before it needed this process
     if args.run_dir is None:
@@ -79,12 +81,17 @@ def _end_with_the_server() -> None:
     threading.Thread(target=watch, name="transferlab-server-watch", daemon=True).start()
 
 
-def _wait_for_a_run() -> Path | None:
+def _wait_for_a_run(ready_file: Path | None) -> Path | None:
     """Do the slow imports now, then sleep until the job manager names a run folder; from then on everything this
     process prints goes to that run's worker log, as if it had been started for it."""
     import core.runs.pipeline  # noqa: F401 - what a run imports later: torch, torchvision, sklearn
     from core.runs.folder import WORKER_LOG
 
+    if ready_file is not None:
+        try:
+            ready_file.touch()
+        except OSError:  # its folder went with the server's work folder: nothing waits for the marker
+            pass
     line = sys.stdin.readline().strip()
     if not line:
         return None
@@ -96,4 +103,9 @@ def _wait_for_a_run() -> Path | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Everything the run leaves is on disk by now (each file written whole, closed). The interpreter's own teardown
+    # of torch and scikit-learn took 2-3 s on 2 CPU cores, and the next queued run waited for it: skip it.
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

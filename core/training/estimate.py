@@ -27,7 +27,9 @@ SPEED_FILE = "device-speed.json"
 CALIBRATION_BACKBONE, CALIBRATION_SIZE, CALIBRATION_BATCH = backbones.BUNDLED, 224, 8
 DECODE_S_PER_IMAGE = 0.004  # reading and resizing one photo once per run, on one core
 EPOCH_OVERHEAD_S = 0.2  # evaluation bookkeeping, events
-PROCESS_START_S = 1.0  # handing the run to the waiting training process (core.runs.standby), building the model
+# Handing the run to the waiting training process (core.runs.standby), reading its settings, building the model:
+# measured 0.2-0.4 s on 2 CPU cores. A process that is not waiting yet adds core.training.starts' measured start.
+PROCESS_START_S = 0.3
 _COUNTED: set[tuple[str, int]] = set()  # (backbone, crop size) whose stage FLOPs are known in this process
 _PENDING: set[tuple[str, str, int]] = set()
 _LOCK = threading.Lock()
@@ -175,8 +177,10 @@ def busy_factor() -> float:
     return max(1.0, (running + 1.0) / (os.cpu_count() or 1))
 
 
-def likely_range(estimate_s: float, factor: float | None = None) -> tuple[float, float]:
-    """(fast, slow) seconds around an estimate made for a quiet machine: the load now slows it, and measured runs
-    spread about ±30% around the model of compute even when quiet."""
+def likely_range(estimate_s: float, factor: float | None = None, start_s: float = 0.0) -> tuple[float, float]:
+    """(fast, slow) seconds around an estimate made for a quiet machine, plus `start_s` before training can begin
+    (a training process still importing: measured, so already at today's load). The load now slows the compute,
+    and measured runs spread about ±30% around the model of compute even when quiet."""
     factor = busy_factor() if factor is None else factor
-    return estimate_s * max(0.75, 0.75 * factor), estimate_s * 1.3 * factor
+    return start_s + estimate_s * max(0.75, 0.75 * factor), start_s + estimate_s * 1.3 * factor
+

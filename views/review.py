@@ -1,5 +1,6 @@
 """Review: which of my labels are probably wrong? Mark each keep / relabel / remove; download the corrected data."""
 import traceback
+import uuid
 from pathlib import Path
 
 import streamlit as st
@@ -8,7 +9,9 @@ from core import paths
 from core.data.archive import ArchiveRefused
 from core.data.checkout import apply_review_marks, materialize
 from core.data.store import DatasetStore, StoreError
-from core.insight.audit import AuditImpossible, audit, corrected_zip
+from core.insight.audit import AuditImpossible, AuditResult, audit, corrected_zip
+from core.insight.audit_corrections import corrected_copy, corrected_metadata_zip
+from core.insight.audit_tasks import number
 from core.insight.embeddings import FeatureSpec
 from core.text import md, plain
 from core.training.config import TrainConfig
@@ -17,6 +20,8 @@ from ui.insight import feature_cache
 
 SHOWN = 30
 ACTIONS = {"keep": "Keep as it is", "relabel": "Relabel", "remove": "Remove"}
+NOUNS = {"label": "labels", "labels": "tags", "value": "values"}  # what the audit checks, by the task's correction
+VALUE_BOUND = 1e12
 
 
 def spec_for(ws, dataset_path: str) -> tuple[FeatureSpec, bool]:
@@ -28,6 +33,34 @@ def spec_for(ws, dataset_path: str) -> tuple[FeatureSpec, bool]:
                                config.get("image_size"), "auto")
             return spec, not TrainConfig.from_dict(config).trains_head_only()
     return FeatureSpec(), False
+
+
+def correction_input(result: AuditResult, i: int, container):
+    """The new label, tags or value for flagged image i, the audit's suggestion first."""
+    record, suggested = result.records[i], result.suggested(i)
+    if result.correction == "labels":
+        return container.multiselect("Its tags", result.labels, default=suggested, format_func=plain,
+                                     key=f"tags_{i}")
+    if result.correction == "value":
+        start = min(max(float(suggested), -VALUE_BOUND), VALUE_BOUND)
+        return container.number_input("Its value", -VALUE_BOUND, VALUE_BOUND, start, key=f"value_{i}",
+                                      help=f"Given: {number(record.value)}; the audit suggests {number(suggested)}.")
+    others = [c for c in result.labels if c != record.label]
+    return container.selectbox("New label", others, index=others.index(suggested) if suggested in others else 0,
+                               format_func=plain, key=f"label_{i}")
+
+
+def save_metadata_copy(ws, dataset: dict, report, changes: dict) -> None:
+    """Tags and values: a corrected copy of the data (images linked, its metadata file rewritten) becomes the
+    workspace's dataset; the original stays as it was."""
+    name = f"{Path(dataset['name']).stem or 'My images'} (corrected)"
+    try:
+        folder = corrected_copy(report, changes, ws.root / "corrected" / uuid.uuid4().hex[:12])
+    except OSError:
+        show_error("The corrected copy could not be written.", traceback.format_exc())
+        return
+    ws.set_dataset(folder, name)
+    st.success(md(f"Saved as '{name}' with {len(changes)} change(s). It is now the dataset the Train page uses."))
 
 
 ws = workspace()
@@ -60,26 +93,24 @@ if result is None:
     st.stop()
 
 marks: dict = st.session_state.setdefault("review_marks", {}).setdefault(dataset["path"], {})
-st.subheader(f"Probably wrong labels ({len(result.flagged)})")
+noun = NOUNS[result.correction]
+st.subheader(f"Probably wrong {noun} ({len(result.flagged)})")
+for note in result.notes:
+    st.caption(md(note))
 if not result.flagged:
-    st.success("No label looks wrong: every image agrees with a model that never saw it.")
+    st.success(f"No {noun[:-1]} looks wrong: every image agrees with a model that never saw it.")
 for position, i in enumerate(result.flagged[:SHOWN]):
     record = result.records[i]
     left, right = st.columns([1, 3])
     image = cached_thumbnail(str(result.root / record.path))
     if image is not None:
         left.image(image, caption=md(record.path))
-    right.markdown(f"Labelled **{md(record.label)}**, looks like **{md(result.suggested(i))}**")
+    right.markdown(md(result.headline(i)))
     right.caption(md(result.reason(i)))
     action = right.radio("What to do", list(ACTIONS), format_func=ACTIONS.get, horizontal=True, key=f"act_{i}",
                          index=list(ACTIONS).index(marks.get(record.path, {}).get("action", "keep")))
-    label = None
-    if action == "relabel":
-        others = [c for c in result.labels if c != record.label]
-        suggested = result.suggested(i)
-        label = right.selectbox("New label", others, index=others.index(suggested) if suggested in others else 0,
-                                format_func=plain, key=f"label_{i}")
-    marks[record.path] = {"action": action, "label": label}
+    new = correction_input(result, i, right) if action == "relabel" else None
+    marks[record.path] = {"action": action, result.correction: new}
 if len(result.flagged) > SHOWN:
     st.caption(f"The {SHOWN} most suspicious of {len(result.flagged)} are shown.")
 
@@ -89,7 +120,8 @@ with st.expander(f"Odd ones out ({len(result.outliers)}): unlike most of your im
         record = result.records[i]
         image = cached_thumbnail(str(result.root / record.path))
         if image is not None:
-            st.image(image, caption=md(f"{record.path} ({record.label}), unusual: {score:.0%}"), width=160)
+            given = record.label if result.correction != "value" else number(record.value)
+            st.image(image, caption=md(f"{record.path} ({given}), unusual: {score:.0%}"), width=160)
 with st.expander(f"Near-duplicates ({len(result.near_duplicates)} pairs)"):
     st.caption("Copies make validation look better than it is: a copy of a training image is easy to get right.")
     for a, b, similarity in result.near_duplicates[:SHOWN]:
@@ -101,15 +133,24 @@ with st.expander(f"Near-duplicates ({len(result.near_duplicates)} pairs)"):
 changes = {path: mark for path, mark in marks.items() if mark["action"] != "keep"}
 st.subheader("Apply")
 st.caption(f"{len(changes)} change(s) marked. The corrected copy holds your images with the marks applied.")
+in_store = result.correction == "label"  # the dataset store keeps one label per image; tags and values stay in
+# the dataset's metadata file, so their corrections make a corrected copy of it
 if st.button("Prepare the corrected zip", disabled=not changes, key="prepare_zip"):
     target = ws.root / "corrected.zip"
     try:
-        corrected_zip(result.root, report.images, changes, target)
+        if in_store:
+            corrected_zip(result.root, report.images, changes, target)
+        else:
+            corrected_metadata_zip(report, changes, target)
         st.session_state[f"{key}_zip"] = str(target)
     except OSError:
         show_error("The corrected zip could not be written.", traceback.format_exc())
-if st.button("Save the marks as a new dataset version", disabled=not changes, key="save_version",
-             help="The Label page lists every version; train on the new one from there or from Runs."):
+if not in_store:
+    if st.button("Save the corrections as a new copy of the data", disabled=not changes, key="save_version",
+                 help="The images are shared with the original, so the copy takes almost no space."):
+        save_metadata_copy(ws, dataset, report, changes)
+elif st.button("Save the marks as a new dataset version", disabled=not changes, key="save_version",
+               help="The Label page lists every version; train on the new one from there or from Runs."):
     try:
         version = apply_review_marks(DatasetStore(ws.root / "datasets"), dataset["path"], report.images, changes,
                                      Path(dataset["name"]).stem or "My images", paths.home())

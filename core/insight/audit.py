@@ -1,54 +1,49 @@
 """The label audit: which labels are probably wrong, which images are odd ones out, which are near-copies.
 
-Every image gets a prediction from a linear head that never saw it (k stratified, seeded folds on the frozen
-backbone's cached features); cleanlab ranks the labels from those out-of-fold probabilities and finds
-outliers and near-duplicates in the embeddings. Seconds, not another training.
+Every image gets a prediction from a head that never saw it (k seeded folds on the frozen backbone's cached
+features); cleanlab ranks the given labels against those out-of-fold predictions and finds outliers and
+near-duplicates in the embeddings. Seconds, not another training. How each task predicts and ranks is its entry in
+core.insight.audit_tasks: one label, tags, values.
 """
 from __future__ import annotations
 
 import time
-import zipfile
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from cleanlab.datalab.internal.issue_manager.duplicate import NearDuplicateIssueManager
-from cleanlab.filter import find_label_issues
 from cleanlab.internal.neighbor.knn_graph import create_knn_graph_and_index
 from cleanlab.outlier import OutOfDistribution
-from cleanlab.rank import get_label_quality_scores
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from core.data.datasets import inspect_data
 from core.data.report import DataReport, ImageRecord
+from core.insight.audit_corrections import corrected_path, corrected_zip
+from core.insight.audit_tasks import AUDITS, MIN_FOLDS, AuditImpossible, SingleAudit, TaskAudit, linear_head
 from core.insight.embeddings import FeatureSpec, dataset_features
 from core.models.features import FeatureCache
 
-MIN_FOLDS = 2
+__all__ = ["MIN_FOLDS", "AuditImpossible", "AuditResult", "audit", "audit_features", "corrected_path",
+           "corrected_zip", "labelled_features", "linear_head", "out_of_fold"]
+
 NEIGHBOURS = 10
 NEAR_DUPLICATE_RADIUS = 0.13  # cleanlab Datalab's default: closer than 0.13 x the median nearest-neighbour distance
 OUTLIER_IQR_SCALE = 1 / 0.37037 - 1  # cleanlab Datalab's default rule: avg distance > Q3 + 1.7 x IQR
 MAX_SHOWN = 200
 
 Action = Literal["keep", "relabel", "remove"]
-Marks = dict[str, dict[str, Any]]  # {path: {"action": "keep" | "relabel" | "remove", "label": str | None}}
-
-
-class AuditImpossible(ValueError):
-    """The audit cannot run on this data; the message says why and what to do."""
+# {path: {"action": "keep" | "relabel" | "remove", and for a relabel the task's correction: "label" (str),
+# "labels" (list of tags) or "value" (float)}}
+Marks = dict[str, dict[str, Any]]
 
 
 @dataclass
 class AuditResult:
-    labels: list[str]
+    labels: list[str]  # the classes, or the tags; none for values
     records: list[ImageRecord]
-    probabilities: np.ndarray  # out-of-fold, (N, classes)
+    predictions: np.ndarray  # out-of-fold: class probabilities (N, classes), tag probabilities (N, tags), values (N,)
     suspicion: np.ndarray  # 1 - cleanlab's label quality: higher = more likely mislabelled
     flagged: list[int]  # cleanlab's label issues, most suspicious first
     outliers: list[tuple[int, float]]
@@ -56,75 +51,76 @@ class AuditResult:
     folds: int
     seconds: float
     root: Path = field(default=Path("."))
+    task: str = "single"
+    targets: np.ndarray | None = None  # what each image was given, as the task's numbers
+    notes: list[str] = field(default_factory=list)  # sentences on what the audit could not judge
+
+    @property
+    def audit(self) -> TaskAudit:
+        return AUDITS[self.task]
+
+    @property
+    def correction(self) -> str:
+        """What a relabel mark carries for this task: "label", "labels" or "value"."""
+        return self.audit.correction
 
     def ranking(self) -> list[int]:
         """Every image, most suspicious label first."""
         return [int(i) for i in np.argsort(-self.suspicion, kind="stable")]
 
-    def suggested(self, i: int) -> str:
-        return self.labels[int(self.probabilities[i].argmax())]
+    def suggested(self, i: int) -> Any:
+        """The correction proposed for image i: a label, a list of tags or a value."""
+        return self.audit.suggested(self.labels, self._targets(), self.predictions, i)
 
     def reason(self, i: int) -> str:
-        given, guess = self.records[i].label, self.suggested(i)
-        p_given = self.probabilities[i][self.labels.index(given)]
-        p_guess = self.probabilities[i].max()
-        return (f"A model that never saw this image calls it '{guess}' ({p_guess:.0%} sure) and gives its label "
-                f"'{given}' only {p_given:.0%}.")
+        return self.audit.reason(self.labels, self.records[i], self._targets(), self.predictions, i)
+
+    def headline(self, i: int) -> str:
+        """What it was given and what it looks like, in a few words (plain text)."""
+        return self.audit.headline(self.labels, self.records[i], self.suggested(i))
+
+    def _targets(self) -> np.ndarray:
+        if self.targets is None:
+            self.targets = self.audit.targets(self.records, self.labels)
+        return self.targets
 
     def to_json(self) -> dict[str, Any]:
         path = [r.path for r in self.records]
+        issues = []
+        for i in self.flagged[:MAX_SHOWN]:
+            record, suggestion = self.records[i], self.suggested(i)
+            issues.append({"path": path[i], "given": self.audit.given(record), "suggested": suggestion,
+                           "score": round(float(self.suspicion[i]), 4),
+                           **self.audit.details(self.labels, record, suggestion)})
         return {
-            "label_issues": [{"path": path[i], "given": self.records[i].label, "suggested": self.suggested(i),
-                              "score": round(float(self.suspicion[i]), 4)} for i in self.flagged[:MAX_SHOWN]],
+            "label_issues": issues,
             "near_duplicates": [{"a": path[a], "b": path[b], "similarity": round(s, 4)}
                                 for a, b, s in self.near_duplicates[:MAX_SHOWN]],
             "outliers": [{"path": path[i], "score": round(s, 4)} for i, s in self.outliers[:MAX_SHOWN]],
             "folds": self.folds,
             "seconds": round(self.seconds, 2),
-        }
-
-
-def check_auditable(labels: list[str], counts: dict[str, int], folds: int) -> None:
-    """Raise AuditImpossible with a sentence a newcomer can act on."""
-    if folds < MIN_FOLDS:
-        raise AuditImpossible(f"The audit needs at least {MIN_FOLDS} folds, not {folds}.")
-    if len(labels) < 2:
-        raise AuditImpossible("The audit compares classes, so it needs at least two classes of images; "
-                              f"this data has {len(labels)}.")
-    small = [label for label in labels if counts.get(label, 0) < folds]
-    if small:
-        raise AuditImpossible(
-            f"The audit splits every class into {folds} parts, so each class needs at least {folds} images; "
-            f"'{small[0]}' has only {counts.get(small[0], 0)}. Add images or use fewer folds.")
-
-
-def linear_head():
-    """The linear head the audit, cross-validation and the comparison fit on frozen features (scikit-learn: a fit
-    takes milliseconds, against seconds for the run's own torch head)."""
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+        } | ({"task": self.task, "notes": self.notes} if self.task != "single" else {})
 
 
 def out_of_fold(features: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Class probabilities for every image from a linear head fitted on the other folds."""
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return cross_val_predict(linear_head(), features, targets, cv=cv, method="predict_proba")
+    """Class probabilities for every image from a linear head fitted on the other folds (one label per image)."""
+    return SingleAudit().out_of_fold(features, targets, folds, seed)
 
 
 def audit_features(features: np.ndarray, records: list[ImageRecord], labels: list[str], folds: int = 5,
-                   seed: int = 0) -> AuditResult:
+                   seed: int = 0, task: str = "single") -> AuditResult:
     """The audit proper, on given features (one row per record)."""
     started = time.perf_counter()
-    check_auditable(labels, Counter(r.label for r in records), folds)
-    index = {label: i for i, label in enumerate(labels)}
-    targets = np.array([index[r.label] for r in records])
+    steps = AUDITS[task]
+    notes = steps.check(records, labels, folds)
+    targets = steps.targets(records, labels)
     # Small matrices: one BLAS thread is faster, and on a busy server multi-threaded BLAS spins (20x slower seen).
     with threadpool_limits(limits=1):
-        probabilities = out_of_fold(features, targets, folds, seed)
-        suspicion = 1.0 - get_label_quality_scores(targets, probabilities)
-        flagged = find_label_issues(targets, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
+        predictions = steps.out_of_fold(features, targets, folds, seed)
+        suspicion, flagged = steps.rank(targets, predictions)
         outliers, duplicates = _neighbourhood_issues(features)
-    return AuditResult(labels, records, probabilities, suspicion, [int(i) for i in flagged], outliers, duplicates,
-                       folds, time.perf_counter() - started)
+    return AuditResult(labels, records, predictions, suspicion, flagged, outliers, duplicates, folds,
+                       time.perf_counter() - started, task=task, targets=targets, notes=notes)
 
 
 def _neighbourhood_issues(features: np.ndarray) -> tuple[list[tuple[int, float]], list[tuple[int, int, float]]]:
@@ -146,56 +142,26 @@ def _neighbourhood_issues(features: np.ndarray) -> tuple[list[tuple[int, float]]
 
 
 def labelled_features(data: Path, spec: FeatureSpec, folds: int, work_dir: Path | None, cache: FeatureCache | None,
-                      purpose: str) -> tuple[DataReport, list[ImageRecord], np.ndarray]:
+                      purpose: str, tasks: tuple[str, ...] = ("single",)) -> tuple[DataReport, list[ImageRecord],
+                                                                                np.ndarray]:
     """The labelled (non-test) images of a dataset with their frozen-backbone features, once it is checked that
-    `folds` folds can be made. Raises AuditImpossible, ArchiveRefused."""
+    `folds` folds can be made of them for one of `tasks`. Raises AuditImpossible, ArchiveRefused."""
     report = inspect_data(Path(data), work_dir)
     if not report.trainable:
         raise AuditImpossible(report.error or f"This data cannot be {purpose}.")
+    if report.task not in tasks:
+        raise AuditImpossible(f"Only images with one label each can be {purpose} for now.")
     records = [r for r in report.images if r.split != "test"]
-    check_auditable(report.labels, Counter(r.label for r in records), folds)
+    AUDITS[report.task].check(records, report.labels, folds)
     return report, records, dataset_features(report.root, records, report.labels, spec, cache)
 
 
 def audit(data: Path, spec: FeatureSpec = FeatureSpec(), folds: int = 5, seed: int = 0,
           work_dir: Path | None = None, cache: FeatureCache | None = None) -> AuditResult:
-    """Audit every labelled image of a dataset (zip or folder). Raises AuditImpossible, ArchiveRefused."""
+    """Audit every labelled image of a dataset (zip or folder), whatever its task. Raises AuditImpossible,
+    ArchiveRefused."""
     started = time.perf_counter()
-    report, records, features = labelled_features(data, spec, folds, work_dir, cache, "audited")
-    result = audit_features(features, records, report.labels, folds, seed)
+    report, records, features = labelled_features(data, spec, folds, work_dir, cache, "audited", tuple(AUDITS))
+    result = audit_features(features, records, report.labels, folds, seed, report.task)
     result.root, result.seconds = report.root, time.perf_counter() - started
     return result
-
-
-def corrected_path(record: ImageRecord, new_label: str) -> str:
-    """The record's path with its class folder renamed: [split/]label/... -> [split/]new_label/..."""
-    parts = list(PurePosixPath(record.path).parts)
-    position = 1 if record.split is not None and len(parts) > 2 else 0
-    parts[position] = new_label
-    return "/".join(parts)
-
-
-def corrected_zip(root: Path, records: list[ImageRecord], marks: Marks, destination: Path) -> Path:
-    """A zip of the data with the marks applied: removed images left out, relabelled ones in their new folder."""
-    taken: set[str] = set()
-    tmp = destination.with_name(destination.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
-        for record in records:
-            mark = marks.get(record.path, {})
-            if mark.get("action") == "remove":
-                continue
-            name = corrected_path(record, mark["label"]) if mark.get("action") == "relabel" and mark.get(
-                "label") else record.path
-            name = _unique(name, taken)
-            archive.write(root / record.path, name)
-    tmp.replace(destination)
-    return destination
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    path, n = PurePosixPath(name), 1
-    while name in taken:
-        name = str(path.with_name(f"{path.stem}_{n}{path.suffix}"))
-        n += 1
-    taken.add(name)
-    return name

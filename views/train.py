@@ -218,10 +218,12 @@ def time_estimate() -> None:
         st.rerun()  # measured: draw the page once more, without the timer
     num_val = sum(report.splits.get("val", {}).values()) if report.splits else round(num_images * val_split)
 
+    start = manager.start_delay_s(device, all_gpus)  # a training process still importing, or none waiting
+
     def take(frozen: int) -> str:
         fast, slow = estimate.likely_range(estimate.for_settings(backbone, config.image_size, frozen, augment,
                                                                  num_images - num_val, num_val, int(epochs), speed,
-                                                                 config.augmented_views))
+                                                                 config.augmented_views), start_s=start)
         return f"{format_duration(fast)} to {format_duration(slow)}"
     # adapters: the stages before the first adapter run once per image, the adapted ones every epoch
     frozen = advice.adapter_prefix(backbone, int(adapter_stages)) if strategy == ADAPTERS else depth

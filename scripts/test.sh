@@ -21,6 +21,11 @@ if [ ! -x /usr/bin/chromium ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+if ! fc-list 2>/dev/null | grep -qi "wqy\|noto sans cjk"; then
+  # Chinese pages and charts in the browser tests (and their screenshots) need a CJK font; 1.6 MB.
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq fonts-wqy-microhei >/dev/null
+fi
 if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   # The prediction-log tests run a throwaway cluster of Debian's PostgreSQL (initdb + pg_ctl, as 'nobody' when root).
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -51,7 +51,10 @@ def settle(page) -> None:
 
 def shoot(page, name: str) -> None:
     folder = os.environ.get("TRANSFERLAB_SCREENSHOTS")
-    if folder:
+    if folder:  # only when refreshing the docs: a picture of a page still loading helps nobody
+        settle(page)
+        expect(page.locator("[data-testid='stSpinner']")).to_have_count(0, timeout=120_000)
+        page.wait_for_timeout(1500)  # Plotly's charts draw after their data arrives
         Path(ROOT / folder).mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / folder / f"{name}.png"), full_page=True)
 

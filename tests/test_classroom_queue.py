@@ -168,6 +168,7 @@ def test_a_queued_students_wait_is_estimated_from_runs_that_finished_here(server
     first = server.submit(WAITS, fox.workspace.runs)
     second = server.submit(WAITS, owl.workspace.runs)
     assert "no estimate" in waiting.estimate(server, second.id).sentence()  # nothing finished yet: no guess
+    assert waiting.before_a_new_run(server) is None
     server.cancel(first.id)
     server.cancel(second.id)
     for accuracy in (0.5, 0.6):
@@ -180,6 +181,9 @@ def test_a_queued_students_wait_is_estimated_from_runs_that_finished_here(server
     # one run training now (about a typical run left) and one queued ahead: about two typical runs
     assert wait.seconds == pytest.approx(2 * statistics.median(durations), rel=0.01)
     assert wait.low <= wait.seconds <= wait.high and waiting.estimate(server, running.id) is None
+    # The Train page, before Start: a new run waits for the one training and both queued, about three typical runs
+    typical, low, high = waiting.before_a_new_run(server, now=running.run.status()["created"])
+    assert typical == pytest.approx(3 * statistics.median(durations), rel=0.01) and low <= typical <= high
 
 
 

@@ -62,15 +62,32 @@ def estimate(manager: JobManager, job_id: str, now: float | None = None) -> Wait
     durations = recent_durations(manager)
     if place.paused or not durations:
         return Wait(place, None)
-    now = time.time() if now is None else now
     running = [j for j in manager.active() if j.state == "running" and set(j.slots) & set(job.slots)]
-    queued_ahead = place.own_before + place.others_before
+    return Wait(place, *_spans(durations, running, place.own_before + place.others_before, now))
+
+
+def before_a_new_run(manager: JobManager, device: str = "auto", now: float | None = None) -> tuple[float, ...] | None:
+    """(typical, quickest, slowest) seconds a run submitted now on `device` waits for the runs already running or
+    queued there (each as long as recent runs here took); None when something waits but nothing finished yet."""
+    slots = set(manager._slots_for(device, False))
+    ahead = [j for j in manager.active() if set(j.slots) & slots]
+    if not ahead:
+        return (0.0, 0.0, 0.0)
+    durations = recent_durations(manager)
+    if not durations:
+        return None
+    running = [j for j in ahead if j.state == "running"]
+    return _spans(durations, running, len(ahead) - len(running), now)
+
+
+def _spans(durations: list[float], running: list[Job], queued_ahead: int, now: float | None) -> tuple[float, ...]:
+    now = time.time() if now is None else now
     parallel = max(len(running), 1)  # several at once only where jobs share a GPU
 
     def total(each: float) -> float:
         left = [max(each - _elapsed(j, now), 0.0) for j in running]
         return (min(left) if left and parallel > 1 else sum(left)) + queued_ahead * each / parallel
-    return Wait(place, total(statistics.median(durations)), total(min(durations)), total(max(durations)))
+    return total(statistics.median(durations)), total(min(durations)), total(max(durations))
 
 
 def _elapsed(job: Job, now: float) -> float:

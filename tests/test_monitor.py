@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.serving import monitor
+from core.serving.monitor_classes import ClassReference
 from core.tasks import Evaluation
 
 
@@ -65,10 +66,10 @@ def test_run_reference_reads_the_evaluation(tmp_path):
                             trust={"ood": {"validation_scores": [1.5]}})
     (tmp_path / "evaluation.json").write_text(json.dumps(evaluation.to_json()))
     reference = monitor.run_reference(tmp_path)
-    assert reference.training_counts == {"cat": 4, "dog": 2}
-    assert reference.confidences == [0.9, 0.7] and reference.ood_scores == [1.5]
+    assert reference.task == "classes" and reference.answers.training_counts == {"cat": 4, "dog": 2}
+    assert reference.answers.confidences == [0.9, 0.7] and reference.ood_scores == [1.5]
     summary = monitor.summarize([row("cat", 0.9)] * 40, reference)
-    assert summary.images == 40 and summary.confidence_drift.psi is None  # 2 validation images: nothing to judge
+    assert summary.images == 40 and summary.answers.confidence_drift.psi is None  # 2 validation images: nothing to judge
 
 
 def test_the_figures_and_drift_read_from_a_real_log_equal_those_of_the_rows_written(log_url):
@@ -88,11 +89,11 @@ def test_the_figures_and_drift_read_from_a_real_log_equal_those_of_the_rows_writ
     log.write(written)
     read = log.rows(model="run1")
     assert [r["id"] for r in read] == [r["id"] for r in written]
-    reference = monitor.Reference({"cat": 5, "dog": 5}, rng.uniform(0.3, 1.0, 200).tolist(),
+    reference = monitor.Reference("classes", ClassReference({"cat": 5, "dog": 5}, rng.uniform(0.3, 1.0, 200).tolist()),
                                   rng.uniform(0.0, 0.5, 200).tolist())
     assert monitor.summarize(read, reference) == monitor.summarize(written, reference)
     summary = monitor.summarize(read, reference)
-    assert summary.confidence_drift.psi is not None and summary.feedback["images"] == 20
+    assert summary.answers.confidence_drift.psi is not None and summary.answers.feedback["images"] == 20
     assert summary.replicas == [{"replica": "host:100", "images": 20}, {"replica": "host:101", "images": 20},
                                 {"replica": "host:102", "images": 20}]
     assert log.rows(model="run1", since=1050.0) == read[50:]

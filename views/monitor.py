@@ -74,33 +74,48 @@ def open_log(source: str, run) -> tuple[PredictionLog, str | None] | None:
         return None
 
 
-def show_summary(summary: monitor.Summary, reference: monitor.Reference, rows: list[dict]) -> None:
-    latency, trust, feedback = summary.latency, summary.trust, summary.feedback
-    # Two rows of three: five metrics in one row are cut off with an ellipsis next to the sidebar.
-    traffic, answers = st.columns(3), st.columns(3)
+def show_summary(summary: monitor.Summary, reference: monitor.Reference) -> None:
+    latency, trust = summary.latency, summary.trust
+    traffic = st.columns(3)  # three a row: five metrics in one row are cut off with an ellipsis next to the sidebar
     traffic[0].metric("Images answered", summary.images)
     traffic[1].metric("Latency p50 / p95", f"{latency['p50']:.0f} / {latency['p95']:.0f} ms")
-    accuracy = feedback["accuracy"]
-    traffic[2].metric("Accuracy on feedback", "none yet" if accuracy is None else f"{accuracy:.0%}",
-                      help=f"{feedback['correct']} of {feedback['images']} images whose true label was reported")
-    answers[0].metric("Not sure", f"{trust['unsure']:.0%}", help="Answers below the confidence threshold shown on Evaluate.")
-    answers[1].metric("Unknown", f"{trust['unknown']:.0%}", help="Images unlike every training image.")
+    traffic[2].metric("Unknown", f"{trust['unknown']:.0%}", help="Images unlike every training image.")
     st.plotly_chart(monitor_charts.requests_over_time(summary.over_time), key="monitor_time")
     if len(summary.replicas) > 1 or any(r["replica"] != "not recorded" for r in summary.replicas):
         st.markdown("**Answered by** (each replica of the service, host:process)")
         st.dataframe(summary.replicas, hide_index=True, key="monitor_replicas")
-    st.plotly_chart(monitor_charts.class_distribution(summary.classes), key="monitor_classes")
+    for panel in monitor.panels(summary, reference):  # the task's own sections: classes, tags or numbers
+        show_panel(panel)
     st.subheader("Do the images still look like the training images?")
-    served_conf = [r["confidence"] for r in rows if r["confidence"] is not None]
-    served_ood = [r["ood_score"] for r in rows if r["ood_score"] is not None]
-    for drift, reference_values, served, title, axis in (
-            (summary.confidence_drift, reference.confidences, served_conf, "Confidence", "top probability"),
-            (summary.ood_drift, reference.ood_scores, served_ood, "Distance to the training images", "OOD score")):
-        score = "" if drift.psi is None else f" (drift score, PSI: {drift.psi:.2f})"
-        (st.warning if drift.psi is not None and drift.psi >= 0.1 else st.info)(f"**{title}**{score}: {drift.verdict}")
-        if reference_values and served:
-            st.plotly_chart(monitor_charts.compared_histogram(reference_values, served, title, axis),
-                            key=f"monitor_{axis}")
+    show_note(monitor.Note(f"Distance to the training images{psi(summary.ood_drift)}", summary.ood_drift.verdict,
+                           monitor.shifted(summary.ood_drift)))
+    if reference.ood_scores and summary.ood:
+        st.plotly_chart(monitor_charts.compared_histogram(reference.ood_scores, summary.ood,
+                                                          "Distance to the training images", "OOD score"),
+                        key="monitor_ood")
+
+
+def psi(drift: monitor.Drift) -> str:
+    return "" if drift.psi is None else f" (drift score, PSI: {drift.psi:.2f})"
+
+
+def show_note(note: monitor.Note) -> None:
+    """The title is the page's own words; the text may quote tag names, so it is shown as typed."""
+    (st.warning if note.warn else st.info)(f"**{note.title}**: {md(note.text)}")
+
+
+def show_panel(panel: monitor.Panel) -> None:
+    st.subheader(panel.heading)
+    for start in range(0, len(panel.metrics), 3):
+        for column, shown in zip(st.columns(3), panel.metrics[start:start + 3]):
+            column.metric(shown.label, shown.value, help=shown.help or None)
+    for note in panel.notes:
+        show_note(note)
+    for number, figure in enumerate(panel.figures):
+        st.plotly_chart(figure, key=f"monitor_{panel.key}_{number}")
+    if panel.table:
+        st.markdown(f"**{panel.table_title}**")
+        st.dataframe(list(panel.table), hide_index=True, key=f"monitor_{panel.key}_table")
 
 
 def count_labels_as_feedback(log: PredictionLog) -> None:
@@ -179,7 +194,7 @@ except LogUnavailable as error:
 if not rows:
     st.info("No predictions in this period yet.")
     st.stop()
-reference = monitor.run_reference(run.path) if run is not None else monitor.Reference({}, [], [])
-show_summary(monitor.summarize(rows, reference), reference, rows)
+reference = monitor.run_reference(run.path) if run is not None else monitor.empty_reference(rows)
+show_summary(monitor.summarize(rows, reference), reference)
 if run is not None:
     review_panel(log, run)

@@ -1,8 +1,8 @@
 """Watching a served model: pure functions over prediction-log rows (dicts with the `predictions` columns).
 
-Drift uses the population stability index (PSI) between a reference sample (the run's validation answers) and
-the served answers: PSI = sum over bins of (served% - reference%) * ln(served% / reference%), with bins cut at
-the reference's quantiles. Usual reading: below 0.1 stable, 0.1-0.25 a moderate shift, above 0.25 a large one.
+What every task shares is here (traffic, latency, unknown inputs, drift of the distance to the training images);
+what a task's answers need is its watch (`WATCHES`, named by the run's Task.monitor): class shares for one label
+per image, tag shares for tags, the values' distribution for scores. The drift score is in monitor_base.
 """
 from __future__ import annotations
 
@@ -13,18 +13,25 @@ from typing import Any
 
 import numpy as np
 
+from core import tasks
 from core.runs.folder import Run
+from core.serving.monitor_base import (  # noqa: F401 - the drift score is the monitor's public name too
+    MIN_FOR_DRIFT,
+    PSI_BINS,
+    Drift,
+    Note,
+    Panel,
+    Reference,
+    Watch,
+    drift,
+    population_stability_index,
+    shifted,
+)
+from core.serving.monitor_classes import ClassWatch, class_distribution, feedback_accuracy  # noqa: F401
+from core.serving.monitor_tags import TagWatch
+from core.serving.monitor_values import ValueWatch
 
-MIN_FOR_DRIFT = 30  # fewer served images than this: a PSI says more about chance than about drift
-PSI_BINS = 10
-
-
-@dataclass(frozen=True)
-class Drift:
-    psi: float | None
-    verdict: str
-    served: int
-    reference: int
+WATCHES: dict[str, Watch] = {watch.name: watch for watch in (ClassWatch(), TagWatch(), ValueWatch())}
 
 
 def requests_over_time(rows: list[dict[str, Any]], buckets: int = 40) -> list[tuple[float, int]]:
@@ -61,78 +68,42 @@ def trust_shares(rows: list[dict[str, Any]]) -> dict[str, float | None]:
             "unknown": sum(bool(r["unknown"]) for r in rows) / len(rows)}
 
 
-def class_distribution(rows: list[dict[str, Any]], training_counts: dict[str, int]) -> list[dict[str, Any]]:
-    """Per label: share among served answers against share in the training data (labels of both, training order)."""
-    served = Counter(r["label"] for r in rows if r.get("label") is not None)
-    labels = list(training_counts) + sorted(set(served) - set(training_counts))
-    served_total, training_total = sum(served.values()), sum(training_counts.values())
-    return [{"label": label,
-             "served": served[label] / served_total if served_total else 0.0,
-             "training": training_counts.get(label, 0) / training_total if training_total else 0.0}
-            for label in labels]
+def watch_for(task: str | None) -> Watch:
+    """The watch of a run's task (the default task's for runs made before tasks existed)."""
+    return WATCHES[tasks.get(task).monitor]
 
 
-def population_stability_index(reference: list[float], served: list[float], bins: int = PSI_BINS) -> float:
-    """PSI of served against reference, bins at the reference's quantiles (empty bins smoothed, not infinite)."""
-    ref, new = np.asarray(reference, dtype=float), np.asarray(served, dtype=float)
-    if ref.size == 0 or new.size == 0:
-        raise ValueError("both samples need at least one value")
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_share = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1) / ref.size
-    new_share = np.bincount(np.searchsorted(edges, new, side="right"), minlength=edges.size + 1) / new.size
-    ref_share, new_share = np.clip(ref_share, 1e-4, None), np.clip(new_share, 1e-4, None)
-    return float(np.sum((new_share - ref_share) * np.log(new_share / ref_share)))
-
-
-def drift(reference: list[float], served: list[float], what: str) -> Drift:
-    """PSI with a verdict in words; `what` names the quantity ("confidence", "distance to the training images")."""
-    if len(reference) < 5:
-        return Drift(None, f"No validation {what} to compare with for this model.", len(served), len(reference))
-    if len(served) < MIN_FOR_DRIFT:
-        return Drift(None, f"Too few answers yet to judge ({len(served)}; at least {MIN_FOR_DRIFT} needed).",
-                     len(served), len(reference))
-    psi = population_stability_index(reference, served)
-    if psi < 0.1:
-        verdict = f"Stable: the {what} of the answers looks like on the validation images."
-    elif psi < 0.25:
-        verdict = f"A moderate shift in {what}: the images sent differ somewhat from the training images. Keep watching."
-    else:
-        verdict = (f"A large shift in {what}: the images sent are not like the training images. Check them, "
-                   f"and consider adding such images to the data and training again.")
-    return Drift(psi, verdict, len(served), len(reference))
-
-
-def feedback_accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy of the top-1 answer on the images whose true label was reported: the first label given (later
-    ones are kept in the log's feedback history, but cannot rewrite the score)."""
-    judged = [r for r in rows if r.get("feedback_label")]
-    correct = sum(r["feedback_label"] == r["label"] for r in judged)
-    return {"images": len(judged), "correct": correct, "accuracy": correct / len(judged) if judged else None}
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What the served answers are compared with: the run's training mix and its validation answers."""
-    training_counts: dict[str, int]
-    confidences: list[float]
-    ood_scores: list[float]
+def watch_of_rows(rows: list[dict[str, Any]]) -> Watch:
+    """For a log opened by URL (no run to ask): the watch whose kind of answer the rows hold, else classes."""
+    for watch in WATCHES.values():
+        key = watch.answer_key
+        if key and any(isinstance(r.get("answer"), dict) and key in r["answer"] for r in rows):
+            return watch
+    return WATCHES[ClassWatch.name]
 
 
 def run_reference(run_dir: Path) -> Reference:
-    """From evaluation.json: class counts (validation support, stratified like training), confidences, OOD scores.
+    """From evaluation.json: the task's reference (class counts, tag shares or values of the validation images,
+    whose split is stratified like training) and OOD scores.
 
-    OOD scores are read from per-image `ood_score` in evaluation predictions, or `ood.validation_scores`, when
-    the run has them (older runs do not: the page then says there is nothing to compare with).
+    OOD scores are read from `ood.validation_scores` when the run has them (older runs do not: the page then
+    says there is nothing to compare with).
     """
     run = Run(run_dir)
     evaluation = run.evaluation()
-    if evaluation is None:  # damaged or missing: the classes are still known from the model
-        counts = {label: 0 for label in run.labels()}
-        return Reference(counts, [], [])
-    counts = {c["label"]: int(c.get("support", 0)) for c in evaluation.per_label}
-    confidences = [float(p["confidence"]) for p in evaluation.predictions if p.get("confidence") is not None]
-    ood = [float(v) for v in (evaluation.trust.get("ood") or {}).get("validation_scores", []) if v is not None]
-    return Reference(counts, confidences, ood)
+    try:
+        watch = watch_for(evaluation.task if evaluation is not None else run.config().get("task"))
+    except ValueError:  # a task this version does not know: its answers still have classes or nothing
+        watch = WATCHES[ClassWatch.name]
+    ood = [] if evaluation is None else \
+        [float(v) for v in (evaluation.trust.get("ood") or {}).get("validation_scores", []) if v is not None]
+    return Reference(watch.name, watch.reference(evaluation, run.labels()), ood)
+
+
+def empty_reference(rows: list[dict[str, Any]]) -> Reference:
+    """Nothing to compare with (a log opened by URL): the rows' own kind of answer, without training data."""
+    watch = watch_of_rows(rows)
+    return Reference(watch.name, watch.reference(None, []), [])
 
 
 @dataclass(frozen=True)
@@ -141,18 +112,21 @@ class Summary:
     over_time: list[tuple[float, int]]
     latency: dict[str, float | None]
     trust: dict[str, float | None]
-    classes: list[dict[str, Any]]
-    confidence_drift: Drift
+    ood: list[float]
     ood_drift: Drift
-    feedback: dict[str, Any]
     replicas: list[dict[str, Any]]
+    task: str  # the watch's name
+    answers: Any  # the watch's summary of the answers (ClassSummary, TagSummary, ValueSummary)
 
 
 def summarize(rows: list[dict[str, Any]], reference: Reference) -> Summary:
-    confidences = [float(r["confidence"]) for r in rows if r.get("confidence") is not None]
     ood = [float(r["ood_score"]) for r in rows if r.get("ood_score") is not None]
-    return Summary(len(rows), requests_over_time(rows), latency_percentiles(rows), trust_shares(rows),
-                   class_distribution(rows, reference.training_counts),
-                   drift(reference.confidences, confidences, "confidence"),
-                   drift(reference.ood_scores, ood, "distance to the training images"),
-                   feedback_accuracy(rows), per_replica(rows))
+    watch = WATCHES[reference.task]
+    return Summary(len(rows), requests_over_time(rows), latency_percentiles(rows), trust_shares(rows), ood,
+                   drift(reference.ood_scores, ood, "distance to the training images"), per_replica(rows),
+                   watch.name, watch.summarize(rows, reference.answers))
+
+
+def panels(summary: Summary, reference: Reference) -> list[Panel]:
+    """The task's sections of the page, as its watch words them."""
+    return WATCHES[summary.task].panels(summary.answers, reference.answers)

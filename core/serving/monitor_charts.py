@@ -77,3 +77,42 @@ def compared_histogram(reference: list[float], served: list[float], title: str, 
         figure.update_xaxes(range=[0, 1])
     return figure.update_layout(title=title, barmode="overlay", xaxis_title=axis, yaxis_title="% of images",
                                 **_LAYOUT)
+
+
+def tag_shares(tags: list[dict[str, Any]]) -> go.Figure:
+    """Per tag: the share of images sent that were given it, against the share of training images that carry
+    it. The axis runs to 100% (each bar is its own share of all images: they do not add up to 100%)."""
+    labels = [plot_text(t["label"]) for t in tags]
+    moved = ["much more often" if t["moved"] == "more" else "much less often" if t["moved"] == "less" else ""
+             for t in tags]
+    figure = go.Figure([
+        go.Bar(name="training images", x=labels, y=[t["training"] for t in tags], marker_color="#bab0ac",
+               hovertemplate="%{x}: on %{y:.0%} of the training images<extra></extra>"),
+        go.Bar(name="images sent", x=labels, y=[t["served"] for t in tags], customdata=moved,
+               marker_color=["#e45756" if m else "#4c78a8" for m in moved],
+               hovertemplate="%{x}: given to %{y:.0%} of the images sent %{customdata}<extra></extra>"),
+    ])
+    figure.update_yaxes(range=[0, 1.05], tickvals=[0, 0.25, 0.5, 0.75, 1.0], tickformat=".0%",
+                        title_text="share of images")
+    return figure.update_layout(title="How often each tag is given, against the training images", barmode="group",
+                                **_LAYOUT)
+
+
+def values_histogram(reference: list[float], served: list[float]) -> go.Figure:
+    """The numbers given to the images sent over the model's numbers for the validation images, on shared bins
+    (each histogram choosing its own would make the two look different when they are not), about the square
+    root of the count of them (5 to 30): eight validation images in twenty bins would be a comb."""
+    values = [*reference, *served]
+    bins = max(5, min(30, round(len(values) ** 0.5)))
+    low, high = min(values), max(values)
+    size = (high - low) / bins if high > low else 1.0
+    shared = dict(start=low, end=high + size * 1e-6, size=size)
+    figure = go.Figure([
+        go.Histogram(name="validation images (the model's answers)", x=reference, histnorm="percent", opacity=0.6,
+                     marker_color="#bab0ac", xbins=shared),
+        go.Histogram(name="images sent", x=served, histnorm="percent", opacity=0.6, marker_color="#4c78a8",
+                     xbins=shared),
+    ])
+    figure.update_yaxes(rangemode="tozero")
+    return figure.update_layout(title="Numbers given, against the validation images", barmode="overlay",
+                                xaxis_title="predicted value", yaxis_title="% of images", **_LAYOUT)

@@ -102,6 +102,8 @@ class Task(ABC):
     top_k_choice: ClassVar[bool] = False  # whether the user chooses how many guesses to see
     # What the Monitor's Python example prints of `result`, one answer of the service's JSON.
     python_example: ClassVar[str] = 'print(result)'
+    # What the Monitor page summarises of the served answers, by name (core.serving.monitor's WATCHES).
+    monitor: ClassVar[str] = "classes"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         """One answer (the JSON a Predictor gives) in plain words, for the Predict page; `guess`: the answer is

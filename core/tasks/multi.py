@@ -40,6 +40,7 @@ class MultiLabel(Task):
     figures = ("recall_intervals", "tag_errors")
     mistakes_title = "Images whose tags were not exactly right"
     python_example = 'print(result["labels"], result["unsure"])'
+    monitor = "tags"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         given = answer.get("labels") or []

@@ -52,6 +52,7 @@ class Regression(Task):
     figures = ("scatter",)
     mistakes_title = "Largest errors"
     python_example = 'print(result["value"], result.get("interval"), result["unsure"])'
+    monitor = "values"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         found = f"{answer['value']:.3g}"

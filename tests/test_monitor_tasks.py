@@ -164,7 +164,7 @@ def task_runs(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
             "regression": (_train(scored, "regression", tmp_path_factory.mktemp("scores")), scored)}
 
 
-def served(task_runs, task: str, truth: str) -> tuple[str, Path, list[dict]]:
+def served(task_runs, task: str, truth: str | list[str]) -> tuple[str, Path, list[dict]]:
     """A workspace holding the run, whose log has 48 answers of the real service, the first with feedback."""
     trained, pictures = task_runs[task]
     key = paths.new_workspace_key()
@@ -174,7 +174,8 @@ def served(task_runs, task: str, truth: str) -> tuple[str, Path, list[dict]]:
     with TestClient(create_app(run_dir)) as client:
         results = client.post("/predict", files=files).json()["results"] + \
             client.post("/predict", files=files).json()["results"]
-        assert client.post("/feedback", json={"id": results[0]["id"], "label": truth}).status_code == 200
+        sent = client.post("/feedback", json={"id": results[0]["id"], "label": truth})
+        assert sent.status_code == 200, sent.text
     return key, run_dir, results
 
 
@@ -192,7 +193,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def test_the_monitor_of_a_tag_run_speaks_of_tags(task_runs):
-    key, run_dir, results = served(task_runs, "multi", "circle")
+    key, run_dir, results = served(task_runs, "multi", ["square", "circle"])  # the API takes the true tags
     at = monitor_page(key)
     headings = [h.value for h in at.subheader]
     assert "Tags given, against the training data" in headings and "Classes given, against the training data" not in headings
@@ -200,7 +201,7 @@ def test_the_monitor_of_a_tag_run_speaks_of_tags(task_runs):
     assert shown["Images answered"] == "48" and "Accuracy on feedback" not in shown
     assert shown["Tags per image"] == f"{np.mean([len(r['labels']) for r in results]):.1f}"
     given = set(results[0]["labels"])
-    assert shown["All tags right on feedback"] == ("100%" if given == {"circle"} else "0%")
+    assert shown["All tags right on feedback"] == ("100%" if given == {"circle", "square"} else "0%")
     assert any("How often each tag is given" in chart.proto.spec for chart in at.get("plotly_chart"))
     assert any("Tag shares" in note.value for note in list(at.info) + list(at.warning))
     # The same log opened by its URL: no run to ask, the answers themselves say they are tags.
@@ -220,3 +221,17 @@ def test_the_monitor_of_a_score_run_speaks_of_numbers(task_runs):
     assert shown["Median value"] == f"{np.median([r['value'] for r in results]):.3g}"
     assert any("Numbers given, against the validation images" in chart.proto.spec for chart in at.get("plotly_chart"))
     assert any(note.value.startswith("**Values") for note in list(at.info) + list(at.warning))
+
+
+def test_feedback_takes_the_true_tags_of_a_tag_model_and_nothing_else():
+    """A tag model's truth is a set of its tags (none is an answer too); an unknown tag or a number is refused."""
+    from pydantic import ValidationError
+
+    from core.serving import schemas
+
+    feedback = schemas.feedback_model(["circle", "square"], "tags")
+    assert feedback(id="a" * 32, label=["square", "circle"]).label == ["square", "circle"]
+    assert feedback(id="a" * 32, label=[]).label == []
+    for wrong in (["circle", "hexagon"], "circle", ["circle"] * 3):
+        with pytest.raises(ValidationError):
+            feedback(id="a" * 32, label=wrong)

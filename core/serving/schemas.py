@@ -109,13 +109,19 @@ class _FeedbackBase(BaseModel):
         return value
 
 
-def feedback_model(labels: list[str]) -> type[BaseModel]:
-    """The /feedback body for one model: its id pattern, and its classes as the only labels (a model that
-    predicts a number takes the true number, written as text)."""
-    label = (Literal[tuple(labels)], Field(description="the true label of that image: one of the model's classes")) \
-        if labels else (str, Field(pattern=NUMBER, max_length=32, description="the true value of that image"))
+def feedback_model(labels: list[str], truth: str = "label") -> type[BaseModel]:
+    """The /feedback body for one model: its id pattern, and the true answer as its task writes it (Task.truth): one
+    of its classes, a list of its tags (empty: none of them), or the true number written as text."""
+    kinds = {
+        "label": (Literal[tuple(labels)] if labels else str,
+                  Field(description="the true label of that image: one of the model's classes")),
+        "tags": (list[Literal[tuple(labels)]] if labels else list[str],
+                 Field(max_length=max(len(labels), 1), description="the true tags of that image: a list of the "
+                                                                   "model's tags, each once (empty: none of them)")),
+        "value": (str, Field(pattern=NUMBER, max_length=32, description="the true value of that image")),
+    }
     return create_model(
         "Feedback", __base__=_FeedbackBase,
         id=(str, Field(pattern=PREDICTION_ID, description="the id of a prediction, as /predict returned it")),
-        label=label,
+        label=kinds[truth if truth in kinds else "label"],
     )

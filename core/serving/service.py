@@ -176,7 +176,7 @@ def create_app(run_dir: Path, log_url: str | None = None, api_key: str | None = 
 def _routes(app: FastAPI, service: Service, max_file_bytes: int, api_key: str | None) -> None:
     guarded = [_key_guard(api_key), Depends(service.touch)] if api_key else [Depends(service.touch)]
     keyed = (401,) if api_key else ()
-    Feedback = schemas.feedback_model(service.predictor.labels)  # noqa: N806 - a class, built for this model
+    Feedback = schemas.feedback_model(service.predictor.labels, service.predictor.task.truth)  # noqa: N806 - a class, built for this model
 
     @app.post("/predict", dependencies=guarded, summary="Top-k labels for one or more images",
               response_model=schemas.PredictResponse,
@@ -205,10 +205,12 @@ def _routes(app: FastAPI, service: Service, max_file_bytes: int, api_key: str | 
               responses=schemas.error_responses(400, *keyed, 404, 409, 413, 422, 500, 503))
     async def feedback(request: Request, body: Feedback) -> dict[str, Any]:
         client = request.client.host if request.client else ""
-        counted = await asyncio.to_thread(service.log.add_feedback, body.id, body.label, client)
+        # tags are logged as the answers are: the set, ';'-joined (the Monitor reads both alike)
+        given = body.label if isinstance(body.label, str) else ";".join(sorted(set(body.label)))
+        counted = await asyncio.to_thread(service.log.add_feedback, body.id, given, client)
         if counted is None:
             raise HTTPException(404, _("No prediction with this id is in the log."))
-        return {"id": body.id, "label": body.label, "counted_label": counted, "known_label": True}
+        return {"id": body.id, "label": given, "counted_label": counted, "known_label": True}
 
     @app.get("/health", summary="Is the service up; its counters", response_model=schemas.Health,
              responses=schemas.error_responses(500))

@@ -104,6 +104,7 @@ class Task(ABC):
     python_example: ClassVar[str] = 'print(result)'
     # What the Monitor page summarises of the served answers, by name (core.serving.monitor's WATCHES).
     monitor: ClassVar[str] = "classes"
+    truth: ClassVar[str] = "label"  # how a true answer is sent back (/feedback): "label", "tags" or "value"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         """One answer (the JSON a Predictor gives) in plain words, for the Predict page; `guess`: the answer is

@@ -41,6 +41,7 @@ class MultiLabel(Task):
     mistakes_title = "Images whose tags were not exactly right"
     python_example = 'print(result["labels"], result["unsure"])'
     monitor = "tags"
+    truth = "tags"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         given = answer.get("labels") or []

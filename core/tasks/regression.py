@@ -53,6 +53,7 @@ class Regression(Task):
     mistakes_title = "Largest errors"
     python_example = 'print(result["value"], result.get("interval"), result["unsure"])'
     monitor = "values"
+    truth = "value"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         found = f"{answer['value']:.3g}"

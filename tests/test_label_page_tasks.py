@@ -113,15 +113,18 @@ def test_a_value_typed_or_given_to_a_group_is_the_value_the_version_trains_on():
     at.button(key="assign_next").click().run()
     no_exception(at)
     assert metrics(at)["Values"] == "6.25 to 6.25"
-    # Browse the pool: the two others at once, one value for both.
+    # Browse the pool: the two others at once, one value for both, slid (the slider spans the values so far).
     at.radio(key="mode").set_value("Browse and relabel").run()
     at.selectbox(key="browse").set_value(POOL).run()
     next(b for b in at.button if b.key.startswith("all_b")).click().run()  # "Tick all"
-    widget(at, "number_input", "Value (a score)").set_value(-0.5).run()
+    slider = widget(at, "slider", "...or slide it")
+    assert slider.min < 6.25 < slider.max <= 10
+    slider.set_value(6.0).run()
+    assert widget(at, "number_input", "Value (a score)").value == 6.0  # the slid value is the one saved
     at.button(key="assign_browse").click().run()
     no_exception(at)
-    assert metrics(at)["Unlabelled"] == "0" and metrics(at)["Values"] == "-0.5 to 6.25"
+    assert metrics(at)["Unlabelled"] == "0" and metrics(at)["Values"] == "6 to 6.25"
 
     folder = trained_folder(at)
     rows = metadata.read(folder / "metadata.csv", folder)
-    assert rows.task == "regression" and sorted(t.value for t in rows.targets.values()) == [-0.5, -0.5, 6.25]
+    assert rows.task == "regression" and sorted(t.value for t in rows.targets.values()) == [6.0, 6.0, 6.25]

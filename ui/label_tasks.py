@@ -13,6 +13,8 @@ import streamlit as st
 
 from core.data.answers import MAX_VALUE
 from core.data.store import Version
+from core.labelling import suggest as labelling
+from core.labelling.suggest import Suggestion
 from core.text import plain
 from ui.label_widgets import LABELLED, POOL, REMOVE, UNTAGGED, option_text
 
@@ -32,6 +34,14 @@ class Editor:
     def combine(self, suggested: list[Any]) -> Any:
         """One starting answer for a group from its images' suggestions (None: no suggestion)."""
         raise NotImplementedError
+
+    def sure(self, suggestions: list[Suggestion]) -> list[Suggestion]:
+        """The suggestions to accept in bulk, surest first, as the user filters them."""
+        threshold = st.slider("Show suggestions at least this sure", 0.5, 0.99, 0.8, key="threshold")
+        return labelling.confident(suggestions, threshold)
+
+    def suggestion_caption(self, suggestion: Suggestion) -> str:
+        return f"{suggestion.label} ({suggestion.confidence:.0%})"
 
     def shelves(self, version: Version) -> list[Any]:
         """What the Browse tab can show: a class or tag, the pool."""
@@ -138,6 +148,18 @@ class ValueEditor(Editor):
 
     def combine(self, suggested: list[Any]) -> Any:
         return round(float(median(suggested)), 6) if suggested else None
+
+    def sure(self, suggestions: list[Suggestion]) -> list[Suggestion]:
+        """The guesses whose range is narrowest first: a range, not a chance of being right, is what the quick
+        heads can say about a number."""
+        if not suggestions:
+            return []
+        count = st.slider("How many guesses to show (the narrowest ranges first)", 1, len(suggestions),
+                          min(len(suggestions), 12), key="threshold_count") if len(suggestions) > 1 else 1
+        return sorted(suggestions, key=lambda s: (-s.confidence, s.digest))[:count]
+
+    def suggestion_caption(self, suggestion: Suggestion) -> str:
+        return suggestion.label
 
     def shelves(self, version: Version) -> list[Any]:
         return [LABELLED, POOL]

@@ -9,7 +9,6 @@ from core.data.archive import ArchiveRefused
 from core.data.preprocessing import IMAGE_SUFFIXES
 from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
 from core.labelling import heads, propose
-from core.labelling import suggest as labelling
 from core.text import md, plain
 from ui import label_start, label_tasks
 from ui import label_widgets as widgets
@@ -132,10 +131,10 @@ def label_groups(version, base: int, ready: bool) -> None:
 def accept_suggestions(version, base: int, suggestions) -> None:
     """The sure suggestions (the model's, or the zero-shot ones) to tick through and accept at once."""
     suggestions = list(suggestions.values()) if isinstance(suggestions, dict) else suggestions
-    threshold = st.slider("Show suggestions at least this sure", 0.5, 0.99, 0.8, key="threshold")
-    sure = labelling.confident(suggestions, threshold)
+    editor = label_tasks.of(version)
+    sure = editor.sure(suggestions)
     st.caption(f"{len(sure)} of {len(suggestions)} unlabelled images. Untick the wrong ones, then accept.")
-    ticked = set(grid([s.digest for s in sure], [f"{s.label} ({s.confidence:.0%})" for s in sure], True,
+    ticked = set(grid([s.digest for s in sure], [editor.suggestion_caption(s) for s in sure], True,
                       f"s{version.number}"))
     if st.button(f"Accept {len(ticked)} ticked suggestions", key="accept", disabled=not ticked, type="primary"):
         save(version.dataset, base, Edit(set_label={s.digest: s.stored for s in sure if s.digest in ticked},

@@ -118,10 +118,11 @@ class ValueHead(Head):
         ensemble = uncertainty.ridge_ensemble(_normalised(labelled), values, _normalised(pool), seed=seed)
         guess, (low, high) = ensemble.mean(axis=0), np.percentile(ensemble, [10, 90], axis=0)
         unsure = uncertainty.spread(ensemble, float(values.std()))
-        text = stored_answers.of("regression").text
-        return Guesses([round(float(v), 6) for v in guess], [text(v) for v in guess], 1.0 - unsure, unsure,
-                       lambda i: (f"The model's guesses for it range from {text(low[i])} to {text(high[i])}, unlike "
-                                  "anything else picked here.", f"{text(low[i])} to {text(high[i])}?"))
+        texts = [f"about {v:.3g} ({a:.3g} to {b:.3g})" for v, a, b in zip(guess, low, high)]
+        # 1 - the heads' disagreement orders the guesses, but it is no chance of being right: the page shows ranges
+        return Guesses([round(float(v), 6) for v in guess], texts, 1.0 - unsure, unsure,
+                       lambda i: (f"The model's guesses for it range from {low[i]:.3g} to {high[i]:.3g}, unlike "
+                                  "anything else picked here.", f"{low[i]:.3g} to {high[i]:.3g}?"))
 
 
 HEADS: dict[str, Head] = {head.task: head for head in (OneLabelHead(), TagsHead(), ValueHead())}

@@ -156,7 +156,8 @@ def delete_dataset(store: DatasetStore, version: Version, workspace: Workspace) 
 
 
 def export_zip(store: DatasetStore, workspace: Workspace, dataset: str, number: int, column) -> None:
-    """The version as a zip of class folders (in the store's exports, which the clean-up empties after a day),
+    """The version as a zip of class folders, or of images beside a metadata.csv for tags and values (in the
+    store's exports, which the clean-up empties after a day),
     refused in one sentence if a full copy of its images would take the workspace past its limit."""
     if column.button("Export as a zip", key="export"):
         images = store.version(dataset, number).images

@@ -55,12 +55,12 @@ def test_suggestions_start_at_three_labels_per_class_and_are_mostly_right(pool):
         by_class.setdefault(truth[digest], []).append(digest)
     two_each = store.commit(version.dataset, version.number, Edit(set_label={
         d: label for label, ds in by_class.items() for d in ds[:2]}))
-    ready, why = labelling.ready_for_suggestions(two_each)
+    ready, why = propose.ready_for_suggestions(two_each)
     assert not ready and "3 labelled images" in why
-    assert labelling.suggestions_for(store, two_each, cache, SIZE) == []
+    assert propose.suggestions_for(store, two_each, cache, SIZE) == []
     three_each = store.commit(version.dataset, two_each.number, Edit(set_label={
         ds[2]: label for label, ds in by_class.items()}))
-    suggestions = labelling.suggestions_for(store, three_each, cache, SIZE)
+    suggestions = propose.suggestions_for(store, three_each, cache, SIZE)
     assert {s.digest for s in suggestions} == set(three_each.pool()) and len(suggestions) == 27
     assert sum(truth[s.digest] == s.label for s in suggestions) / 27 >= 0.8
     ordered = labelling.most_uncertain_first(suggestions)

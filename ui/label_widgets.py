@@ -33,9 +33,11 @@ class Target(Enum):
     because Streamlit tells options apart by their text."""
     POOL = "No class / back to the unlabelled pool"
     REMOVE = "Remove / take out of the dataset"
+    LABELLED = "Every image with a value / smallest first"
+    UNTAGGED = "No tag / images none of the tags apply to"
 
 
-POOL, REMOVE = Target.POOL, Target.REMOVE
+POOL, REMOVE, LABELLED, UNTAGGED = Target.POOL, Target.REMOVE, Target.LABELLED, Target.UNTAGGED
 
 
 def option_text(option) -> str:
@@ -95,11 +97,11 @@ def show_notice() -> None:
             st.dataframe([{"file": s.path, "reason": s.reason} for s in details], hide_index=True)
 
 
-def proposal_header(proposal: Proposal, version: Version, measure: Callable[[], CurveEstimate]) -> None:
+def proposal_header(proposal: Proposal, version: Version, measure: Callable[[], CurveEstimate] | None) -> None:
     """How far there is to go (the learning curve's sentence; measured on request with `measure` where the proposal
-    left it out), then why these images come next, each in words."""
+    left it out; None: the task has no such curve), then why these images come next, each in words."""
     estimate, asked = proposal.curve, st.session_state.get("label_curve") == version.ref
-    if estimate is None and (asked or st.button("How many more labels does the model need?", key="curve",
+    if estimate is None and measure is not None and (asked or st.button("How many more labels does the model need?", key="curve",
                                                 help="A learning curve on your labels: up to a minute")):
         st.session_state["label_curve"] = version.ref  # shown again on the next runs (cached) until a save
         estimate = measure()
@@ -154,7 +156,8 @@ def delete_dataset(store: DatasetStore, version: Version, workspace: Workspace) 
 
 
 def export_zip(store: DatasetStore, workspace: Workspace, dataset: str, number: int, column) -> None:
-    """The version as a zip of class folders (in the store's exports, which the clean-up empties after a day),
+    """The version as a zip of class folders, or of images beside a metadata.csv for tags and values (in the
+    store's exports, which the clean-up empties after a day),
     refused in one sentence if a full copy of its images would take the workspace past its limit."""
     if column.button("Export as a zip", key="export"):
         images = store.version(dataset, number).images
@@ -187,8 +190,8 @@ def cached_groups(root: str, dataset: str, number: int, groups: int) -> list[lis
 @st.cache_data(max_entries=8, show_spinner="Suggesting labels...")
 def cached_suggestions(root: str, dataset: str, number: int) -> list[labelling.Suggestion]:
     suggestion_store = DatasetStore(Path(root))
-    return labelling.suggestions_for(suggestion_store, suggestion_store.version(dataset, number), feature_cache(),
-                                     FEATURE_SIZE)
+    return propose.suggestions_for(suggestion_store, suggestion_store.version(dataset, number), feature_cache(),
+                                   FEATURE_SIZE)
 
 
 @st.cache_data(max_entries=8, show_spinner="Choosing the images to label next...")

@@ -1,16 +1,16 @@
 """Label: your own images in (uploads, zips, the camera), labelled fast, every change saved as a version."""
-from collections import Counter
-from pathlib import Path
+import hashlib
 
 import streamlit as st
 
-from core import paths, quota
+from core import paths
 from core.data import checkout, intake
 from core.data.archive import ArchiveRefused
 from core.data.preprocessing import IMAGE_SUFFIXES
 from core.data.store import DatasetStore, Edit, StaleVersion, StoreError, diff
-from core.labelling import suggest as labelling
+from core.labelling import heads, propose
 from core.text import md, plain
+from ui import label_start, label_tasks
 from ui import label_widgets as widgets
 from ui import zero_shot as zero_shot_panel
 from ui.common import show_error, workspace
@@ -38,68 +38,24 @@ def save(dataset: str, base: int, edit: Edit) -> None:
     st.rerun()
 
 
-def start_dataset() -> None:
-    name = st.text_input("Name of a new dataset", value="My images", key="new_name")
-    classes = st.text_input("Its classes (comma-separated; you can add more later)", key="new_classes")
-    if st.button("Create an empty dataset", key="create"):
-        created = intake.new_pool(store, name, [c for c in classes.split(",") if c.strip()])
-        choose(created.dataset, f"Created {created.name}. Add images below.")
-    labelled_zip = st.file_uploader("Or start from a zip of class folders", type=["zip"], key="labelled_zip")
-    if labelled_zip is not None and st.session_state.get("labelled_zip_id") != labelled_zip.file_id:
-        st.session_state["labelled_zip_id"] = labelled_zip.file_id
-        try:
-            quota.check(ws.root, labelled_zip.size)  # before the zip is written into the workspace
-        except quota.QuotaExceeded as error:
-            notify("error", f"'{labelled_zip.name}' was not stored: {error}")
-            st.rerun()
-        target = ws.new_upload()  # makes the folder: this may be the workspace's first upload
-        target.write_bytes(labelled_zip.getvalue())
-        quota.added(ws.root, labelled_zip.size)
-        import_from(target, Path(labelled_zip.name).stem)
-    current = ws.dataset()
-    if current and st.button("Import the dataset chosen on the Data page", key="import_current",
-                             help=md(current["name"])):
-        import_from(Path(current["path"]), current["name"])
-
-
-def import_from(source: Path, name: str) -> None:
-    with st.spinner("Checking every image..."):
-        result = intake.import_labelled(store, source, name, paths.home())
-    choose(result.version.dataset, f"Imported {result.version.name}: {result.summary()}", result.skipped)
-
-
-def choose(dataset: str, message: str, skipped: list | None = None) -> None:
-    st.session_state["dataset_choice"] = dataset  # the select box below shows the new dataset
-    notify("success", message, skipped)
-    st.rerun()
-
-
 def grid(digests: list[str], captions: list[str], ticked_by_default: bool, key: str) -> list[str]:
     return grid_of(store, digests, captions, ticked_by_default, key)
 
 
-def assign(ticked: list[str], classes: list[str], dataset: str, base: int, key: str, suggested: str | None = None,
-           picker: str = "") -> None:
-    """The class for the ticked images: a select box (starting on `suggested`; its state is per `picker`, so a
-    new group starts on its own suggestion) or a typed name, which is always a class, whatever it reads."""
-    left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-    options = [*classes, POOL, REMOVE]
-    target = left.selectbox("Give the ticked images the class", options, key=f"to_{key}{picker}",
-                            index=options.index(suggested) if suggested in classes else None,
-                            placeholder="choose a class", format_func=option_text)
-    if st.session_state.pop("label_saved", False):
-        st.session_state[f"new_{key}"] = ""  # else a name typed for the last save would silently win again
-    typed = middle.text_input("...or a new class", key=f"new_{key}").strip()
-    chosen = typed or target
-    if right.button(f"Label {len(ticked)} ticked", key=f"assign_{key}", disabled=not ticked or chosen is None,
-                    type="primary"):
+def assign(version, base: int, ticked: list[str], key: str, suggested=None, picker: str = "") -> None:
+    """The answer for the ticked images, with the task's widgets (starting on `suggested`; their state is per
+    `picker`, so a new group starts on its own suggestion). A typed class or tag name is always a name."""
+    picked = label_tasks.of(version).pick(version, len(ticked), key, suggested, picker)
+    chosen = picked.answer
+    if st.button(picked.button, key=f"assign_{key}", disabled=not ticked or chosen is None, type="primary"):
         if chosen is REMOVE:
-            save(dataset, base, Edit(remove=set(ticked), message=f"removed {len(ticked)}"))
-        label = None if chosen is POOL else chosen
-        save(dataset, base, Edit(set_label=dict.fromkeys(ticked, label), message=f"labelled {len(ticked)}"))
+            save(version.dataset, base, Edit(remove=set(ticked), message=f"removed {len(ticked)}"))
+        answer = None if chosen is POOL else chosen
+        save(version.dataset, base, Edit(set_label=dict.fromkeys(ticked, answer), message=f"labelled {len(ticked)}"))
 
 
-def add_images(dataset: str, base: int, classes: list[str]) -> None:
+def add_images(version, base: int) -> None:
+    dataset, classes = version.dataset, version.classes if version.answer.folders else []
     files = st.file_uploader("Images, or zips of images (any folders)", accept_multiple_files=True, key="add_files",
                              type=[s.lstrip(".") for s in IMAGE_SUFFIXES] + ["zip"])
     target = st.selectbox("Put them in", [POOL, *classes], key="add_to", format_func=option_text)
@@ -110,104 +66,115 @@ def add_images(dataset: str, base: int, classes: list[str]) -> None:
         duplicates = f" Already there: {', '.join(result.duplicates[:5])}." if result.duplicates else ""
         notify("success", f"Version {result.version.number}: {result.summary()}{duplicates}", result.skipped)
         st.rerun()
-    st.markdown("##### Camera: each photo goes straight into a class")
-    if not classes:
+    st.markdown("##### Camera: each photo goes straight into a class" if version.answer.folders else
+                "##### Camera: each photo goes to the unlabelled images")
+    if version.answer.folders and not classes:
         st.info("Create a class first (label some images, or name one when you create the dataset).")
         return
     # Off until asked for: the camera widget makes the browser ask for camera access as soon as it is drawn.
     if not st.toggle("Use the camera", key="label_camera"):
         return
-    shot_class = st.selectbox("Class for the photos", classes, key="camera_class", format_func=plain)
+    shot_class = st.selectbox("Class for the photos", classes, key="camera_class", format_func=plain) \
+        if classes else None
     photo = st.camera_input("Take a photo", key="camera")
     if photo is not None and st.session_state.get("camera_done") != photo.file_id:
         st.session_state["camera_done"] = photo.file_id
         result = intake.add_camera_shot(store, dataset, base, photo.getvalue(), shot_class)
-        notify("success", f"Photo added to {shot_class} (version {result.version.number}).", result.skipped)
+        notify("success", f"Photo added to {shot_class or 'the unlabelled images'} (version {result.version.number}).",
+               result.skipped)
         st.rerun()
 
 
 def label_images(version, base: int) -> None:
-    dataset, classes = version.dataset, version.classes
     mode = st.radio("How to label", MODES, horizontal=True, key="mode")
-    suggestions = widgets.cached_suggestions(str(store.root), dataset, version.number) if mode == MODES[2] else []
-    ready, why = labelling.ready_for_suggestions(version)
+    ready, why = propose.ready_for_suggestions(version)
     if mode == MODES[0]:
         label_next(version, base)
     elif mode == MODES[1]:
-        if not version.pool():
-            st.info("The unlabelled pool is empty.")
-            return
-        count = st.slider("Number of groups", 2, 20, min(max(2, len(classes)), 20), key="groups")
-        groups = widgets.cached_groups(str(store.root), dataset, version.number, count)
-        chosen = st.selectbox("Group", range(len(groups)), key="group",
-                              format_func=lambda i: f"Group {i + 1} ({len(groups[i])} images)")
-        st.caption("Untick the images that do not belong, then label the group at once.")
-        ticked = grid(groups[chosen], [f"{i + 1}" for i in range(len(groups[chosen]))], True, f"g{version.number}")
-        suggested = group_suggestion(version, groups[chosen]) if ready else None
-        assign(ticked, classes, dataset, base, "group", suggested, f"_{version.number}_{chosen}")
+        label_groups(version, base, ready)
     elif mode == MODES[2] and not ready:
         st.info(why)
+        if not label_tasks.of(version).zero_shot:
+            return
         with st.expander("Or start from the class names alone (zero-shot)"):
-            choice = zero_shot_panel.settings("label", classes)
+            choice = zero_shot_panel.settings("label", version.classes)
             suggestions = zero_shot_panel.prelabel_button(choice, store, version, paths.home() / "feature-cache") \
                 if choice else []
         if suggestions:
             accept_suggestions(version, base, suggestions)
     elif mode == MODES[2]:
-        accept_suggestions(version, base, suggestions)
+        accept_suggestions(version, base, suggestions_of(version))
     else:
         browse(version, base)
 
 
-def accept_suggestions(version, base: int, suggestions: list) -> None:
+def suggestions_of(version) -> dict:
+    return {s.digest: s for s in widgets.cached_suggestions(str(store.root), version.dataset, version.number)}
+
+
+def label_groups(version, base: int, ready: bool) -> None:
+    if not version.pool():
+        st.info("The unlabelled pool is empty.")
+        return
+    count = st.slider("Number of groups", 2, 20, min(max(2, len(version.classes)), 20), key="groups")
+    groups = widgets.cached_groups(str(store.root), version.dataset, version.number, count)
+    chosen = st.selectbox("Group", range(len(groups)), key="group",
+                          format_func=lambda i: f"Group {i + 1} ({len(groups[i])} images)")
+    st.caption("Untick the images that do not belong, then label the group at once.")
+    members = groups[chosen]
+    ticked = grid(members, [f"{i + 1}" for i in range(len(members))], True, f"g{version.number}")
+    suggested = suggestions_of(version) if ready else {}
+    start = label_tasks.of(version).combine([suggested[d].stored for d in members if d in suggested])
+    assign(version, base, ticked, "group", start, f"_{version.number}_{chosen}")
+
+
+def accept_suggestions(version, base: int, suggestions) -> None:
     """The sure suggestions (the model's, or the zero-shot ones) to tick through and accept at once."""
-    dataset = version.dataset
-    threshold = st.slider("Show suggestions at least this sure", 0.5, 0.99, 0.8, key="threshold")
-    sure = labelling.confident(suggestions, threshold)
+    suggestions = list(suggestions.values()) if isinstance(suggestions, dict) else suggestions
+    editor = label_tasks.of(version)
+    sure = editor.sure(suggestions)
     st.caption(f"{len(sure)} of {len(suggestions)} unlabelled images. Untick the wrong ones, then accept.")
-    ticked = set(grid([s.digest for s in sure], [f"{s.label} ({s.confidence:.0%})" for s in sure], True,
+    ticked = set(grid([s.digest for s in sure], [editor.suggestion_caption(s) for s in sure], True,
                       f"s{version.number}"))
     if st.button(f"Accept {len(ticked)} ticked suggestions", key="accept", disabled=not ticked, type="primary"):
-        save(dataset, base, Edit(set_label={s.digest: s.label for s in sure if s.digest in ticked},
-                                 message=f"accepted {len(ticked)} suggestions"))
+        save(version.dataset, base, Edit(set_label={s.digest: s.stored for s in sure if s.digest in ticked},
+                                         message=f"accepted {len(ticked)} suggestions"))
 
 
 def label_next(version, base: int) -> None:
-    """The proposal: the images that teach the model most now, why, and how many more labels it likely needs."""
+    """The proposal: the images that teach the model most now, why, and how many more labels it likely needs; the
+    model's guess for the ticked images starts the answer."""
     if not version.images:
         st.info("Add images first (the Add images tab): then the page proposes which to label first.")
         return
-    proposal = widgets.cached_proposal(str(store.root), version.dataset, version.number)
-    widgets.proposal_header(proposal, version, lambda: widgets.cached_curve(str(store.root), version.dataset, version.number))
+    root = str(store.root)
+    proposal = widgets.cached_proposal(root, version.dataset, version.number)
+    curve = (lambda: widgets.cached_curve(root, version.dataset, version.number)) if heads.of(version.task).curve \
+        else None
+    widgets.proposal_header(proposal, version, curve)
     if proposal.digests:
         ticked = grid(proposal.digests, proposal.captions, False, f"n{version.number}")
-        assign(ticked, version.classes, version.dataset, base, "next")
-
-
-def group_suggestion(version, members: list[str]) -> str | None:
-    """The class the suggestions name most often for this group's images."""
-    by_digest = {s.digest: s.label for s in widgets.cached_suggestions(str(store.root), version.dataset, version.number)}
-    votes = Counter(by_digest[d] for d in members if d in by_digest)
-    return votes.most_common(1)[0][0] if votes else None
+        guesses = [proposal.suggestions[d].stored for d in ticked if d in proposal.suggestions]
+        picker = f"_{version.number}_" + hashlib.sha256("".join(sorted(ticked)).encode()).hexdigest()[:12]
+        assign(version, base, ticked, "next", label_tasks.of(version).combine(guesses), picker)
 
 
 def browse(version, base: int) -> None:
-    shown = st.selectbox("Show", [*version.classes, POOL], key="browse", format_func=option_text)
-    label = None if shown is POOL else shown
-    members = sorted((d for d, e in version.images.items() if e["label"] == label),
-                     key=lambda d: version.images[d]["name"])
-    ticked = grid(members, [version.images[d]["name"] for d in members], False, f"b{version.number}")
-    assign(ticked, version.classes, version.dataset, base, "browse")
-    if label is not None:
-        renamed = st.text_input(f"Rename (or merge) {md(label)} into", key="rename_to")
+    editor = label_tasks.of(version)
+    shown = st.selectbox("Show", editor.shelves(version), key="browse", format_func=option_text)
+    members = editor.members(version, shown)
+    ticked = grid(members, [editor.caption(version, d) for d in members], False, f"b{version.number}")
+    assign(version, base, ticked, "browse")
+    if shown in version.classes:
+        renamed = st.text_input(f"Rename (or merge) {md(shown)} into", key="rename_to")
         if st.button("Rename", key="rename", disabled=not renamed.strip()):
-            save(version.dataset, base, Edit(rename={label: renamed.strip()}, message=f"renamed {label}"))
+            save(version.dataset, base, Edit(rename={shown: renamed.strip()}, message=f"renamed {shown}"))
 
 
 def versions(version) -> None:
     log = store.log(version.dataset)
     st.dataframe([{"version": v.number, "change": v.summary(), "note": v.message,
-                   "labelled": sum(v.counts().values()), "unlabelled": len(v.pool())} for v in log], hide_index=True)
+                   "labelled": v.labelled(), "unlabelled": len(v.pool())} for v in log], hide_index=True)
     numbers = [v.number for v in log]
     if st.session_state.get("label_head") != version.ref:  # a save (here or in another tab): show the newest
         st.session_state["label_head"] = version.ref
@@ -238,7 +205,7 @@ with st.container():  # always one element here, so a notice does not shift the 
     show_notice()
 try:
     with st.expander("Start a new dataset", expanded=not store.datasets()):
-        start_dataset()
+        label_start.start_dataset(store, ws)
     known = {v.dataset: v for v in store.datasets()}
     if not known:
         st.stop()
@@ -249,8 +216,9 @@ try:
     counts = head.counts()
     cells = st.columns(4)
     cells[0].metric("Version", head.number, help=md(head.summary()))
-    cells[1].metric("Classes", len(counts))
-    cells[2].metric("Labelled", sum(counts.values()))
+    title, value, meaning = label_tasks.of(head).metrics(head)
+    cells[1].metric(title, value, help=md(meaning) if meaning else None)
+    cells[2].metric("Labelled", head.labelled())
     cells[3].metric("Unlabelled", len(head.pool()))
     if counts:
         st.caption(" · ".join(f"{md(label)}: {n}" for label, n in counts.items()))
@@ -258,7 +226,7 @@ try:
     add_tab, label_tab, versions_tab = st.tabs(["Add images", "Label", "Versions"], key="label_tab",
                                                on_change="rerun")  # kept by the server: a save stays on its tab
     with add_tab:
-        add_images(chosen, base, head.classes)
+        add_images(head, base)
     with label_tab:
         label_images(head, base)
     with versions_tab:

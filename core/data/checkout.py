@@ -1,6 +1,10 @@
-"""A dataset version leaves the store: as class folders for training, as a zip to take away."""
+"""A dataset version leaves the store: as class folders for training, as a zip to take away. Tags and values are
+written as Hugging Face's imagefolder layout instead: the images beside a metadata.csv (file_name and the task's
+column, core.data.answers), which core.data.metadata reads back."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -10,19 +14,37 @@ from pathlib import Path
 
 from core.data.store import EXPORTS, UNSAFE_NAME, DatasetStore, Version
 
+METADATA = "metadata.csv"
+
 
 def layout(version: Version) -> dict[str, str]:
-    """'<class>/<file name>' -> hash for every labelled image; clashing names get the hash's start."""
+    """'<class>/<file name>' (tags and values: '<file name>') -> hash for every labelled image; clashing names get
+    the hash's start."""
     out: dict[str, str] = {}
+    folders = version.answer.folders
     for digest, entry in sorted(version.images.items(), key=lambda item: (str(item[1]["label"]), item[1]["name"])):
         if entry["label"] is None:
             continue
         name = safe_file_name(entry["name"], digest)
-        relative = f"{entry['label']}/{name}"
-        if relative in out:
-            relative = f"{entry['label']}/{digest[:10]}_{name}"
+        folder = f"{entry['label']}/" if folders else ""
+        relative = f"{folder}{name}"
+        if relative in out or relative == METADATA:
+            relative = f"{folder}{digest[:10]}_{name}"
         out[relative] = digest
     return out
+
+
+def metadata_text(version: Version, files: dict[str, str]) -> str | None:
+    """The metadata.csv beside the images of `files` (a layout) for tags and values; None for class folders."""
+    answer = version.answer
+    if answer.folders:
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file_name", answer.column])
+    for relative, digest in files.items():
+        writer.writerow([relative, answer.cell(version.images[digest]["label"])])
+    return out.getvalue()
 
 
 def safe_file_name(name: str, digest: str) -> str:
@@ -40,13 +62,17 @@ def materialize(store: DatasetStore, dataset: str, number: int) -> Path:
         return target
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
-    for relative, digest in layout(version).items():
+    files = layout(version)
+    for relative, digest in files.items():
         destination = tmp / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(store.object_path(digest), destination)
         except OSError:
             shutil.copyfile(store.object_path(digest), destination)
+    text = metadata_text(version, files)
+    if text is not None:
+        (tmp / METADATA).write_text(text, encoding="utf-8")
     try:
         os.rename(tmp, target)
     except OSError:  # a concurrent twin finished first; its folder is identical
@@ -65,8 +91,12 @@ def export_zip(store: DatasetStore, dataset: str, number: int, destination: Path
     tmp = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # images are compressed already
-            for relative, digest in layout(version).items():
+            files = layout(version)
+            for relative, digest in files.items():
                 archive.write(store.object_path(digest), relative)
+            text = metadata_text(version, files)
+            if text is not None:
+                archive.writestr(METADATA, text)
         os.replace(tmp, destination)
     finally:
         tmp.unlink(missing_ok=True)

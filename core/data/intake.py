@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import quota
-from core.data import names
+from core.data import answers, names
 from core.data.archive import ArchiveLimits, Skipped, extract
 from core.data.datasets import SYSTEM_FILES, file_sha256, image_problem, inspect_data
 from core.data.preprocessing import is_image_name
@@ -49,7 +49,8 @@ class IntakeResult:
 
 
 def import_labelled(store: DatasetStore, source: Path, name: str, work_dir: Path) -> IntakeResult:
-    """A zip or folder of class folders becomes version 1 (created) and 2 (its images) of a new dataset.
+    """A zip or folder of class folders (or of images beside a metadata.csv: tags, values) becomes version 1 (created)
+    and 2 (its images) of a new dataset, which keeps the task the data has.
 
     Goes through `datasets.inspect_data`, so its archive limits and image checks apply. The dataset is listed only
     once its images are committed: an import killed half-way leaves nothing in the list. Raises ArchiveRefused."""
@@ -62,14 +63,15 @@ def import_labelled(store: DatasetStore, source: Path, name: str, work_dir: Path
     unique = {record.sha256: record for record in reversed(report.images)}  # the first of duplicates is kept
     _check_room(store, sum((report.root / r.path).stat().st_size for r in unique.values()
                            if not store.object_path(r.sha256).exists()))
-    created = store.create(name, report.labels, pending=True)
+    created = store.create(name, report.labels, pending=True, task=report.task)
+    answer = answers.of(report.task)
     edit, duplicates = Edit(message=f"imported {name}"), []
     for count, record in enumerate(report.images, 1):
         if record.sha256 in edit.add:
             duplicates.append(record.path)
             continue
         store.put_file(report.root / record.path, record.sha256)
-        edit.add[record.sha256] = {"label": record.label, "name": Path(record.path).name}
+        edit.add[record.sha256] = {"label": answer.from_record(record), "name": Path(record.path).name}
         if count % _KEEP_PENDING_EVERY == 0:
             store.still_pending(created.dataset)
     version = store.commit(created.dataset, created.number, edit)

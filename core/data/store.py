@@ -2,7 +2,8 @@
 
 Layout under the store root (e.g. `<workspace>/datasets/`):
   objects/ab/abcdef...           each image once, named by its sha256, shared by every version and dataset
-  <id>/versions/000001.json      a manifest: hash -> {label (None = unlabelled pool), name}, classes, changes
+  <id>/versions/000001.json      a manifest: hash -> {label (None = unlabelled pool; else the task's answer), name},
+                                 classes (or tags), changes, task (core.data.answers)
   <id>/HEAD.json                 which version is current; replaced atomically after the manifest is written
   <id>/PENDING                   while an import has not committed its images: the dataset is not listed
   <id>/materialized/v000001/     a version as class folders (hard links), see core.data.checkout
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core import quota
-from core.data import names
+from core.data import answers, names
 from core.data.names import MAX_CLASS_NAME, UNSAFE_NAME  # noqa: F401 - part of this module's interface
 from core.data.versions import (  # noqa: F401 - the store's interface: callers import these from here
     Edit,
@@ -70,7 +71,7 @@ class DatasetStore:
         if not data or number > self.head(dataset):
             raise StoreError(f"Version {number} of this dataset does not exist.")
         return Version(dataset, number, data["name"], data["created"], data["message"], data["classes"],
-                       data["images"], data["changes"])
+                       data["images"], data["changes"], data.get("task", "single"))
 
     def log(self, dataset: str) -> list[Version]:
         """Every version, newest first."""
@@ -87,15 +88,18 @@ class DatasetStore:
         return self.version(dataset, int(number) if number else None)
 
     # --- writing -------------------------------------------------------------------------------------------
-    def create(self, name: str, classes: list[str] = (), pending: bool = False) -> Version:
-        """A new dataset at version 1. `pending`: not listed until `publish` (an import commits its images first)."""
+    def create(self, name: str, classes: list[str] = (), pending: bool = False, task: str = "single") -> Version:
+        """A new dataset at version 1 whose images get `task`'s answers (core.data.answers: a class, tags, a
+        number). `pending`: not listed until `publish` (an import commits its images first)."""
+        if task not in answers.ANSWERS:
+            raise StoreError(f"A dataset cannot hold answers of the kind '{str(task)[:20]}'.")
         dataset = uuid.uuid4().hex[:12]
         self._dir(dataset).mkdir(parents=True)
         if pending:
             (self._dir(dataset) / PENDING).touch()
         with self._locked(dataset):
             classes = list(dict.fromkeys(check_class_name(c) for c in classes))
-            return self._write(dataset, 0, name, classes, {}, "created", {})
+            return self._write(dataset, 0, name, classes, {}, "created", {}, task)
 
     def still_pending(self, dataset: str) -> None:
         """Refresh a pending dataset's age, so the clean-up leaves a long import alone."""
@@ -163,19 +167,19 @@ class DatasetStore:
             changes["gone_classes"] = len(set(head.classes) - set(classes))
             if not any(changes.values()):
                 return head
-            return self._write(dataset, head.number, head.name, classes, images, edit.message, changes)
+            return self._write(dataset, head.number, head.name, classes, images, edit.message, changes, head.task)
 
     def rename_dataset(self, dataset: str, base: int, name: str) -> Version:
         with self._locked(dataset):
             head = self.version(dataset)
             return self._write(dataset, head.number, name.strip() or head.name, head.classes, head.images,
-                               "renamed", {})
+                               "renamed", {}, head.task)
 
     def _write(self, dataset: str, parent: int, name: str, classes: list[str], images: dict, message: str,
-               changes: dict[str, int]) -> Version:
+               changes: dict[str, int], task: str = "single") -> Version:
         number = parent + 1
         manifest = {"name": name, "parent": parent, "created": time.time(), "message": message, "classes": classes,
-                    "images": images, "changes": changes}
+                    "images": images, "changes": changes, "task": task}
         _write_json(self._manifest(dataset, number), manifest)  # an orphan if we crash before HEAD moves
         _write_json(self._dir(dataset) / "HEAD.json", {"version": number})
         return self.version(dataset, number)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.data import names
+from core.data import answers, names
 
 
 class StoreError(ValueError):
@@ -23,7 +23,8 @@ class StaleVersion(StoreError):
 class Edit:
     """One change a user makes, as data, so it can be replayed onto a newer version (rebase)."""
     add: dict[str, dict[str, Any]] = field(default_factory=dict)  # hash -> {"label", "name"}
-    set_label: dict[str, str | None] = field(default_factory=dict)  # hash -> new label (None: back to the pool)
+    # hash -> the task's new answer (a class, a list of tags, a number; core.data.answers), None: back to the pool
+    set_label: dict[str, Any] = field(default_factory=dict)
     remove: set[str] = field(default_factory=set)
     rename: dict[str, str] = field(default_factory=dict)  # old class -> new class (an existing one: a merge)
     add_classes: list[str] = field(default_factory=list)
@@ -40,24 +41,33 @@ class Version:
     classes: list[str]
     images: dict[str, dict[str, Any]]
     changes: dict[str, int]
+    task: str = "single"  # what each image's answer is (core.data.answers); versions made before tasks: single
 
     @property
     def ref(self) -> str:
         return f"{self.dataset}@{self.number}"
 
+    @property
+    def answer(self) -> answers.Answer:
+        return answers.of(self.task)
+
     def counts(self) -> dict[str, int]:
-        """Labelled images per class (every class, even empty ones), in class order."""
+        """Labelled images per class or tag (every one, even empty ones), in class order; none for values."""
         counts = {label: 0 for label in self.classes}
         for entry in self.images.values():
-            if entry["label"] is not None:
-                counts[entry["label"]] = counts.get(entry["label"], 0) + 1
+            for tag in self.answer.tags(entry["label"]) if entry["label"] is not None else ():
+                counts[tag] = counts.get(tag, 0) + 1
         return counts
+
+    def labelled(self) -> int:
+        """Images with an answer (an image whose answer is 'none of the tags' counts: it was labelled)."""
+        return sum(entry["label"] is not None for entry in self.images.values())
 
     def pool(self) -> list[str]:
         return [h for h, entry in self.images.items() if entry["label"] is None]
 
     def summary(self) -> str:
-        return describe_changes(self.changes)
+        return describe_changes(self.changes, self.answer.noun.lower() or "classes")
 
 
 def check_class_name(name: str) -> str:
@@ -83,42 +93,55 @@ def diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict
     return out
 
 
-def describe_changes(changes: dict[str, int]) -> str:
+def describe_changes(changes: dict[str, int], classes: str = "classes") -> str:
+    """The change in a few words; `classes`: what the dataset's names are called (classes, tags)."""
     words = {"added": "+{} images", "removed": "-{} images", "labelled": "{} labelled", "relabelled": "{} relabelled",
-             "unlabelled": "{} back to the pool", "new_classes": "+{} classes", "gone_classes": "-{} classes"}
+             "unlabelled": "{} back to the pool", "new_classes": f"+{{}} {classes}", "gone_classes": f"-{{}} {classes}"}
     parts = [words[k].format(n) for k, n in changes.items() if n and k in words]
     return ", ".join(parts) or "no change"
 
 
 def apply(head: Version, edit: Edit) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The images and classes (or tags) after `edit`; every answer it gives is checked by the task's entry."""
     images = {h: dict(entry) for h, entry in head.images.items()}
-    classes = list(head.classes)
+    classes, answer = list(head.classes), head.answer
     for old, new in edit.rename.items():
         new = _new_class(new, [c for c in classes if c not in edit.rename])
         if old not in classes:
             raise StoreError(f"There is no class '{old}' to rename.")
         classes = [c for c in classes if c != old] + ([new] if new not in classes else [])
         for entry in images.values():
-            if entry["label"] == old:
-                entry["label"] = new
+            if entry["label"] is not None:
+                entry["label"] = answer.rename(entry["label"], {old: new})
     for name in edit.add_classes:
         if (name := _new_class(name, classes)) not in classes:
             classes.append(name)
     for digest, entry in edit.add.items():
-        label = entry.get("label")
-        label = label if label is None or label in classes else _new_class(label, classes)
-        images.setdefault(digest, {"label": label, "name": entry["name"]})
+        images.setdefault(digest, {"label": _checked(answer, entry.get("label"), classes), "name": entry["name"]})
     for digest, label in edit.set_label.items():
-        if label is not None and label not in classes:
-            label = _new_class(label, classes)
-            classes += [label] if label not in classes else []
         if digest in images:
-            images[digest]["label"] = label
+            images[digest]["label"] = _checked(answer, label, classes)
     for digest in edit.remove:
         images.pop(digest, None)
-    used = {e["label"] for e in images.values() if e["label"] is not None}
+    used = {tag for e in images.values() if e["label"] is not None for tag in answer.tags(e["label"])}
     classes += sorted(used - set(classes))  # a label given to an image makes its class exist
     return images, classes
+
+
+def _checked(answer: answers.Answer, raw: Any, classes: list[str]) -> Any:
+    """`raw` as the task stores it (None stays None: the pool); a new class or tag it names joins `classes`."""
+    if raw is None:
+        return None
+
+    def name(typed: str) -> str:
+        known = typed if typed in classes else _new_class(typed, classes)
+        classes.extend([] if known in classes else [known])
+        return known
+
+    try:
+        return answer.check(raw, name)
+    except answers.AnswerRefused as error:
+        raise StoreError(str(error)) from None
 
 
 def _new_class(name: str, classes: list[str]) -> str:
@@ -137,7 +160,8 @@ def refuse_conflicts(base: Version, head: Version, edit: Edit) -> None:
     changed = {h for hashes in diff(base.images, head.images).values() for h in hashes}
     touched = set(edit.set_label) | edit.remove | set(edit.add)
     renamed = set(edit.rename)
-    labels_changed = {entry["label"] for v in (base, head) for h in changed if (entry := v.images.get(h))}
+    labels_changed = {tag for v in (base, head) for h in changed if (entry := v.images.get(h)) and
+                      entry["label"] is not None for tag in v.answer.tags(entry["label"])}
     if renamed and (base.classes != head.classes or renamed & labels_changed):
         touched |= changed  # a rename moves every image of the class: any change there is a conflict
     clash = touched & changed

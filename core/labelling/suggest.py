@@ -3,13 +3,15 @@
 Cold start: k-means groups the unlabelled pool so an expert labels a whole group at once. Once every class has
 a few labels, a logistic-regression head suggests a label and a confidence for every pool image (seconds: the
 features are computed once per image and cached by content hash), and the least certain images come first,
-because labelling them teaches the head the most (active learning, smallest margin first).
+because labelling them teaches the head the most (active learning, smallest margin first). Tags and values have
+heads of their own (core.labelling.heads); core.labelling.propose runs the round for a dataset version.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,11 +19,10 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
 from core.data.preprocessing import Preprocessing, load_rgb
-from core.data.store import DatasetStore, Version
+from core.data.store import DatasetStore
 from core.models import backbones
 from core.models.features import FeatureCache, cache_key
 
-MIN_LABELS_PER_CLASS = 3
 EMBED_BATCH = 32
 BACKBONE = backbones.BUNDLED
 _model_lock = threading.Lock()
@@ -30,9 +31,14 @@ _model_lock = threading.Lock()
 @dataclass(frozen=True)
 class Suggestion:
     digest: str
-    label: str
-    confidence: float  # the head's probability for its suggested label
-    margin: float  # top probability minus the runner-up: small = uncertain, worth labelling first
+    label: str  # the suggested answer in words (a class; for tags and values, what core.data.answers shows)
+    confidence: float  # the head's probability for its suggested answer
+    margin: float  # top probability minus the runner-up (other tasks: 1 - their uncertainty): small = unsure
+    answer: Any = None  # the answer as a version stores it, where it is not the class name `label` itself
+
+    @property
+    def stored(self) -> Any:
+        return self.label if self.answer is None else self.answer
 
 
 def embed(store: DatasetStore, digests: list[str], cache: FeatureCache, image_size: int | None = None) -> np.ndarray:
@@ -48,18 +54,6 @@ def embed(store: DatasetStore, digests: list[str], cache: FeatureCache, image_si
         return torch.cat([_pooled(model, prep, [store.object_path(digests[i]) for i in chunk]) for chunk in chunks])
 
     return cache.features(key, digests, compute).float().numpy()
-
-
-def ready_for_suggestions(version: Version) -> tuple[bool, str]:
-    """Whether a head can be trained yet, and if not, what is missing (a sentence for the user)."""
-    counts = version.counts()
-    short = [label for label, n in counts.items() if n < MIN_LABELS_PER_CLASS]
-    if len([n for n in counts.values() if n]) < 2:
-        return False, "Label images of at least two classes to get suggestions."
-    if short:
-        return False, (f"Suggestions start when every class has {MIN_LABELS_PER_CLASS} labelled images; "
-                       f"{len(short)} class{'es' if len(short) != 1 else ''} need{'s' if len(short) == 1 else ''} more.")
-    return True, ""
 
 
 def group(features: np.ndarray, groups: int, seed: int = 0) -> list[list[int]]:
@@ -100,18 +94,6 @@ def most_uncertain_first(suggestions: list[Suggestion]) -> list[Suggestion]:
 def confident(suggestions: list[Suggestion], threshold: float) -> list[Suggestion]:
     """Suggestions sure enough to accept in bulk, surest first."""
     return sorted((s for s in suggestions if s.confidence >= threshold), key=lambda s: (-s.confidence, s.digest))
-
-
-def suggestions_for(store: DatasetStore, version: Version, cache: FeatureCache,
-                    image_size: int | None = None) -> list[Suggestion]:
-    """The whole round the page runs after each batch of labels: features (cached), head, pool suggestions."""
-    if not ready_for_suggestions(version)[0]:
-        return []
-    labelled = [(d, e["label"]) for d, e in sorted(version.images.items()) if e["label"] is not None]
-    pool = sorted(version.pool())
-    features = embed(store, [d for d, _ in labelled] + pool, cache, image_size)
-    head = fit_head(features[:len(labelled)], [label for _, label in labelled])
-    return suggest(head, features[len(labelled):], pool)
 
 
 def _normalised(features: np.ndarray) -> np.ndarray:

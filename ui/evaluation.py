@@ -42,7 +42,7 @@ def headline(report: Evaluation, task: Task) -> None:
 def per_label_table(report: Evaluation, task: Task) -> None:
     if not report.per_label or not task.label_columns:
         return
-    st.markdown("#### Per class" if task.name == "single" else "#### Per tag")
+    st.markdown(f"#### {task.per_label_heading}")
     st.caption(" ".join(f"{m.title.capitalize()}: {m.help}" for m in task.label_columns[:2]) +
                " The interval is where the recall could really be, given so few images.")
     rows = []

@@ -41,7 +41,7 @@ task = tasks.get(report.task)
 evaluation.headline(report, task)
 for note in report.interval_notes[:6]:
     st.info(md(note), icon=":material/straighten:")
-if task.name == "single" and st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
+if task.supports_cross_validation and st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
     cross_validation(run)
 evaluation.per_label_table(report, task)
 evaluation.figures(run.run, report, task)

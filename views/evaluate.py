@@ -82,8 +82,8 @@ if not mistakes:
     st.success("Every validation image was answered correctly.")
 heatmaps = bool(mistakes) and st.toggle("Show where the model looked (heatmaps)", key="heatmaps")
 if heatmaps:
-    st.caption(CAVEAT)
-evaluation.gallery(run.run, mistakes[:MISTAKES_SHOWN], heatmaps, task.describe)
+    st.caption(" ".join(filter(None, (CAVEAT, task.heatmap_note))))
+evaluation.gallery(run.run, mistakes[:MISTAKES_SHOWN], heatmaps, task)
 if len(mistakes) > MISTAKES_SHOWN:
     st.caption(f"The {MISTAKES_SHOWN} largest mistakes are shown, of {len(mistakes)}.")
 

@@ -44,8 +44,8 @@ def scores_run(scored, tmp_path_factory):
     return _train(scored, "regression", tmp_path_factory.mktemp("scores_run"))
 
 
-def _train(data, task, tmp_path) -> runs.Run:
-    config = TrainConfig(data=str(data), task=task, **QUICK)
+def _train(data, task, tmp_path, **settings) -> runs.Run:
+    config = TrainConfig(data=str(data), task=task, **(QUICK | settings))
     run = runs.create(tmp_path / "runs", config)
     state = pipeline.execute(config, run.path, EventLog(run.metrics_file), threading.Event(), tmp_path)
     assert state == "finished", run.status()

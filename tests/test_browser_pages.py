@@ -1,5 +1,6 @@
 """What only a real browser shows (Playwright + Debian's Chromium against `streamlit run` on localhost): the first
-visit says it is loading, a click on a confusion-matrix cell shows that cell's images, the Label page keeps its tab
+visit says it is loading, a click on a confusion-matrix cell shows that cell's images, a click on a scatter point
+shows its image and heatmap, the Label page keeps its tab
 and names the current version after a save, and a started job's id is in the address bar at once."""
 from __future__ import annotations
 
@@ -96,6 +97,42 @@ def test_clicking_a_confusion_cell_shows_its_images(server, page, trained_run):
     settle(page)
     expect(page.get_by_text(f"{matrix[i][j]} image(s): true {labels[i]}, predicted {labels[j]}")).to_be_visible()
     expect(page.locator("[data-testid='stImage']").first).to_be_visible()
+
+
+CLICK_POINT = """(title) => {
+    const chart = [...document.querySelectorAll('.js-plotly-plot')]
+        .find(g => ((g.layout.title || {}).text || '').includes(title));
+    const xa = chart._fullLayout.xaxis, ya = chart._fullLayout.yaxis, box = chart.getBoundingClientRect();
+    const dots = chart.data[0], at = dots.x.map((x, k) => [xa.d2p(x), ya.d2p(dots.y[k])]);
+    const room = k => Math.min(...at.map((p, j) => j === k ? 1e9 : Math.hypot(p[0] - at[k][0], p[1] - at[k][1])));
+    const k = [...at.keys()].reduce((a, b) => room(b) > room(a) ? b : a);  // the point farthest from the others
+    return [box.left + xa._offset + at[k][0], box.top + ya._offset + at[k][1], dots.customdata[k][0]];
+}"""
+
+
+def test_clicking_a_scatter_point_shows_its_image_and_where_the_model_looked(server, page, tmp_path_factory):
+    from core.data import sample
+    from core.tasks import get
+    from tests.test_task_runs import _train
+
+    url, home, _ = server
+    run = _train(sample.write_scored_folder(tmp_path_factory.mktemp("scored"), 20, size=64, seed=3), "regression",
+                 tmp_path_factory.mktemp("scores_run"), epochs=2)  # the click is tested, not the model
+    page.goto(url)
+    settle(page)
+    shutil.copytree(run.path, home / "workspaces" / workspace_of(page) / "runs" / run.path.name)
+    page.goto(f"{url}/evaluate?ws={workspace_of(page)}")
+    settle(page)
+    chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Predicted against true values")
+    expect(chart).to_be_visible()
+    chart.scroll_into_view_if_needed()
+    x, y, index = page.evaluate(CLICK_POINT, "Predicted against true values")
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    settle(page)
+    clicked = run.evaluation().predictions[index]
+    expect(page.get_by_text("Where the model looked", exact=True)).to_be_visible()
+    expect(page.get_by_text(f"{clicked['path']}: {get('regression').describe(clicked)}")).to_be_visible()
 
 
 def test_the_label_page_keeps_its_tab_and_names_the_current_version_after_a_save(server, page, tmp_path):

@@ -2,6 +2,7 @@
 backbone family; the model card is one self-contained, escaped HTML file."""
 from __future__ import annotations
 
+import copy
 import json
 import random
 import threading
@@ -95,6 +96,31 @@ def test_every_backbone_family_gives_a_heatmap(name):
     assert 0 <= found.cam.min() and found.cam.max() <= 1 and found.cam.std() > 0
     assert similarity(found.cam, found.cam) == pytest.approx(1.0)
     assert randomised_last_stage(model) is not model
+
+
+def test_a_values_heatmap_shows_what_moved_it_from_the_average_whichever_way():
+    """A regression head: the same picture through a head and its mirror image (weights negated: one answers above
+    the training mean, the other as far below it) gives the same, non-blank map of the image's shape. Explaining
+    the raw output instead shows what pushed it up, which for the low answer is often nothing: a blank map."""
+    from core import tasks
+
+    torch.manual_seed(0)
+    model = backbones.build("efficientnet_lite0", 1, pretrained=False)
+    tasks.get("regression").adapt_head(model)
+    model.eval()
+    mirrored = copy.deepcopy(model)
+    with torch.no_grad():
+        mirrored.head[-1].weight.neg_()
+        mirrored.head[-1].bias.neg_()
+    prep = backbones.preprocessing("efficientnet_lite0", 64)
+    picture = torch.from_numpy(np.array(busy_picture("square", random.Random(1))[0].resize(
+        (prep.crop_size, prep.crop_size)))).permute(2, 0, 1).contiguous()
+    high, low = (explain(m, prep, picture) for m in (model, mirrored))
+    assert {high.sign, low.sign} == {1.0, -1.0}
+    for found in (high, low):
+        assert found.cam.shape == (prep.crop_size, prep.crop_size) and found.image.size == (64, 64)
+        assert found.cam.max() > 0.5 and found.cam.std() > 0.05, "a blank heatmap"
+    assert similarity(high.cam, low.cam) > 0.99
 
 
 def test_model_card_is_self_contained_escaped_and_in_the_bundle(trained_run, tmp_path, capsys):

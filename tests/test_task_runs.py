@@ -3,6 +3,7 @@ the command line."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -43,8 +44,8 @@ def scores_run(scored, tmp_path_factory):
     return _train(scored, "regression", tmp_path_factory.mktemp("scores_run"))
 
 
-def _train(data, task, tmp_path) -> runs.Run:
-    config = TrainConfig(data=str(data), task=task, **QUICK)
+def _train(data, task, tmp_path, **settings) -> runs.Run:
+    config = TrainConfig(data=str(data), task=task, **(QUICK | settings))
     run = runs.create(tmp_path / "runs", config)
     state = pipeline.execute(config, run.path, EventLog(run.metrics_file), threading.Event(), tmp_path)
     assert state == "finished", run.status()
@@ -138,11 +139,64 @@ def _page_with(run, page: str):
     return at
 
 
+def _clicked(trace, k: int) -> dict:
+    """The selection event Streamlit hands the page for a click on mark k of a trace: what the mark carries."""
+    return {"selection": {"points": [{"x": trace.x[k], "y": trace.y[k], "customdata": list(trace.customdata[k])}]}}
+
+
+def test_a_clicked_tag_bar_lists_the_images_behind_it(tags_run):
+    """A click on 'square: missed' lists exactly the images that have a square the model did not tag, as many as
+    the bar is high; every bar of every tag maps back to itself."""
+    from core.insight import task_charts
+
+    evaluation = tags_run.evaluation()
+    bars = task_charts.tag_errors(evaluation).data
+    assert [bar.name for bar in bars] == ["found", "missed", "given wrongly"]
+    for bar in bars:
+        for k, tag in enumerate(evaluation.labels):
+            assert task_charts.selected_tag_outcome(evaluation, _clicked(bar, k)) == (tag, bar.name)
+            images = task_charts.tag_outcome_images(evaluation, tag, bar.name)
+            assert len(images) == bar.y[k]
+            has, given = {"found": (True, True), "missed": (True, False), "given wrongly": (False, True)}[bar.name]
+            assert all((tag in p["true"]) == has and (tag in p["predicted"]) == given for p in images)
+    assert task_charts.selected_tag_outcome(evaluation, {"selection": {"points": []}}) is None
+
+
+def test_a_clicked_scatter_point_opens_its_image_and_where_the_model_looked(scores_run):
+    """A click on one point names that validation image (true and predicted as plotted), a box of points names
+    each once, the diagonal's points name nothing; the image is in the run folder, and its heatmap on the value
+    is a map of the picture's shape that is not blank."""
+    from core.insight import task_charts
+    from core.insight.explain import explain
+
+    evaluation = scores_run.evaluation()
+    dots, diagonal = task_charts.scatter(evaluation).data
+    worst = max(range(len(dots.x)), key=lambda k: abs(dots.x[k] - dots.y[k]))
+    [image] = task_charts.selected_images(evaluation, _clicked(dots, worst))
+    assert (image["true"], image["predicted"]) == (dots.x[worst], dots.y[worst])
+    boxed = {"selection": {"points": [_clicked(dots, k)["selection"]["points"][0] for k in (1, 4, 1)] +
+                           [{"x": diagonal.x[0], "y": diagonal.y[0]}]}}
+    assert task_charts.selected_images(evaluation, boxed) == [evaluation.predictions[1], evaluation.predictions[4]]
+    picture = scores_run.val_pixels(image["sha256"])
+    predictor = Predictor(scores_run.path)
+    found = explain(predictor.model, predictor.preprocessing, picture)
+    assert found.cam.shape == tuple(picture.shape[1:]) and found.cam.max() > 0.5 and found.cam.std() > 0.01
+
+
 def test_the_evaluate_and_predict_pages_speak_of_tags_for_a_tag_run(tagged, tags_run):
     at = _page_with(tags_run, "evaluate")
     assert {"Tags found (F1)", "Exactly right", "Ranking quality (mAP)"} <= {m.label for m in at.metric}
     assert "Accuracy" not in {m.label for m in at.metric}
     assert any("Per tag: found, missed" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert any(m.value == "#### Per tag" for m in at.markdown)
+    bar = at.selectbox(key="tag_cell")  # what a click on a bar chooses; a keyboard chooses it here
+    tag, outcome, count = re.fullmatch(r"(.+): (found|missed|given wrongly) \((\d+)\)", bar.options[1]).groups()
+    before = len(at.get("image"))  # the wrong answers' gallery further down
+    bar.set_value(0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"{count} image(s) where the tag '{tag}' was {outcome}" in c.value.replace("\\", "")
+               for c in at.caption)
+    assert len(at.get("image")) - before == min(int(count), 30)
     at.button(key="model_card").click().run()
     assert not at.exception and at.get("download_button")
     at.switch_page("views/runs.py").run()

@@ -97,3 +97,23 @@ def test_single_label_answers_carry_a_prediction_set_with_its_coverage():
     assert 0.85 <= trust["report"]["conformal"]["measured_coverage"] <= 0.95
     (answer,) = task.answer(torch.tensor([[0.45, 0.44, 0.11]]), ["rose", "tulip", "daisy"], trust["predict"], 3)
     assert {"rose", "tulip"} <= set(answer["set"]) and answer["set_coverage"] == 0.9
+
+
+def test_no_page_compares_a_task_name_to_a_literal():
+    """What a page offers for a task is a capability of its registry entry (core/tasks), so adding a task touches
+    only the registry: no `task.name == "single"` (nor `in ("multi", ...)`) under views/ or ui/."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for path in sorted([*root.glob("views/*.py"), *root.glob("ui/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            literals = [o for side in operands for o in (side.elts if isinstance(side, (ast.Tuple, ast.List,
+                                                                                     ast.Set)) else [side])]
+            if any(isinstance(o, ast.Constant) and o.value in tasks.NAMES for o in literals):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, f"ask the Task entry instead: {found}"

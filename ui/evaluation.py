@@ -2,16 +2,18 @@
 its charts, how it describes one answer), so a new task needs no branch here."""
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from core.insight import task_charts, trust_charts
+from core.insight.explain import CAVEAT
 from core.tasks import Evaluation, Task
 from core.tasks.base import Measure
 from core.text import md, plain
-from ui.common import cached_thumbnail
+from ui.common import cached_thumbnail, show_error
 from ui.insight import heatmap_overlay
 
 CELL_IMAGES_SHOWN = 30
@@ -42,7 +44,7 @@ def headline(report: Evaluation, task: Task) -> None:
 def per_label_table(report: Evaluation, task: Task) -> None:
     if not report.per_label or not task.label_columns:
         return
-    st.markdown("#### Per class" if task.name == "single" else "#### Per tag")
+    st.markdown(f"#### {task.per_label_heading}")
     st.caption(" ".join(f"{m.title.capitalize()}: {m.help}" for m in task.label_columns[:2]) +
                " The interval is where the recall could really be, given so few images.")
     rows = []
@@ -57,12 +59,24 @@ def per_label_table(report: Evaluation, task: Task) -> None:
 
 def figures(run: Any, report: Evaluation, task: Task) -> None:
     for name in task.figures:
-        if name == "confusion":  # the one chart a click on reads back
-            confusion(run, report, task)
+        if name in CLICKABLE:  # the charts a click on reads back
+            CLICKABLE[name](run, report, task)
             continue
         figure = task_charts.FIGURES[name](report)
         if figure is not None:
             st.plotly_chart(figure, key=f"figure_{name}")
+
+
+def _follow_click(key: str, cells: list, clicked: Any, nothing_there: str) -> None:
+    """A new click on a chart chooses its cell in the dropdown `key` drawn below it (which a keyboard can use
+    too); otherwise the dropdown keeps what the user chose there."""
+    if clicked != st.session_state.get(f"{key}_clicked"):
+        st.session_state[f"{key}_clicked"] = clicked
+        if clicked in cells:
+            st.session_state[key] = cells.index(clicked)
+        elif clicked is not None:
+            st.session_state[key] = None
+            st.caption(md(nothing_there))
 
 
 def confusion(run: Any, report: Evaluation, task: Task) -> None:
@@ -71,13 +85,8 @@ def confusion(run: Any, report: Evaluation, task: Task) -> None:
                             selection_mode="points")
     cells = [(t, p) for i, t in enumerate(labels) for j, p in enumerate(labels) if report.confusion[i][j]]
     clicked = trust_charts.selected_cell(labels, event)
-    if clicked != st.session_state.get("cell_clicked"):  # a new click; otherwise the dropdown below decides
-        st.session_state["cell_clicked"] = clicked
-        if clicked in cells:
-            st.session_state["cell"] = cells.index(clicked)
-        elif clicked is not None:
-            st.session_state["cell"] = None
-            st.caption(md(f"No validation image is true {clicked[0]} and predicted {clicked[1]}."))
+    _follow_click("cell", cells, clicked,
+                  f"No validation image is true {clicked[0]} and predicted {clicked[1]}." if clicked else "")
     chosen_cell = st.selectbox("Show the images of one cell", [None, *range(len(cells))], key="cell",
                                format_func=lambda c: "choose a cell" if c is None else
                                plain(f"true {cells[c][0]}, predicted {cells[c][1]}"))
@@ -85,19 +94,91 @@ def confusion(run: Any, report: Evaluation, task: Task) -> None:
         cell = cells[chosen_cell]
         chosen = [p for p in report.predictions if (p["true"], p["predicted"]) == cell]
         st.caption(md(f"{len(chosen)} image(s): true {cell[0]}, predicted {cell[1]}"))
-        gallery(run, chosen[:CELL_IMAGES_SHOWN], False, task.describe)
+        gallery(run, chosen[:CELL_IMAGES_SHOWN], False, task)
 
 
-def gallery(run: Any, items: list[dict], heatmaps: bool, describe: Callable[[dict], str]) -> None:
-    """The validation images of `items` as the model saw them (the run folder keeps them)."""
+def tag_outcomes(run: Any, report: Evaluation, task: Task) -> None:
+    """Per tag, found / missed / given wrongly; a click on a bar (or the dropdown) lists that bar's images."""
+    figure = task_charts.tag_errors(report)
+    if figure is None:
+        return
+    event = st.plotly_chart(figure, key="figure_tag_errors", on_select="rerun", selection_mode="points")
+    st.caption("Found: the image has the tag and the model gave it. Missed: the image has the tag but the model "
+               "did not give it. Given wrongly: the model gave a tag the image does not have. Click a bar to see "
+               "its images.")
+    counts = {(tag, outcome): report.confusion[k][int(has)][int(given)] for k, tag in enumerate(report.labels)
+              for outcome, (has, given, _) in task_charts.TAG_OUTCOMES.items()}
+    cells = [cell for cell, count in counts.items() if count]
+    clicked = task_charts.selected_tag_outcome(report, event)
+    _follow_click("tag_cell", cells, clicked, f"No validation image: {clicked[0]} {clicked[1]}." if clicked else "")
+    chosen = st.selectbox("Show the images of one bar", [None, *range(len(cells))], key="tag_cell",
+                          format_func=lambda c: "choose a tag and what happened" if c is None else
+                          plain(f"{cells[c][0]}: {cells[c][1]} ({counts[cells[c]]})"))
+    if chosen is None:
+        return
+    tag, outcome = cells[chosen]
+    images = task_charts.tag_outcome_images(report, tag, outcome)
+    st.caption(md(f"{len(images)} image(s) where the tag '{tag}' was {outcome}") +
+               (f"; the first {CELL_IMAGES_SHOWN} are shown." if len(images) > CELL_IMAGES_SHOWN else "."))
+    looked = st.toggle("Show where the model looked for this tag (heatmaps)", key="tag_heatmaps")
+    if looked:
+        st.caption(CAVEAT)
+    gallery(run, images[:CELL_IMAGES_SHOWN], looked, task, label=tag)
+
+
+def scatter(run: Any, report: Evaluation, task: Task) -> None:
+    """Predicted against true values; a clicked point shows its image and where the model looked, a box of
+    points shows their images."""
+    figure = task_charts.scatter(report)
+    if figure is None:
+        return
+    event = st.plotly_chart(figure, key="figure_scatter", on_select="rerun", selection_mode=("points", "box"))
+    chosen = task_charts.selected_images(report, event)
+    if not chosen:
+        st.caption("Click a point to see its picture and where the model looked. To see several, choose the box "
+                   "tool above the chart and drag over them.")
+    elif len(chosen) == 1:
+        one_image(run, chosen[0], task)
+    else:
+        more = f"; the first {CELL_IMAGES_SHOWN} are shown" if len(chosen) > CELL_IMAGES_SHOWN else ""
+        st.caption(f"{len(chosen)} images chosen{more}. Click a single point to see where the model looked.")
+        gallery(run, chosen[:CELL_IMAGES_SHOWN], False, task)
+
+
+def one_image(run: Any, item: dict, task: Task) -> None:
+    """One validation image beside its heatmap, with its true and predicted answer."""
+    caption = md(task.describe(item))
+    stored = run.val_image(item.get("sha256", ""))
+    picture = cached_thumbnail(str(stored)) if stored else None
+    if picture is None:
+        st.caption(md(f"{item['path']}: ") + caption + " (image no longer available)")
+        return
+    left, right, _ = st.columns(3)
+    left.image(picture, caption=md(f"{item['path']}: ") + caption)
+    try:
+        with st.spinner("Working out where the model looked..."):
+            overlay = heatmap_overlay(str(run.path), item["sha256"], task.explained_label(item))
+    except Exception:  # never a bare traceback: the picture and its numbers still stand
+        show_error("Where the model looked could not be worked out for this image.", traceback.format_exc())
+        return
+    if overlay is not None:
+        right.image(overlay, caption="Where the model looked")
+        st.caption(" ".join(filter(None, (CAVEAT, task.heatmap_note))))
+
+
+CLICKABLE: dict[str, Callable[[Any, Evaluation, Task], None]] = {
+    "confusion": confusion, "tag_errors": tag_outcomes, "scatter": scatter}
+
+
+def gallery(run: Any, items: list[dict], heatmaps: bool, task: Task, label: str | None = None) -> None:
+    """The validation images of `items` as the model saw them (the run folder keeps them); the heatmaps explain
+    `label` when given (a tag the user chose), else each answer's own (Task.explained_label)."""
     columns = st.columns(6)
     for i, item in enumerate(items):
-        caption = md(describe(item))
+        caption = md(task.describe(item))
         digest = item.get("sha256", "")
-        predicted = item.get("predicted")
-        label = predicted if isinstance(predicted, str) else predicted[0] if isinstance(predicted, list) and \
-            predicted else ""
-        image = heatmap_overlay(str(run.path), digest, label) if heatmaps else None
+        explained = label if label is not None else task.explained_label(item)
+        image = heatmap_overlay(str(run.path), digest, explained) if heatmaps else None
         stored = run.val_image(digest)
         image = image if image is not None else cached_thumbnail(str(stored)) if stored else None
         with columns[i % 6]:

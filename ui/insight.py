@@ -37,9 +37,10 @@ def feature_cache() -> FeatureCache:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def heatmap_overlay(run_path: str, digest: str, label: str):
-    """The Grad-CAM overlay for `label` on one validation image (by content hash), or None when the run does not
-    hold it (runs made before the run folder kept its validation images)."""
+def heatmap_overlay(run_path: str, digest: str, label: str | None):
+    """The Grad-CAM overlay for `label` (None: the head's strongest output, or a number's one) on one validation
+    image (by content hash), or None when the run does not hold it (runs made before the run folder kept its
+    validation images)."""
     predictor = predictor_for(run_path)
     picture = Run(run_path).val_pixels(digest)
     if picture is None:

@@ -41,7 +41,7 @@ task = tasks.get(report.task)
 evaluation.headline(report, task)
 for note in report.interval_notes[:6]:
     st.info(md(note), icon=":material/straighten:")
-if task.name == "single" and st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
+if task.supports_cross_validation and st.checkbox("Cross-validate (k folds) for a steadier estimate", key="cv"):
     cross_validation(run)
 evaluation.per_label_table(report, task)
 evaluation.figures(run.run, report, task)
@@ -82,8 +82,8 @@ if not mistakes:
     st.success("Every validation image was answered correctly.")
 heatmaps = bool(mistakes) and st.toggle("Show where the model looked (heatmaps)", key="heatmaps")
 if heatmaps:
-    st.caption(CAVEAT)
-evaluation.gallery(run.run, mistakes[:MISTAKES_SHOWN], heatmaps, task.describe)
+    st.caption(" ".join(filter(None, (CAVEAT, task.heatmap_note))))
+evaluation.gallery(run.run, mistakes[:MISTAKES_SHOWN], heatmaps, task)
 if len(mistakes) > MISTAKES_SHOWN:
     st.caption(f"The {MISTAKES_SHOWN} largest mistakes are shown, of {len(mistakes)}.")
 

@@ -101,7 +101,7 @@ refs = run_refs(configs, store, labelled_content)
 rows = [table_row(r, refs[r.id]) for r in history]
 if all(r.state == "finished" for r in history):  # one column fewer when it would only say "finished"
     rows = [{k: v for k, v in row.items() if k != "state"} for row in rows]
-single_only = all(r.config.get("task", "single") == "single" for r in history)
+single_only = all(tasks.TASKS.get(r.config.get("task"), tasks.get(None)).reports_accuracy for r in history)
 dropped = ("answers", "main score") if single_only else ("accuracy", "class-balanced")  # the width of a laptop
 rows = [{k: v for k, v in row.items() if k not in dropped} for row in rows]
 st.dataframe(rows, hide_index=True, width="stretch", column_config=COLUMNS)

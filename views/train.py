@@ -86,7 +86,7 @@ rules = class_rules()  # a class's student sees only what the teacher allows (th
 st.subheader("Backbone")
 st.caption("A network already trained on ImageNet's 1.2 million photos. Bigger ones are more accurate and slower.")
 catalogue = [b for b in backbones.catalogue() if rules is None or b.name in rules.backbones]
-if rules is None and report.task == "single":
+if rules is None and tasks.get(report.task).compares_backbones:
     with st.expander("Compare the backbones on my images first"):
         compare_panel(ws, dataset)
 st.dataframe([{
@@ -96,7 +96,7 @@ st.dataframe([{
 } for b in catalogue], hide_index=True)
 names = [b.name for b in catalogue]
 suggested, suggested_why = advice.recommend_backbone(num_images / max(len(report.labels), 1))
-if report.task == "regression":  # the measurement behind the suggestion counted images a class
+if not tasks.get(report.task).backbone_advice:  # the measurement behind the suggestion counted images a class
     suggested, suggested_why = backbones.BUNDLED, ""
 suggested = suggested if suggested in names else names[0]
 backbone = st.selectbox("Backbone", names, index=names.index(suggested), key="backbone",

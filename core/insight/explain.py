@@ -4,6 +4,10 @@ Each backbone's builder names the layer to read (StagedModel.cam_target, set in 
 convolutional backbones a late feature map, for vision transformers the last block's first LayerNorm with its patch
 tokens reshaped into a grid (the block's own output reaches the classifier only through the class token, so its
 patch tokens get no gradient). A heatmap is a hint about where the model looked, not proof.
+
+A number (a regression head, which answers mean + std * z around the training values' mean) is explained by what
+moved it away from that mean, either way: Grad-CAM keeps only what pushes its target up, so a plain "explain the
+output" map of a low answer is often blank.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from torch import nn
 
 from core.data.preprocessing import Preprocessing
 from core.models.backbones import StagedModel
+from core.tasks.regression import ScaledLinear
 
 CAVEAT = ("The heatmap shows which parts of the picture pushed the model towards its answer. It is a hint, not "
           "proof: a model can look at the right place for the wrong reason.")
@@ -34,18 +39,40 @@ def target_layer(model: StagedModel) -> tuple[nn.Module, Callable | None]:
     return model.cam_target
 
 
-def heatmaps(model: StagedModel, x: torch.Tensor, class_indices: list[int] | None = None) -> np.ndarray:
-    """(N, H, W) in [0, 1] for a normalised batch, one pass; class_indices None = each image's predicted class."""
+class SignedOutputTarget(ClassifierOutputTarget):
+    """One output times +1 (what raised it) or -1 (what lowered it)."""
+
+    def __init__(self, category: int, direction: float = 1.0) -> None:
+        super().__init__(category)
+        self.direction = direction
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        return self.direction * super().__call__(model_output)
+
+
+def direction(model: StagedModel, outputs: torch.Tensor, index: int) -> float:
+    """+1 for a class or tag (what made it likelier); for a value, the side of the training mean it fell on."""
+    head = model.head[-1]
+    if not isinstance(head, ScaledLinear):
+        return 1.0
+    return 1.0 if float(outputs[index]) >= float(head.mean[index]) else -1.0
+
+
+def heatmaps(model: StagedModel, x: torch.Tensor, class_indices: list[int] | None = None,
+             directions: list[float] | None = None) -> np.ndarray:
+    """(N, H, W) in [0, 1] for a normalised batch, one pass; class_indices None = each image's predicted class;
+    directions (one per index, +1 by default) -1 to show what lowered that output."""
     layer, reshape = target_layer(model)
     model.eval()
-    targets = None if class_indices is None else [ClassifierOutputTarget(int(i)) for i in class_indices]
+    targets = None if class_indices is None else [
+        SignedOutputTarget(int(i), d) for i, d in zip(class_indices, directions or [1.0] * len(class_indices))]
     with _HOOKS, torch.enable_grad(), GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
         return cam(input_tensor=x, targets=targets)
 
 
-def heatmap(model: StagedModel, x: torch.Tensor, class_index: int | None = None) -> np.ndarray:
+def heatmap(model: StagedModel, x: torch.Tensor, class_index: int | None = None, sign: float = 1.0) -> np.ndarray:
     """(H, W) for a batch of one image."""
-    return heatmaps(model, x, None if class_index is None else [class_index])[0]
+    return heatmaps(model, x, None if class_index is None else [class_index], [sign])[0]
 
 
 def randomised_last_stage(model: StagedModel, seed: int = 0) -> StagedModel:
@@ -79,18 +106,21 @@ class Explanation:
     cam: np.ndarray
     image: Image.Image
     sanity: float | None  # similarity to the randomised-last-stage heatmap (lower is better), when asked
+    sign: float = 1.0  # +1: what raised the output; -1: what lowered it (a value below the training mean)
 
 
 def explain(model: StagedModel, prep: Preprocessing, picture: torch.Tensor, class_index: int | None = None,
             sanity_check: bool = False) -> Explanation:
     """`picture`: the (3, crop, crop) uint8 input, e.g. Predictor.tensor(image)."""
     x = prep.normalize(picture.unsqueeze(0)).to(next(model.parameters()).device)
-    if class_index is None:
-        with torch.inference_mode():
-            class_index = int(model(x).argmax(1))
-    cam = heatmap(model, x, class_index)
-    sanity = similarity(cam, heatmap(randomised_last_stage(model), x, class_index)) if sanity_check else None
-    return Explanation(class_index, cam, overlay(picture.cpu(), cam), sanity)
+    model.eval()
+    with torch.inference_mode():
+        outputs = model(x)[0]
+    class_index = int(outputs.argmax()) if class_index is None else class_index
+    sign = direction(model, outputs, class_index)
+    cam = heatmap(model, x, class_index, sign)
+    sanity = similarity(cam, heatmap(randomised_last_stage(model), x, class_index, sign)) if sanity_check else None
+    return Explanation(class_index, cam, overlay(picture.cpu(), cam), sanity, sign)
 
 
 def sanity_sentence(score: float) -> str:

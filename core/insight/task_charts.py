@@ -1,8 +1,13 @@
 """The Evaluate page's charts by name: each task lists the ones that suit its answers (Task.figures), so a new task
-reuses them without a branch in the page. Pure (an Evaluation in, a go.Figure out); names pass through plot_text."""
+reuses them without a branch in the page. Pure (an Evaluation in, a go.Figure out); names pass through plot_text.
+
+The per-tag bars and the scatter are clickable on the page: each mark carries what it stands for in its customdata
+(a tag and an outcome, an image's index in evaluation.predictions), and the functions below map a Streamlit
+selection event back to the validation images it names."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -11,6 +16,10 @@ from core.tasks import Evaluation
 from core.text import plot_text
 
 _LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
+# Per tag, what can happen to it on one image: (the image has the tag, the model gave it), and its bar's colour.
+TAG_OUTCOMES: dict[str, tuple[bool, bool, str]] = {"found": (True, True, "#2e7d32"),
+                                                   "missed": (True, False, "#c62828"),
+                                                   "given wrongly": (False, True, "#f9a825")}
 
 
 def recall_intervals(evaluation: Evaluation) -> go.Figure | None:
@@ -23,14 +32,12 @@ def tag_errors(evaluation: Evaluation) -> go.Figure | None:
     if not evaluation.confusion:
         return None
     names = [plot_text(label) for label in evaluation.labels]
-    given_wrongly = [cells[0][1] for cells in evaluation.confusion]
-    missed = [cells[1][0] for cells in evaluation.confusion]
-    found = [cells[1][1] for cells in evaluation.confusion]
     figure = go.Figure()
-    for title, values, colour in (("found", found, "#2e7d32"), ("missed", missed, "#c62828"),
-                                  ("given wrongly", given_wrongly, "#f9a825")):
-        figure.add_bar(x=names, y=values, name=title, marker_color=colour,
-                       hovertemplate="%{x}: %{y} image(s) " + title + "<extra></extra>")
+    for outcome, (has, given, colour) in TAG_OUTCOMES.items():
+        values = [cells[int(has)][int(given)] for cells in evaluation.confusion]  # rows: has it; columns: given
+        figure.add_bar(x=names, y=values, name=outcome, marker_color=colour,
+                       customdata=[[k, outcome] for k in range(len(names))],
+                       hovertemplate="%{x}: %{y} image(s) " + outcome + "<extra></extra>")
     figure.update_yaxes(title_text="validation images")
     return figure.update_layout(title="Per tag: found, missed and given wrongly", barmode="group", height=360,
                                 **_LAYOUT)
@@ -38,14 +45,15 @@ def tag_errors(evaluation: Evaluation) -> go.Figure | None:
 
 def scatter(evaluation: Evaluation) -> go.Figure | None:
     """True against predicted values: on the diagonal is right; the distance from it is the error."""
-    points = [p for p in evaluation.predictions if isinstance(p.get("true"), (int, float))]
+    points = [(i, p) for i, p in enumerate(evaluation.predictions) if isinstance(p.get("true"), (int, float))]
     if not points:
         return None
-    true, predicted = [p["true"] for p in points], [p["predicted"] for p in points]
+    true, predicted = [p["true"] for _, p in points], [p["predicted"] for _, p in points]
     low, high = min(true + predicted), max(true + predicted)
     figure = go.Figure(go.Scatter(x=true, y=predicted, mode="markers", name="validation images",
-                                  customdata=[plot_text(str(p.get("path", ""))) for p in points],
-                                  hovertemplate="%{customdata}: true %{x:.3g}, predicted %{y:.3g}<extra></extra>"))
+                                  customdata=[[i, plot_text(str(p.get("path", "")))] for i, p in points],
+                                  hovertemplate="%{customdata[1]}: true %{x:.3g}, predicted %{y:.3g}"
+                                                "<extra></extra>"))
     figure.add_scatter(x=[low, high], y=[low, high], mode="lines", name="exactly right",
                        line=dict(dash="dash", color="grey"), hoverinfo="skip")
     figure.update_xaxes(title_text="true value")
@@ -55,3 +63,34 @@ def scatter(evaluation: Evaluation) -> go.Figure | None:
 
 FIGURES: dict[str, Callable[[Evaluation], go.Figure | None]] = {
     "recall_intervals": recall_intervals, "tag_errors": tag_errors, "scatter": scatter}
+
+
+def selected_marks(event: Any) -> list[list[Any]]:
+    """The customdata of each selected mark of a Streamlit selection event (a dict or its attribute form)."""
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", None)
+    points = (selection.get("points") if isinstance(selection, dict) else getattr(selection, "points", None)) or []
+    custom = [point.get("customdata") for point in points if isinstance(point, dict)]
+    return [list(c) for c in custom if isinstance(c, (list, tuple)) and c]
+
+
+def selected_images(evaluation: Evaluation, event: Any) -> list[dict[str, Any]]:
+    """The validation answers of the scatter's clicked or boxed points, each once, in the order selected."""
+    chosen = dict.fromkeys(c[0] for c in selected_marks(event)
+                           if isinstance(c[0], int) and 0 <= c[0] < len(evaluation.predictions))
+    return [evaluation.predictions[i] for i in chosen]
+
+
+def selected_tag_outcome(evaluation: Evaluation, event: Any) -> tuple[str, str] | None:
+    """(tag, outcome) of the first clicked per-tag bar, e.g. ("cloudy", "missed")."""
+    for mark in selected_marks(event):
+        if len(mark) >= 2 and isinstance(mark[0], int) and 0 <= mark[0] < len(evaluation.labels) and \
+                mark[1] in TAG_OUTCOMES:
+            return evaluation.labels[mark[0]], mark[1]
+    return None
+
+
+def tag_outcome_images(evaluation: Evaluation, tag: str, outcome: str) -> list[dict[str, Any]]:
+    """The validation answers where `tag` had this outcome: the images behind one bar."""
+    has, given, _ = TAG_OUTCOMES[outcome]
+    return [p for p in evaluation.predictions
+            if (tag in (p.get("true") or [])) == has and (tag in (p.get("predicted") or [])) == given]

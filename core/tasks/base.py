@@ -100,6 +100,13 @@ class Task(ABC):
     figures: ClassVar[tuple[str, ...]] = ()  # the Evaluate page's charts, by name (core.insight.task_charts)
     mistakes_title: ClassVar[str] = "Wrong answers"
     top_k_choice: ClassVar[bool] = False  # whether the user chooses how many guesses to see
+    # What the pages offer for this task, declared here so no page compares a task's name (tests/test_tasks.py).
+    per_label_heading: ClassVar[str] = "Per label"  # the Evaluate page's per-label table
+    supports_cross_validation: ClassVar[bool] = False  # core.insight.crossval refits single-label heads only
+    compares_backbones: ClassVar[bool] = False  # the Train page's "Compare for me" scores class heads
+    backbone_advice: ClassVar[bool] = True  # the backbone suggestion, measured on images per class, applies
+    reports_accuracy: ClassVar[bool] = False  # the Runs table's accuracy and class-balanced columns mean something
+    heatmap_note: ClassVar[str] = ""  # what a heatmap shows for this task's answers, beyond explain.CAVEAT
     # What the Monitor's Python example prints of `result`, one answer of the service's JSON.
     python_example: ClassVar[str] = 'print(result)'
     # What the Monitor page summarises of the served answers, by name (core.serving.monitor's WATCHES).
@@ -114,6 +121,11 @@ class Task(ABC):
     def describe(self, prediction: dict[str, Any]) -> str:
         """One validation answer in a few words, for the caption under its picture (plain text, not markup)."""
         return f"true: {prediction.get('true')} · predicted: {prediction.get('predicted')}"
+
+    def explained_label(self, prediction: dict[str, Any]) -> str | None:
+        """The label a heatmap of this validation answer explains (None: the head's strongest output)."""
+        predicted = prediction.get("predicted")
+        return predicted if isinstance(predicted, str) else None
 
     @abstractmethod
     def outputs(self, labels: list[str]) -> int:

@@ -39,6 +39,7 @@ class MultiLabel(Task):
                      Measure("support", "images", "Validation images with this tag.", percent=False))
     figures = ("recall_intervals", "tag_errors")
     mistakes_title = "Images whose tags were not exactly right"
+    per_label_heading = "Per tag"
     python_example = 'print(result["labels"], result["unsure"])'
     monitor = "tags"
     truth = "tags"
@@ -50,6 +51,10 @@ class MultiLabel(Task):
     def describe(self, prediction: dict[str, Any]) -> str:
         true, given = prediction.get("true") or [], prediction.get("predicted") or []
         return f"true: {', '.join(true) or 'no tag'} · given: {', '.join(given) or 'no tag'}"
+
+    def explained_label(self, prediction: dict[str, Any]) -> str | None:
+        given = prediction.get("predicted") or []
+        return given[0] if given else None
 
     def outputs(self, labels: list[str]) -> int:
         return len(labels)

@@ -51,6 +51,9 @@ class Regression(Task):
                         "average; below 0 is worse than that.", percent=False))
     figures = ("scatter",)
     mistakes_title = "Largest errors"
+    backbone_advice = False
+    heatmap_note = ("For a number, the heatmap shows what moved the answer away from the average of the training "
+                    "values: what pushed it up for a high answer, what pulled it down for a low one.")
     python_example = 'print(result["value"], result.get("interval"), result["unsure"])'
     monitor = "values"
     truth = "value"

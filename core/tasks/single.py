@@ -29,6 +29,8 @@ class SingleLabel(Task):
     figures = ("recall_intervals", "confusion")
     mistakes_title = "Misclassified images"
     top_k_choice = True
+    per_label_heading = "Per class"
+    supports_cross_validation = compares_backbones = reports_accuracy = True
     python_example = 'best = result["predictions"][0]\nprint(best["label"], best["probability"], result["unsure"])'
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:

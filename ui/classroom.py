@@ -21,7 +21,7 @@ from core.data.preprocessing import ImageRejected, load_rgb
 from core.insight import charts, trust_charts
 from core.runs.folder import Run
 from core.text import md
-from ui.common import remember, show_error, url_param
+from ui.common import refusal, remember, show_error, url_param
 from ui.insight import predictor_for
 
 PUBLIC_URL_ENV = "TRANSFERLAB_PUBLIC_URL"  # e.g. https://lab.school.example, when the server sits behind a proxy
@@ -172,7 +172,7 @@ def try_model(run_path: Path, key: str) -> None:
         try:
             image = load_rgb(data, min_size=model.preprocessing.resize_size)
         except ImageRejected as error:
-            show_error(f"'{name}': {error}.")
+            show_error(refusal(name, error))
             continue
         _answer(model, image, name, f"{key}_{position}")
 

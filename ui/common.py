@@ -21,7 +21,7 @@ from core.classroom import Rules, attach, rules_for  # noqa: E402
 from core.data.datasets import inspect_data  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
-from core.i18n import N_, _, percent  # noqa: E402
+from core.i18n import N_, _, percent, quoted  # noqa: E402
 from core.models import backbones  # noqa: E402
 from core.runs import folder as runs  # noqa: E402
 from core.runs.jobs import JobManager  # noqa: E402
@@ -133,6 +133,14 @@ def show_error(message: str, details: str | None = None) -> None:
     if details:
         with st.expander(_("Technical details")):
             st.code(details, language=None)
+
+
+def refusal(name: str, error: Exception) -> str:
+    """An image refused, as one sentence that names the file once (the reason may already start with its name)."""
+    reason = str(error)
+    if reason.startswith(quoted("")[:1]):
+        return _("{message}.").format(message=reason)
+    return _("{name}: {reason}.").format(name=quoted(name), reason=reason)
 
 
 def pick_run(workspace: Workspace, purpose: str) -> runs.RunSummary | None:

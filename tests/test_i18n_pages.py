@@ -30,6 +30,25 @@ def test_chinese_class_names_stay_text_in_chinese_charts():
         assert charts.class_counts({SUNFLOWER: 3}).layout.title.text == "Images per class"
 
 
+def test_a_fragment_s_own_rerun_keeps_the_page_s_language():
+    """st.fragment reruns a function in a fresh thread, whose language is English, without app.py."""
+    import threading
+
+    from ui.language import in_language
+
+    def sentence() -> str:
+        return i18n._("Stopped.")
+
+    with i18n.using("zh_CN"):
+        wrapped = in_language(sentence)
+    said = []
+    thread = threading.Thread(target=lambda: said.append((wrapped(), sentence())))
+    thread.start()
+    thread.join()
+    assert said == [("已停止。", "Stopped.")]
+    assert wrapped.__qualname__ == sentence.__qualname__  # Streamlit tells fragments apart by it
+
+
 def _renamed(run: Path, names: dict[str, str]) -> None:
     """The run's classes renamed in every file that names them (labels, evaluation), as if trained on those."""
     for file in ("labels.json", "evaluation.json"):
@@ -88,5 +107,12 @@ def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_ru
             page.wait_for_selector(IDLE)
             expect(page.locator("h1").first).to_have_text(heading, timeout=120_000)
             assert page.locator("[data-testid='stException']").count() == 0, address
+            if address == "classroom":  # a live fragment reruns on its own, without app.py: still in Chinese
+                page.get_by_label("班级名称").fill("七年级")
+                page.get_by_role("button", name="创建班级").click()
+                page.get_by_role("tab", name="学生").click()
+                page.wait_for_timeout(4_000)  # LIVE_S is 3 s: the student list has redrawn itself at least once
+                expect(page.get_by_text("还没有学生加入。")).to_be_visible()
+                assert page.get_by_text("No student has joined yet").count() == 0
         expect(page.get_by_text("这个链接打不开模型")).to_be_visible()
         browser.close()

@@ -14,6 +14,7 @@ from core.runs.folder import Run
 from core.text import md
 from core.training.events import COMPARE_PROGRESS
 from ui.common import Workspace, job_manager, show_error
+from ui.language import in_language
 
 JOB_KEY = "compare_job"
 ACTIVE = ("queued", "running")
@@ -31,7 +32,7 @@ def compare_panel(workspace: Workspace, dataset: dict[str, Any] | None) -> None:
     folder = _latest(workspace)
     state = Run(folder).state if folder else None
     if state in ACTIVE:
-        st.fragment(run_every=1.0)(_running)(folder)
+        st.fragment(run_every=1.0)(in_language(_running))(folder)
         return
     if st.button(_("Compare the backbones on my images"), key="compare_start"):
         _start(workspace, dataset)

@@ -22,6 +22,7 @@ from core.text import md
 from core.training.events import JsonlTail
 from core.training.progress import Progress, RunProgress
 from ui.common import Workspace, remember, show_error
+from ui.language import in_language
 
 POLL_RUNNING_S = 1.0
 POLL_QUEUED_S = 5.0
@@ -61,8 +62,8 @@ def show_job(manager: JobManager, ws: Workspace, job_id: str) -> None:
     state = job_state(manager, ws, job_id)
     active = state in ACTIVE_STATES
     every = POLL_QUEUED_S if state == "queued" else POLL_RUNNING_S if active else None
-    st.fragment(run_every=every)(_draw_status)(manager, ws, job_id, state)
-    st.fragment(run_every=CHART_REFRESH_S if active else None)(_draw_curves)(ws, job_id, state)
+    st.fragment(run_every=every)(in_language(_draw_status))(manager, ws, job_id, state)
+    st.fragment(run_every=CHART_REFRESH_S if active else None)(in_language(_draw_curves))(ws, job_id, state)
     if not active:
         view = _view(ws, job_id, state)
         _ending(view.progress.summary(state), view.progress.end, ws.runs / job_id)

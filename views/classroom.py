@@ -15,6 +15,7 @@ from core.text import md, plain
 from core.training.config import ConfigError
 from ui.classroom import link, qr_png, show_run, teacher_class
 from ui.common import job_manager, remember, show_error, state_words
+from ui.language import in_language
 
 LIVE_S = 3.0
 # The titles of OPTIONAL_PAGES (core/classroom/rules.py), translated in the rules form.
@@ -83,6 +84,7 @@ def student_table(rows: list[dashboard.StudentRow]) -> list[dict]:
 
 
 @st.fragment(run_every=LIVE_S)
+@in_language
 def live_students() -> None:
     reader = st.session_state.setdefault(f"dashboard_{classroom.id}", dashboard.Dashboard())
     started = time.perf_counter()
@@ -110,6 +112,7 @@ def live_students() -> None:
 
 
 @st.fragment(run_every=LIVE_S)  # live, like the table above: a run that finishes appears without a reload
+@in_language
 def one_student() -> None:
     everyone = roster.students(classroom)
     if not everyone:
@@ -202,6 +205,7 @@ def give(push) -> None:
 
 
 @st.fragment(run_every=LIVE_S)
+@in_language
 def live_queue() -> None:
     jobs = control.class_jobs(classroom, manager)
     others = len(manager.active()) - len(jobs)

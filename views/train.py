@@ -23,6 +23,7 @@ from core.training.config import (
 from core.training.config import defaults as config_defaults
 from ui.common import class_rules, describe_run, is_id, job_manager, load_report, remember, show_error, url_param, workspace
 from ui.compare import compare_panel
+from ui.language import in_language
 from ui.progress import show_job
 
 AUGMENT_HELP = _("auto: none when only the new last layer learns (then what the network sees in each image is "
@@ -248,7 +249,7 @@ def time_estimate() -> None:
 pending = estimate.ready(devices.resolve(device).device.type, backbone,
                          backbones.preprocessing(backbone, config.image_size).crop_size) is None
 with time_slot.container():
-    st.fragment(run_every=2.0 if pending else None)(time_estimate)()
+    st.fragment(run_every=2.0 if pending else None)(in_language(time_estimate))()
 
 if st.button(_("Start training"), type="primary", key="start"):
     job = manager.submit(config, ws.runs, all_gpus=all_gpus)

@@ -18,17 +18,18 @@ from PIL import Image
 from core.classroom import keys, roster
 from core.classroom.roster import Classroom, Student
 from core.data.preprocessing import ImageRejected, load_rgb
+from core.i18n import N_, _, percent
 from core.insight import charts, trust_charts
 from core.runs.folder import Run
 from core.text import md
-from ui.common import remember, show_error, url_param
+from ui.common import refusal, remember, show_error, url_param
 from ui.insight import predictor_for
 
 PUBLIC_URL_ENV = "TRANSFERLAB_PUBLIC_URL"  # e.g. https://lab.school.example, when the server sits behind a proxy
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 COOKIE_DAYS = 180
-UNKNOWN = "This does not look like any of the images it learnt from."
-UNSURE = "Not sure: it would ask a person."
+UNKNOWN = N_("This does not look like any of the images it learnt from.")
+UNSURE = N_("Not sure: it would ask a person.")
 
 
 # --- who is asking ---
@@ -100,15 +101,15 @@ def enter_workspace(key: str) -> None:
 
 # --- the menu ---
 
-_OWN = {"classroom": ("views/classroom.py", "Classroom (teachers)", ":material/school:"),
-        "gallery": ("views/gallery.py", "Class gallery", ":material/collections:"),
-        "join": ("views/join.py", "Join a class", ":material/group_add:"),
-        "try": ("views/try.py", "Try a model", ":material/photo_camera:")}
+_OWN = {"classroom": ("views/classroom.py", N_("Classroom (teachers)"), ":material/school:"),
+        "gallery": ("views/gallery.py", N_("Class gallery"), ":material/collections:"),
+        "join": ("views/join.py", N_("Join a class"), ":material/group_add:"),
+        "try": ("views/try.py", N_("Try a model"), ":material/photo_camera:")}
 
 
 def _page(name: str, visible: bool = True) -> st.Page:
     path, title, icon = _OWN[name]
-    return st.Page(path, title=title, icon=icon, url_path=name, visibility="visible" if visible else "hidden")
+    return st.Page(path, title=_(title), icon=icon, url_path=name, visibility="visible" if visible else "hidden")
 
 
 def navigation(pages: list) -> object:
@@ -132,7 +133,7 @@ def guard_page(name: str) -> None:
     however it was reached."""
     member = student()
     if member is not None and not member[0].rules.page_allowed(name):
-        st.info("Your teacher has turned this page off for the class.")
+        st.info(_("Your teacher has turned this page off for the class."))
         st.stop()
 
 
@@ -147,12 +148,12 @@ def show_run(run_path: Path, key: str) -> None:
         st.plotly_chart(charts.training_curves(metrics), key=f"{key}_curves")
     evaluation = run.evaluation() if status.get("state") == "finished" else None
     if evaluation is None or evaluation.accuracy is None:
-        st.info(md(status.get("message") or "This run has no evaluation yet."))
+        st.info(md(status.get("message") or _("This run has no evaluation yet.")))
         return
     top = st.columns(3)
-    top[0].metric("Accuracy", f"{evaluation.accuracy:.0%}")
-    top[1].metric("Validation images", evaluation.num_images)
-    top[2].metric("Classes", len(evaluation.labels))
+    top[0].metric(_("Accuracy"), percent(evaluation.accuracy))
+    top[1].metric(_("Validation images"), evaluation.num_images)
+    top[2].metric(_("Classes"), len(evaluation.labels))
     st.plotly_chart(trust_charts.confusion(evaluation.labels, evaluation.confusion), key=f"{key}_confusion")
     try_model(run_path, key)
 
@@ -162,17 +163,18 @@ def try_model(run_path: Path, key: str) -> None:
     try:
         model = predictor_for(run_path)
     except Exception:  # noqa: BLE001 - a damaged model file: a sentence, never a traceback
-        show_error("This model could not be loaded; its files may be damaged.")
+        show_error(_("This model could not be loaded; its files may be damaged."))
         return
-    files = st.file_uploader("Take a photo or choose one", type=IMAGE_TYPES, accept_multiple_files=True,
-                             key=f"{key}_photos", help="On a phone this offers the camera.")
-    shot = st.camera_input("Or use this device's camera", key=f"{key}_camera") if st.toggle(
-        "Use the camera here", key=f"{key}_use_camera") else None
-    for position, (name, data) in enumerate([(f.name, f) for f in files or []] + ([("camera", shot)] if shot else [])):
+    files = st.file_uploader(_("Take a photo or choose one"), type=IMAGE_TYPES, accept_multiple_files=True,
+                             key=f"{key}_photos", help=_("On a phone this offers the camera."))
+    shot = st.camera_input(_("Or use this device's camera"), key=f"{key}_camera") if st.toggle(
+        _("Use the camera here"), key=f"{key}_use_camera") else None
+    taken = [(_("camera"), shot)] if shot else []
+    for position, (name, data) in enumerate([(f.name, f) for f in files or []] + taken):
         try:
             image = load_rgb(data, min_size=model.preprocessing.resize_size)
         except ImageRejected as error:
-            show_error(f"'{name}': {error}.")
+            show_error(refusal(name, error))
             continue
         _answer(model, image, name, f"{key}_{position}")
 
@@ -185,12 +187,13 @@ def _answer(model, image: Image.Image, name: str, key: str) -> None:
     best = answer.top_k[0]
     if "label" in best and "probability" in best:
         st.markdown(f"### {md(best['label'])}")
-        st.caption(f"{best['probability']:.0%} sure")
+        st.caption(_("{share} sure").format(share=percent(best["probability"])))
         for guess in answer.top_k:
-            st.progress(float(guess["probability"]), text=md(f"{guess['label']}: {guess['probability']:.0%}"))
+            st.progress(float(guess["probability"]), text=md(_("{name}: {share}").format(
+                name=guess["label"], share=percent(guess["probability"]))))
     else:
         st.plotly_chart(charts.top_k(answer.top_k), key=key)
     if answer.unknown:
-        st.warning(UNKNOWN, icon=":material/help:")
+        st.warning(_(UNKNOWN), icon=":material/help:")
     elif answer.unsure:
-        st.warning(UNSURE, icon=":material/person_alert:")
+        st.warning(_(UNSURE), icon=":material/person_alert:")

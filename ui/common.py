@@ -21,6 +21,7 @@ from core.classroom import Rules, attach, rules_for  # noqa: E402
 from core.data.datasets import inspect_data  # noqa: E402
 from core.data.preprocessing import ImageRejected, thumbnail  # noqa: E402
 from core.data.report import DataReport  # noqa: E402
+from core.i18n import N_, _, percent, quoted  # noqa: E402
 from core.models import backbones  # noqa: E402
 from core.runs import folder as runs  # noqa: E402
 from core.runs.jobs import JobManager  # noqa: E402
@@ -30,6 +31,12 @@ from core.workspace import Workspace  # noqa: E402 - one definition; the pages i
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 CLEANUP_INTERVAL_S = 24 * 3600
 _log = logging.getLogger("transferlab")
+# A run's state in words (status.json keeps the English key); an unknown state is shown as stored.
+STATES = {"queued": N_("queued"), "preparing": N_("preparing"), "running": N_("running"), "training": N_("training"),
+          "finished": N_("finished"), "failed": N_("failed"), "cancelled": N_("cancelled"),
+          "interrupted": N_("interrupted"), "damaged": N_("damaged"), "unknown": N_("unknown")}
+# What the pages ask pick_run for (the English words also name the select box's key, which stays as it is).
+PURPOSES = (N_("export it"), N_("try it"), N_("evaluate it"), N_("serve and watch it"))
 
 
 def url_param(name: str) -> str | None:
@@ -97,14 +104,18 @@ def class_rules() -> Rules | None:
     return rules_for(url_param("ws"))
 
 
-@st.cache_data(show_spinner="Checking every image...", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def _report(path: str, modified: float) -> DataReport:
     return inspect_data(Path(path), paths.home())
 
 
 def load_report(dataset: dict[str, Any]) -> DataReport:
     """The workspace dataset's report, computed once per file version. Raises ArchiveRefused, OSError."""
-    return _report(dataset["path"], Path(dataset["path"]).stat().st_mtime)
+    modified = Path(dataset["path"]).stat().st_mtime
+    # The spinner here, not in cache_data: its text is read when the module is imported, in English for everyone.
+    # Streamlit shows a spinner only after half a second, so a cached report draws none.
+    with st.spinner(_("Checking every image...")):
+        return _report(dataset["path"], modified)
 
 
 @st.cache_data(max_entries=1024)
@@ -120,19 +131,28 @@ def show_error(message: str, details: str | None = None) -> None:
     quote user-supplied names in it."""
     st.error(md(message))
     if details:
-        with st.expander("Technical details"):
+        with st.expander(_("Technical details")):
             st.code(details, language=None)
+
+
+def refusal(name: str, error: Exception) -> str:
+    """An image refused, as one sentence that names the file once (the reason may already start with its name)."""
+    reason = str(error)
+    if reason.startswith(quoted("")[:1]):
+        return _("{message}.").format(message=reason)
+    return _("{name}: {reason}.").format(name=quoted(name), reason=reason)
 
 
 def pick_run(workspace: Workspace, purpose: str) -> runs.RunSummary | None:
     finished = workspace.finished_runs()
     if not finished:
-        st.info(f"No trained model yet. Train one on the **Train** page, then come back to {purpose}.")
+        st.info(_("No trained model yet. Train one on the **Train** page, then come back to {purpose}.").format(
+            purpose=_(purpose)))
         return None
     wanted = url_param("run")
     ids = [r.id for r in finished]
     index = ids.index(wanted) if wanted in ids else 0
-    chosen = st.selectbox("Trained model", finished, index=index, format_func=lambda run: plain(describe_run(run)),
+    chosen = st.selectbox(_("Trained model"), finished, index=index, format_func=lambda run: plain(describe_run(run)),
                           key=f"run_{purpose}")
     remember("run", chosen.id)
     return chosen
@@ -141,12 +161,20 @@ def pick_run(workspace: Workspace, purpose: str) -> runs.RunSummary | None:
 def describe_run(run: runs.RunSummary) -> str:
     """Plain text (it quotes the data's name): pass it through md() for Markdown, plain() for select options."""
     accuracy = run.status.get("val_accuracy")
-    score = f", {accuracy:.0%} validation accuracy" if isinstance(accuracy, (int, float)) else ""
     data = run.config.get("data_name") or Path(run.config.get("data", "")).name
     name = run.config.get("backbone", "")
     try:
         name = backbones.info(name).title  # the name the Train page showed, not the registry key
     except (KeyError, ValueError):
         pass
-    return f"{name} on {data}{score} ({run.state}, run {run.id[:8]})"
+    state, short = state_words(run.state), run.id[:8]
+    if isinstance(accuracy, (int, float)):
+        return _("{backbone} on {data}, {accuracy} validation accuracy ({state}, run {run})").format(
+            backbone=name, data=data, accuracy=percent(accuracy), state=state, run=short)
+    return _("{backbone} on {data} ({state}, run {run})").format(backbone=name, data=data, state=state, run=short)
+
+
+def state_words(state: str) -> str:
+    """'finished' -> 'finished' / '已完成'."""
+    return _(STATES[state]) if state in STATES else state
 

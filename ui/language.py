@@ -8,9 +8,14 @@ each session's script runs in its own thread, and the language is a context vari
 """
 from __future__ import annotations
 
+import functools
+from typing import Callable, TypeVar
+
 import streamlit as st
 
-from core.i18n import DEFAULT, LANGUAGES, language, normalize, set_language
+from core.i18n import DEFAULT, LANGUAGES, language, normalize, set_language, using
+
+T = TypeVar("T")
 
 PARAM = "lang"
 _CHOSEN = "transferlab_language"  # session_state: the language this session chose (address or picker)
@@ -46,6 +51,20 @@ def with_language(link: str) -> str:
     if not lang:
         return link
     return f"{link}{'&' if '?' in link else '?'}{PARAM}={_URL_TAGS[lang]}"
+
+
+def in_language(function: Callable[..., T]) -> Callable[..., T]:
+    """`function` in this page run's language, for st.fragment: a fragment's own reruns (run_every, or a widget
+    inside it) run without app.py, in a fresh thread whose language is English, so the language goes with them.
+    functools.wraps keeps the function's name, from which Streamlit tells one fragment of a page from another."""
+    lang = language()
+
+    @functools.wraps(function)
+    def run(*args, **kwargs) -> T:
+        with using(lang):
+            return function(*args, **kwargs)
+
+    return run
 
 
 def _picked() -> None:

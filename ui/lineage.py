@@ -13,6 +13,7 @@ from typing import Any
 
 from core.data.checkout import run_version
 from core.data.store import DatasetStore, StoreError
+from core.i18n import _
 from core.runs.retrain import train_on
 from core.training.config import ConfigError, TrainConfig
 
@@ -57,9 +58,9 @@ def run_refs(configs: dict[str, dict[str, Any]], store: DatasetStore,
 
 def version_name(ref: str, store: DatasetStore) -> str:
     """'Flowers, version 3' for 'a1b2...@3'; '' when the dataset is gone."""
-    dataset, _, number = ref.partition("@")
+    dataset, _at, number = ref.partition("@")
     try:
-        return f"{store.version(dataset, int(number)).name}, version {int(number)}"
+        return _("{name}, version {number}").format(name=store.version(dataset, int(number)).name, number=int(number))
     except (StoreError, ValueError):
         return ""
 
@@ -68,7 +69,7 @@ def retrain_offers(configs: dict[str, dict[str, Any]], refs: dict[str, str], sto
     """One offer per dataset whose newest version no run has trained on yet, for its newest run (first given)."""
     offers, seen = [], set(refs.values())
     for run_id, config in configs.items():
-        dataset, _, number = refs.get(run_id, "").partition("@")
+        dataset, _at, number = refs.get(run_id, "").partition("@")
         if not dataset:
             continue
         try:

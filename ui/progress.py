@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from core import tasks
+from core.i18n import _, number, percent
 from core.insight import charts
 from core.models import backbones
 from core.runs import waiting
@@ -21,6 +22,7 @@ from core.text import md
 from core.training.events import JsonlTail
 from core.training.progress import Progress, RunProgress
 from ui.common import Workspace, remember, show_error
+from ui.language import in_language
 
 POLL_RUNNING_S = 1.0
 POLL_QUEUED_S = 5.0
@@ -60,8 +62,8 @@ def show_job(manager: JobManager, ws: Workspace, job_id: str) -> None:
     state = job_state(manager, ws, job_id)
     active = state in ACTIVE_STATES
     every = POLL_QUEUED_S if state == "queued" else POLL_RUNNING_S if active else None
-    st.fragment(run_every=every)(_draw_status)(manager, ws, job_id, state)
-    st.fragment(run_every=CHART_REFRESH_S if active else None)(_draw_curves)(ws, job_id, state)
+    st.fragment(run_every=every)(in_language(_draw_status))(manager, ws, job_id, state)
+    st.fragment(run_every=CHART_REFRESH_S if active else None)(in_language(_draw_curves))(ws, job_id, state)
     if not active:
         view = _view(ws, job_id, state)
         _ending(view.progress.summary(state), view.progress.end, ws.runs / job_id)
@@ -76,10 +78,10 @@ def _draw_status(manager: JobManager, ws: Workspace, job_id: str, drawn_as: str)
         st.rerun()  # started or ended: redraw the whole page once, with the right timers
     view = _view(ws, job_id, state)
     _headline(manager, job_id, view.progress.summary(state), view.progress.started)
-    if state in ACTIVE_STATES and st.button("Cancel training", key="cancel"):
+    if state in ACTIVE_STATES and st.button(_("Cancel training"), key="cancel"):
         if not manager.cancel(job_id):  # a run this server does not supervise still obeys its stop file
             Run(ws.runs / job_id).stop.set()
-        st.toast("Cancelling: it stops after the current batch.")
+        st.toast(_("Cancelling: it stops after the current batch."))
 
 
 def _draw_curves(ws: Workspace, job_id: str, state: str) -> None:
@@ -96,22 +98,24 @@ def _draw_curves(ws: Workspace, job_id: str, state: str) -> None:
 def _headline(manager: JobManager, job_id: str, progress: Progress, started: dict[str, Any] | None) -> None:
     if progress.state == "queued":
         job = manager.get(job_id)
-        where = f" for {job.device_label}" if job else ""
         wait = waiting.estimate(manager, job_id)  # its place in the fair queue, and how long runs took here
-        st.info(f"Queued{where}: {wait.full() if wait else 'it starts in a moment.'} It starts by itself.")
+        when = wait.full() if wait else _("it starts in a moment.")
+        st.info(_("Queued for {device}: {when} It starts by itself.").format(device=job.device_label, when=when)
+                if job else _("Queued: {when} It starts by itself.").format(when=when))
         return
     if progress.state == "preparing":
-        st.info("Preparing: reading images and loading the backbone...")
+        st.info(_("Preparing: reading images and loading the backbone..."))
         return
     if started is None:
         return  # it ended before training began: the ending says how
-    st.markdown(f"**{md(_title(started['backbone']))}** on **{md(started['device'])}** · {started['num_train']} "
-                f"training and {started['num_val']} validation images · {started['trainable_params']:,} trainable "
-                f"parameters{_path_taken(started)}")
+    st.markdown(_("**{backbone}** on **{device}** · {train} training and {val} validation images · {params} trainable "
+                  "parameters").format(backbone=md(_title(started["backbone"])), device=md(started["device"]),
+                                       train=started["num_train"], val=started["num_val"],
+                                       params=number(started["trainable_params"])) + _path_taken(started))
     st.progress(progress.fraction, text=progress.text())
     if started.get("augmented_views"):
-        st.caption(f"Why this is quick: {started['augmented_views']} varied copies (crops, flips) of each image went "
-                   "through the frozen layers once and are reused, instead of once every epoch.")
+        st.caption(_("Why this is quick: {count} varied copies (crops, flips) of each image went through the frozen "
+                     "layers once and are reused, instead of once every epoch.").format(count=started["augmented_views"]))
 
 
 def _title(backbone: str) -> str:
@@ -125,7 +129,7 @@ def _title(backbone: str) -> str:
 def _path_taken(started: dict[str, Any]) -> str:
     """Which shortcut this run takes, so a user can tell why one setting trains faster than another."""
     if started.get("augmented_views"):
-        return f" · augmented views cached: {started['augmented_views']} per image"
+        return " · " + _("augmented views cached: {count} per image").format(count=started["augmented_views"])
     if started.get("views_fallback"):
         return f" · {md(started['views_fallback'])}"
     return ""
@@ -136,18 +140,18 @@ def _ending(progress: Progress, end: dict[str, Any] | None, run_dir) -> None:
     if state == "finished":
         status = Run(run_dir).status()
         accuracy = status.get("val_accuracy")
-        score = f"{accuracy:.1%} of validation images recognised correctly" if isinstance(accuracy, float) else \
-            "the model is saved"
-        st.success(f"Finished: {score} (best epoch {status.get('best_epoch')}).")
-        st.page_link("views/evaluate.py", label="See the details on 3. Evaluate", icon=":material/analytics:")
-        st.page_link("views/predict.py", label="Try it on new images on 4. Predict", icon=":material/image_search:")
+        score = _("{share} of validation images recognised correctly").format(share=percent(accuracy, 1)) \
+            if isinstance(accuracy, float) else _("the model is saved")
+        st.success(_("Finished: {score} (best epoch {epoch}).").format(score=score, epoch=status.get("best_epoch")))
+        st.page_link("views/evaluate.py", label=_("See the details on 3. Evaluate"), icon=":material/analytics:")
+        st.page_link("views/predict.py", label=_("Try it on new images on 4. Predict"), icon=":material/image_search:")
     elif state == "failed":
-        message = (end or {}).get("message") or Run(run_dir).status().get("message") or "Training failed."
+        message = (end or {}).get("message") or Run(run_dir).status().get("message") or _("Training failed.")
         show_error(message, (end or {}).get("details") or Run(run_dir).status().get("details"))
     elif state == "cancelled":
-        st.warning("Training was cancelled. Nothing was saved for this run.")
+        st.warning(_("Training was cancelled. Nothing was saved for this run."))
     elif state == "interrupted":
-        st.warning("This run was interrupted: the process training it stopped (the server or the computer was "
-                   "restarted). Please start it again.")
+        st.warning(_("This run was interrupted: the process training it stopped (the server or the computer was "
+                     "restarted). Please start it again."))
     elif state not in ("queued", "preparing", "training"):
-        st.warning(Run(run_dir).status().get("message", "This run's files are damaged."))
+        st.warning(Run(run_dir).status().get("message", _("This run's files are damaged.")))

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.data.store import DatasetStore, Version
+from core.i18n import _
 from core.labelling import suggest
 from core.labelling import zero_shot as prelabelling
 from core.models import backbones
@@ -40,22 +41,22 @@ def settings(key: str, classes: list[str] | tuple[str, ...] = ()) -> Choice | No
     """The backbone, class names and templates; None (with a sentence) when no text tower can be used here."""
     offered = text_tower.backbones_with_text()
     if not offered:
-        st.info("This server offers no backbone with a text tower, so zero-shot is not available.")
+        st.info(_("This server offers no backbone with a text tower, so zero-shot is not available."))
         return None
-    backbone = st.selectbox("Backbone with a text tower", offered, key=f"zs_backbone_{key}",
+    backbone = st.selectbox(_("Backbone with a text tower"), offered, key=f"zs_backbone_{key}",
                             format_func=lambda name: plain(backbones.info(name).title))
     st.caption(md(about.can_and_cannot(backbones.info(backbone).title)))
     if not text_tower.available(backbone) and not backbones.downloads_allowed(backbone):
         st.warning(md(text_tower.missing_message(text_tower.repo_for(backbone))))
-    names = st.text_area("Class names, one per line", "\n".join(classes), max_chars=MAX_NAMES_CHARS,
+    names = st.text_area(_("Class names, one per line"), "\n".join(classes), max_chars=MAX_NAMES_CHARS,
                          key=f"zs_names_{key}")
-    templates = st.text_area("Prompt templates, one per line ({} is the class name)",
+    templates = st.text_area(_("Prompt templates, one per line ({braces} is the class name)").format(braces="{}"),
                              "\n".join(classifier.TEMPLATES), max_chars=MAX_TEMPLATE_LINES_CHARS,
                              key=f"zs_templates_{key}")
     return Choice(backbone, _lines(names), _lines(templates))
 
 
-@st.cache_data(max_entries=8, show_spinner="Pre-labelling the pool from the class names...")
+@st.cache_data(max_entries=8, show_spinner=False)  # the spinner is prelabel_button's, in the page's language
 def _prelabel(root: str, dataset: str, number: int, feature_root: str, choice: Choice) -> list[suggest.Suggestion]:
     store = DatasetStore(Path(root))
     return prelabelling.prelabel(store, store.version(dataset, number), FeatureCache(Path(feature_root)),
@@ -66,12 +67,13 @@ def prelabel_button(choice: Choice, store: DatasetStore, version: Version,
                     cache_root: Path) -> list[suggest.Suggestion]:
     """Zero-shot suggestions for the pool once the button was pressed for this version (kept while it stays)."""
     wanted = (version.dataset, version.number, choice)
-    if st.button("Pre-label the pool from the class names", key="zs_prelabel", disabled=not version.pool()):
+    if st.button(_("Pre-label the pool from the class names"), key="zs_prelabel", disabled=not version.pool()):
         st.session_state["zs_prelabelled"] = wanted
     if st.session_state.get("zs_prelabelled") != wanted:
         return []
     try:
-        return _prelabel(str(store.root), version.dataset, version.number, str(cache_root), choice)
+        with st.spinner(_("Pre-labelling the pool from the class names...")):
+            return _prelabel(str(store.root), version.dataset, version.number, str(cache_root), choice)
     except (WeightsUnavailable, classifier.PromptError) as error:
         show_error(str(error))
         return []
@@ -79,15 +81,15 @@ def prelabel_button(choice: Choice, store: DatasetStore, version: Version,
 
 def try_button(choice: Choice, workspace: Workspace) -> folder.Run | None:
     """Make (or find) the zero-shot run for these names; it then predicts like any finished run."""
-    if not st.button("Try it before training", key="zs_try"):
+    if not st.button(_("Try it before training"), key="zs_try"):
         return None
     try:
-        with st.spinner("Making a classifier from the class names..."):
+        with st.spinner(_("Making a classifier from the class names...")):
             run = zero_shot.create(workspace.runs, choice.backbone, choice.names, choice.templates)
     except (WeightsUnavailable, classifier.PromptError) as error:
         show_error(str(error))
         return None
-    st.success("A zero-shot model is ready: choose it under Trained model. " + zero_shot.MESSAGE)
+    st.success(_("A zero-shot model is ready: choose it under Trained model. {about}").format(about=zero_shot.MESSAGE))
     return run
 
 

@@ -5,19 +5,20 @@ import streamlit as st
 from core.classroom import joining, keys
 from core.classroom.keys import TooManyGuesses
 from core.classroom.roster import ClassError
+from core.i18n import _
 from core.text import md
 from ui.classroom import browser_key, enter_workspace, remember_in_browser, session_id, student
 from ui.common import show_error
 
-st.title("Join a class")
+st.title(_("Join a class"))
 code = st.query_params.get("code") or st.session_state.get("join_code")
 if not code:
     with st.form("code_form"):
-        typed = st.text_input("Class code (it is on the board)", max_chars=12, placeholder="KXD-MPR")
-        if st.form_submit_button("Next", type="primary"):
+        typed = st.text_input(_("Class code (it is on the board)"), max_chars=12, placeholder="KXD-MPR")
+        if st.form_submit_button(_("Next"), type="primary"):
             code = typed
 if not code:
-    st.caption("Your teacher shows a code, a link or a QR code. With the link or the QR code you skip this step.")
+    st.caption(_("Your teacher shows a code, a link or a QR code. With the link or the QR code you skip this step."))
     st.stop()
 try:
     classroom = joining.find_class(code, session_id())
@@ -27,31 +28,32 @@ except (TooManyGuesses, ClassError) as error:
     show_error(str(error))
     st.stop()
 st.session_state["join_code"] = classroom.code
-st.subheader(f"Class: {md(classroom.name)}")
+st.subheader(_("Class: {name}").format(name=md(classroom.name)))
 
 joined = st.session_state.get("joined")
 if joined and joined[0] == classroom.id:
     remember_in_browser(classroom.id, joined[1])  # drawn on the page after the rerun: sets the rejoin cookie
-    st.success(f"Welcome, {md(joined[2])}! This is your own workspace in the class.")
-    st.page_link("views/data.py", label="Start with 1. Data", icon=":material/arrow_forward:")
-    st.caption("Keep this tab open, or bookmark it: its address brings you back to your work.")
+    st.success(_("Welcome, {nickname}! This is your own workspace in the class.").format(nickname=md(joined[2])))
+    st.page_link("views/data.py", label=_("Start with 1. Data"), icon=":material/arrow_forward:")
+    st.caption(_("Keep this tab open, or bookmark it: its address brings you back to your work."))
     st.stop()
 
 here = student()
 for key in dict.fromkeys(k for k in (here[1].workspace_key if here else None, browser_key(classroom.id)) if k):
     back = joining.returning(classroom, key)
     if back is not None:
-        st.info(f"Welcome back, {md(back.nickname)}.")
-        if st.button(f"Continue as {md(back.nickname)}", type="primary", key=f"back_{back.id}"):
+        st.info(_("Welcome back, {nickname}.").format(nickname=md(back.nickname)))
+        if st.button(_("Continue as {nickname}").format(nickname=md(back.nickname)), type="primary",
+                     key=f"back_{back.id}"):
             enter_workspace(back.workspace_key)
             st.switch_page("views/data.py")
-        st.caption("Not you? Join below with your own nickname.")
+        st.caption(_("Not you? Join below with your own nickname."))
         break
 
 with st.form("nickname_form"):
-    nickname = st.text_input("Your nickname", max_chars=24, help="Any name your classmates may see.")
-    st.caption("Use a nickname, not your real name. Nothing else is asked: no e-mail, no password.")
-    if st.form_submit_button("Join the class", type="primary"):
+    nickname = st.text_input(_("Your nickname"), max_chars=24, help=_("Any name your classmates may see."))
+    st.caption(_("Use a nickname, not your real name. Nothing else is asked: no e-mail, no password."))
+    if st.form_submit_button(_("Join the class"), type="primary"):
         try:
             new = joining.join(classroom, nickname)
         except ClassError as error:
@@ -60,4 +62,4 @@ with st.form("nickname_form"):
             enter_workspace(new.workspace_key)
             st.session_state["joined"] = (classroom.id, new.workspace_key, new.nickname)
             st.rerun()
-st.caption(f"Code {keys.shown_code(classroom.code)}")
+st.caption(_("Code {code}").format(code=keys.shown_code(classroom.code)))

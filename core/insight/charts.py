@@ -12,8 +12,11 @@ from typing import Any, Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.i18n import N_, _, percent
 from core.text import plot_text
 
+# The tasks' score names (core/tasks/*.py score_name), marked here so the curves' titles and legends translate.
+SCORE_NAMES = (N_("accuracy"), N_("exact-set accuracy"), N_("R²"))
 _LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
 
 
@@ -25,9 +28,9 @@ def class_counts(classes: dict[str, int], splits: dict[str, dict[str, int]] | No
             figure.add_bar(name=plot_text(split_name), x=names, y=[counts.get(c, 0) for c in classes])
         figure.update_layout(barmode="stack")
     else:
-        figure.add_bar(name="images", x=names, y=list(classes.values()))
+        figure.add_bar(name=_("images"), x=names, y=list(classes.values()))
     figure.update_xaxes(type="category")
-    return figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=320,
+    return figure.update_layout(title=_("Images per class"), xaxis_title=_("class"), yaxis_title=_("images"), height=320,
                                 **_LAYOUT)
 
 
@@ -36,8 +39,9 @@ def value_histogram(histogram: dict[str, list[float]]) -> go.Figure:
     edges, counts = histogram["edges"], histogram["counts"]
     centres = [(low + high) / 2 for low, high in zip(edges, edges[1:])]
     figure = go.Figure(go.Bar(x=centres, y=counts, width=[high - low for low, high in zip(edges, edges[1:])],
-                              hovertemplate="around %{x:.3g}: %{y} image(s)<extra></extra>"))
-    return figure.update_layout(title="How the values spread", xaxis_title="value", yaxis_title="images",
+                              hovertemplate=_("around {value}: {count} image(s)").format(
+                                  value="%{x:.3g}", count="%{y}") + "<extra></extra>"))
+    return figure.update_layout(title=_("How the values spread"), xaxis_title=_("value"), yaxis_title=_("images"),
                                 height=300, **_LAYOUT)
 
 
@@ -46,21 +50,22 @@ def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] 
     """Loss (with per-batch loss when given) and the task's score per epoch (accuracy, exact-set accuracy, R²),
     side by side, each with its own legend under it: one legend for two charts left a reader guessing which line
     belongs where."""
+    score = _(score_name)  # the task's score name, one of SCORE_NAMES (core.tasks keeps them in English)
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                           subplot_titles=("Loss (lower is better)", f"{score_name[0].upper()}{score_name[1:]} "
-                                                                     "(higher is better)"))
+                           subplot_titles=(_("Loss (lower is better)"), _("{score} (higher is better)").format(
+                               score=score[:1].upper() + score[1:])))
     x = [e["epoch"] for e in epochs]
     if batches:
         figure.add_scatter(x=[_batch_position(b) for b in batches], y=[b["loss"] for b in batches],
-                           name="batch loss", mode="lines", line=dict(color="lightgray"), row=1, col=1)
-    for key, name, colour in (("train_loss", "train loss", "#1f77b4"), ("val_loss", "validation loss", "#ff7f0e")):
+                           name=_("batch loss"), mode="lines", line=dict(color="lightgray"), row=1, col=1)
+    for key, name, colour in (("train_loss", _("train loss"), "#1f77b4"), ("val_loss", _("validation loss"), "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
                            line=dict(color=colour), row=1, col=1)
-    for key, name, colour in (("train_accuracy", f"train {score_name}", "#1f77b4"),
-                              ("val_accuracy", f"validation {score_name}", "#ff7f0e")):
+    for key, name, colour in (("train_accuracy", _("train {score}").format(score=score), "#1f77b4"),
+                              ("val_accuracy", _("validation {score}").format(score=score), "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
                            line=dict(color=colour, dash="dot"), row=1, col=2, legend="legend2")
-    figure.update_xaxes(title_text="epoch")
+    figure.update_xaxes(title_text=_("epoch"))
     if "accuracy" in score_name:  # a share; R² can fall below 0, so it keeps its own range
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     under = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left")
@@ -72,6 +77,10 @@ def _batch_position(batch: dict[str, Any]) -> float:
     return batch["epoch"] - 1 + batch["batch"] / max(batch["batches"], 1)
 
 
+CURVE_TITLES = {"val_accuracy": N_("validation accuracy"), "val_loss": N_("validation loss"),
+                "train_loss": N_("train loss"), "train_accuracy": N_("train accuracy")}
+
+
 def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
     figure = go.Figure()
     for name, epochs in curves.items():
@@ -79,18 +88,19 @@ def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_acc
                            mode="lines+markers")
     if metric.endswith("accuracy"):
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    title = metric.replace("val_", "validation ").replace("_", " ")
-    return figure.update_layout(title=title, xaxis_title="epoch", showlegend=True,
+    title = _(CURVE_TITLES[metric]) if metric in CURVE_TITLES else metric.replace("val_", "validation ").replace("_", " ")
+    return figure.update_layout(title=title, xaxis_title=_("epoch"), showlegend=True,
                                 legend=dict(orientation="h", y=-0.25), **_LAYOUT)
 
 
 def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
     names = _texts(labels)
     figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
-                                  texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    figure.update_yaxes(autorange="reversed", title_text="true class", type="category")
-    figure.update_xaxes(title_text="predicted class", type="category")
-    return figure.update_layout(title="Confusion matrix (rows: truth, columns: prediction)", **_LAYOUT)
+                                  texttemplate="%{text}", hovertemplate=_("true {truth}, predicted {predicted}: {count}").format(
+                                      truth="%{y}", predicted="%{x}", count="%{z}") + "<extra></extra>"))
+    figure.update_yaxes(autorange="reversed", title_text=_("true class"), type="category")
+    figure.update_xaxes(title_text=_("predicted class"), type="category")
+    return figure.update_layout(title=_("Confusion matrix (rows: truth, columns: prediction)"), **_LAYOUT)
 
 
 def top_k(predictions: list[dict[str, Any]]) -> go.Figure:
@@ -98,7 +108,7 @@ def top_k(predictions: list[dict[str, Any]]) -> go.Figure:
     ending at 80% reads as a mistake); the share is written outside short bars and inside long ones."""
     labels = _texts(p["label"] for p in predictions)[::-1]
     values = [p["probability"] for p in predictions][::-1]
-    figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.0%}" for v in values],
+    figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[percent(v) for v in values],
                               textposition=["inside" if v > 0.8 else "outside" for v in values],
                               cliponaxis=False, hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     figure.update_xaxes(range=[0, 1.0], tickvals=[0, 0.25, 0.5, 0.75, 1.0], tickformat=".0%", automargin=True)

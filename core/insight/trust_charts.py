@@ -6,6 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.i18n import _
 from core.text import plot_text
 
 _LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
@@ -17,10 +18,10 @@ def reliability(bins_before: list[dict[str, float]], bins_after: list[dict[str, 
     images it stands for; a bin of one or two images says nothing about calibration, so it is drawn apart (hollow,
     grey) and not joined to the others."""
     figure = go.Figure()
-    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name=_("perfectly calibrated"),
                        line=dict(color="lightgray", dash="dash"))
     few: list[dict[str, float]] = []
-    for bins, name, colour in ((bins_before, "before calibration", "#ff7f0e"), (bins_after, "after", "#1f77b4")):
+    for bins, name, colour in ((bins_before, _("before calibration"), "#ff7f0e"), (bins_after, _("after"), "#1f77b4")):
         enough = [b for b in bins if b["count"] >= MIN_BIN_IMAGES]
         few += [b for b in bins if b["count"] < MIN_BIN_IMAGES]
         figure.add_scatter(x=[b["confidence"] for b in enough], y=[b["accuracy"] for b in enough], name=name,
@@ -28,32 +29,34 @@ def reliability(bins_before: list[dict[str, float]], bins_after: list[dict[str, 
                            textposition="top center", textfont=dict(size=10, color=colour),
                            marker=dict(size=[6 + min(b["count"], 40) / 4 for b in enough]),
                            line=dict(color=colour), customdata=[b["count"] for b in enough],
-                           hovertemplate="said %{x:.0%} sure, right %{y:.0%} of the time (%{customdata} images)"
-                                         "<extra></extra>")
+                           hovertemplate=_("said {confidence} sure, right {accuracy} of the time ({count} images)")
+                           .format(confidence="%{x:.0%}", accuracy="%{y:.0%}", count="%{customdata}") + "<extra></extra>")
     if few:
         figure.add_scatter(x=[b["confidence"] for b in few], y=[b["accuracy"] for b in few], mode="markers",
-                           name=f"fewer than {MIN_BIN_IMAGES} images: too few to judge",
+                           name=_("fewer than {count} images: too few to judge").format(count=MIN_BIN_IMAGES),
                            marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color="gray", width=1)),
                            customdata=[b["count"] for b in few],
-                           hovertemplate="only %{customdata} image(s) said %{x:.0%} sure<extra></extra>")
-    figure.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text="how sure the model said it was")
-    figure.update_yaxes(range=[0, 1.08], tickformat=".0%", title_text="how often it was right")
-    return figure.update_layout(title="Reliability (validation images; numbers: images per point)", height=360,
+                           hovertemplate=_("only {count} image(s) said {confidence} sure").format(
+                               count="%{customdata}", confidence="%{x:.0%}") + "<extra></extra>")
+    figure.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text=_("how sure the model said it was"))
+    figure.update_yaxes(range=[0, 1.08], tickformat=".0%", title_text=_("how often it was right"))
+    return figure.update_layout(title=_("Reliability (validation images; numbers: images per point)"), height=360,
                                 legend=dict(orientation="h", y=-0.3), **_LAYOUT)
 
 
 def coverage(curve: list[dict[str, float]], chosen: dict[str, Any] | None = None) -> go.Figure:
     """Share of images answered against accuracy on those, as the confidence threshold rises."""
     figure = go.Figure(go.Scatter(x=[p["coverage"] for p in curve], y=[p["accuracy"] for p in curve],
-                                  mode="lines", name="trade-off", customdata=[p["threshold"] for p in curve],
-                                  hovertemplate="answers %{x:.0%}, right on %{y:.0%} (threshold %{customdata:.0%})"
-                                                "<extra></extra>"))
+                                  mode="lines", name=_("trade-off"), customdata=[p["threshold"] for p in curve],
+                                  hovertemplate=_("answers {answered}, right on {accuracy} (threshold {threshold})")
+                                  .format(answered="%{x:.0%}", accuracy="%{y:.0%}", threshold="%{customdata:.0%}")
+                                  + "<extra></extra>"))
     if chosen and chosen.get("accuracy") is not None:
-        figure.add_scatter(x=[chosen["coverage"]], y=[chosen["accuracy"]], mode="markers", name="chosen threshold",
+        figure.add_scatter(x=[chosen["coverage"]], y=[chosen["accuracy"]], mode="markers", name=_("chosen threshold"),
                            marker=dict(size=12, color="#d62728"))
-    figure.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text="images it answers")
-    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="accuracy on those")
-    return figure.update_layout(title="Answer less, be right more often", height=360, **_LAYOUT)
+    figure.update_xaxes(range=[0, 1.02], tickformat=".0%", title_text=_("images it answers"))
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text=_("accuracy on those"))
+    return figure.update_layout(title=_("Answer less, be right more often"), height=360, **_LAYOUT)
 
 
 def recall_intervals(per_class: list[dict[str, Any]]) -> go.Figure:
@@ -63,9 +66,10 @@ def recall_intervals(per_class: list[dict[str, Any]]) -> go.Figure:
     high = [row.get("recall_interval", [row["recall"]] * 2)[1] - row["recall"] for row in per_class]
     figure = go.Figure(go.Scatter(x=names, y=recall, mode="markers", marker=dict(size=10),
                                   error_y=dict(type="data", symmetric=False, array=high, arrayminus=low),
-                                  hovertemplate="%{x}: recall %{y:.0%}<extra></extra>"))
-    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="recall (95% interval)")
-    return figure.update_layout(title="Recall per class, with its uncertainty", height=340, **_LAYOUT)
+                                  hovertemplate=_("{name}: recall {recall}").format(name="%{x}", recall="%{y:.0%}")
+                                  + "<extra></extra>"))
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text=_("recall (95% interval)"))
+    return figure.update_layout(title=_("Recall per class, with its uncertainty"), height=340, **_LAYOUT)
 
 
 def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
@@ -78,15 +82,16 @@ def confusion(labels: list[str], matrix: list[list[int]]) -> go.Figure:
     figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
                                   texttemplate="%{text}", hoverinfo="skip"))
     cells = [(i, j) for i in range(len(labels)) for j in range(len(labels))]
-    figure.add_scatter(x=[names[j] for _, j in cells], y=[names[i] for i, _ in cells], mode="markers",
+    figure.add_scatter(x=[names[j] for _i, j in cells], y=[names[i] for i, _j in cells], mode="markers",
                        customdata=[[i, j, matrix[i][j]] for i, j in cells], showlegend=False, name="cells",
                        marker=dict(symbol="square", size=12, color="rgba(0,0,0,0)"),
                        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
-                       hovertemplate="true %{y}, predicted %{x}: %{customdata[2]} image(s)<extra></extra>")
-    figure.update_yaxes(autorange="reversed", title_text="true class", type="category")
-    figure.update_xaxes(title_text="predicted class", type="category")
+                       hovertemplate=_("true {truth}, predicted {predicted}: {count} image(s)").format(
+                           truth="%{y}", predicted="%{x}", count="%{customdata[2]}") + "<extra></extra>")
+    figure.update_yaxes(autorange="reversed", title_text=_("true class"), type="category")
+    figure.update_xaxes(title_text=_("predicted class"), type="category")
     # hoverdistance -1: the pointer always picks the nearest cell centre, however large the cells are drawn
-    return figure.update_layout(title="Confusion matrix (click a cell to see its images)", hoverdistance=-1,
+    return figure.update_layout(title=_("Confusion matrix (click a cell to see its images)"), hoverdistance=-1,
                                 **_LAYOUT)
 
 

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from core.i18n import N_, _
 from core.runs.folder import OOD_REFERENCE, Run
 from core.serving.inference import Predictor
 from core.serving.model_card import bundle_extras
@@ -28,7 +29,9 @@ from core.tasks import Task
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
 TOLERANCE = 1e-4
-USAGE = """TransferLab model export
+# The bundle's README, in the language the user exported in (translated where it is written, in _usage).
+# Translators: keep every line a line (the class names go on one line), the code and the file names as they are.
+USAGE = N_("""TransferLab model export
 ========================
 Classes (in the order of labels.json, each as a JSON string): {labels}
 Backbone: {backbone}; input: RGB, resize shorter side to {resize}, centre-crop {crop}, normalise mean={mean} std={std}.
@@ -41,7 +44,7 @@ In Python:
     model = torch.jit.load("model.torchscript.pt").eval()   # input (N, 3, {crop}, {crop}) float, normalised
     probabilities, embedding = model(batch)                  # (N, {n}) probabilities, order of labels.json;
                                                               # (N, d) what the unknown-input check scores
-{onnx}"""
+{onnx}""")
 
 
 REFERENCE = "ood_reference.pt"  # the run's unknown-input reference, saved with torch (predict.py needs nothing else)
@@ -93,9 +96,10 @@ def export_bundle(run_dir: Path, destination: Path | None = None, with_onnx: boo
         difference, same_answers = _verify(folder, wrapped, predictor, batch)
         _zip(folder, destination)
     verified = same_answers and difference <= TOLERANCE
-    note = (f"Checked: the exported model gives the same predictions and unknown-input scores as the trained one on "
-            f"{len(batch)} validation images (largest difference {difference:.1e})." if verified else
-            f"Warning: the exported model differs from the trained one (largest difference {difference:.1e}).")
+    note = (_("Checked: the exported model gives the same predictions and unknown-input scores as the trained one "
+              "on {count} validation images (largest difference {difference}).") if verified else
+            _("Warning: the exported model differs from the trained one (largest difference {difference}).")).format(
+        count=len(batch), difference=f"{difference:.1e}")
     return ExportResult(destination, verified, difference, len(batch), onnx_included,
                         note + (" " + onnx_note if onnx_note else ""))
 
@@ -153,19 +157,19 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
                               output_names=["probabilities", "embedding"],
                               dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}, "embedding": {0: "batch"}},
                               verbose=False, external_data=False)
-        return "ONNX model included."
+        return _("ONNX model included.")
     except Exception as error:  # ONNX is a bonus; TorchScript is the bundle's promise
         path.unlink(missing_ok=True)
-        return f"ONNX export was not possible for this model ({type(error).__name__})."
+        return _("ONNX export was not possible for this model ({reason}).").format(reason=type(error).__name__)
 
 
 def _usage(predictor: Predictor, onnx_included: bool) -> str:
     p = predictor.preprocessing
-    onnx = ("\nONNX: model.onnx, input 'image' (same tensor), outputs 'probabilities' and 'embedding'.\n"
+    onnx = ("\n" + _("ONNX: model.onnx, input 'image' (same tensor), outputs 'probabilities' and 'embedding'.") + "\n"
             if onnx_included else "")
-    return USAGE.format(labels=", ".join(_readme_name(label) for label in predictor.labels), backbone=predictor.config.backbone,
-                        resize=p.resize_size, crop=p.crop_size, mean=list(p.mean), std=list(p.std),
-                        n=len(predictor.labels), onnx=onnx)
+    return _(USAGE).format(labels=", ".join(_readme_name(label) for label in predictor.labels),
+                           backbone=predictor.config.backbone, resize=p.resize_size, crop=p.crop_size,
+                           mean=list(p.mean), std=list(p.std), n=len(predictor.labels), onnx=onnx)
 
 
 def _readme_name(label: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image
 
 from core import tasks
+from core.i18n import N_, _, language, number, percent
 from core.insight.explain import CAVEAT, explain
 from core.runs.folder import BUNDLE_FILES, MODEL_CARD, Run
 from core.stats import conformal
@@ -35,11 +36,12 @@ def _e(value: Any) -> str:
 
 def _pct(value: Any) -> str:
     """Every share on the card, macro-F1 included, as the app's pages show it: a percentage with one decimal."""
-    return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
+    return percent(value, 1) if isinstance(value, (int, float)) else _("n/a")
 
 
 def _interval(pair: Any) -> str:
-    return f"{pair[0]:.0%} to {pair[1]:.0%}" if isinstance(pair, list) and len(pair) == 2 else "n/a"
+    return _("{low} to {high}").format(low=percent(pair[0]), high=percent(pair[1])) \
+        if isinstance(pair, list) and len(pair) == 2 else _("n/a")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -59,7 +61,7 @@ def _mistake_figures(run: Run, evaluation: Evaluation) -> str:
 
     mistakes = evaluation.mistakes()[:EXAMPLE_MISTAKES]
     if not mistakes:
-        return "<p>No validation image was answered wrongly.</p>"
+        return f"<p>{_e(_('No validation image was answered wrongly.'))}</p>"
     predictor, figures = Predictor(run.path), []
     for mistake in mistakes:
         picture = run.val_pixels(mistake.get("sha256", ""))
@@ -69,9 +71,9 @@ def _mistake_figures(run: Run, evaluation: Evaluation) -> str:
         index = predictor.labels.index(predicted) if isinstance(predicted, str) and predicted in predictor.labels \
             else None  # tags and numbers: where it looked for its strongest answer
         found = explain(predictor.model, predictor.preprocessing, picture, index)
-        caption = f"{mistake['path']}: {predictor.task.describe(mistake)}"
+        caption = _("{name}: {answer}").format(name=mistake["path"], answer=predictor.task.describe(mistake))
         figures.append(f"<figure><img alt='' src='{_png(found.image)}'><figcaption>{_e(caption)}</figcaption></figure>")
-    return "".join(figures) or "<p>The validation images are no longer available.</p>"
+    return "".join(figures) or f"<p>{_e(_('The validation images are no longer available.'))}</p>"
 
 
 def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> str:
@@ -83,15 +85,15 @@ def _data_summary(config: dict[str, Any], per_class: list[dict[str, Any]]) -> st
     try:
         data = inspect_data(Path(config.get("data", "")), paths.home())
     except Exception:  # moved or deleted since training: the validation counts are still known
-        return _table(["class", "validation images"], [[k, v] for k, v in validation.items()])
-    table = _table(["class", "images", "validation images"],
+        return _table([_("class"), _("validation images")], [[k, v] for k, v in validation.items()])
+    table = _table([_("class"), _("images"), _("validation images")],
                    [[label, count, validation.get(label, 0)] for label, count in data.classes.items()])
     return table + "".join(f"<p class='note'>{_e(w)}</p>" for w in data.warnings)
 
 
-_OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD with momentum"}
-_AUGMENT = {"auto": "automatic (none when only the new last layer learns, else light)", "none": "none",
-            "light": "light (random crops and flips)", "strong": "strong (also colour and geometry changes)"}
+_OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": N_("SGD with momentum")}
+_AUGMENT = {"auto": N_("automatic (none when only the new last layer learns, else light)"), "none": N_("none"),
+            "light": N_("light (random crops and flips)"), "strong": N_("strong (also colour and geometry changes)")}
 
 
 def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
@@ -105,41 +107,46 @@ def settings_in_words(config: dict[str, Any]) -> list[list[str]]:
     except (KeyError, ValueError):
         title = name
     patience = config.get("early_stopping") or 0
-    epochs = f"{config.get('epochs')}" + (f", stopping early after {patience} without improvement" if patience else "")
-    lr = config.get("lr")
+    epochs = _("{epochs}, stopping early after {patience} without improvement").format(
+        epochs=config.get("epochs"), patience=patience) if patience else f"{config.get('epochs')}"
+    lr, augment, optimizer = config.get("lr"), config.get("augment"), config.get("optimizer")
     rows = [
-        ["data", config.get("data_name") or Path(config.get("data", "")).name],
-        ["pretrained network (backbone)", title],
-        ["starting weights", "random (no pretraining)" if config.get("weights") == "none" else "pretrained on ImageNet"],
-        ["what was retrained", learned_words(config)],
-        ["passes over the data (epochs)", epochs],
-        ["learning rate", "chosen automatically" if lr is None else f"{lr:g}"],
-        ["batch size", str(config.get("batch_size"))],
-        ["optimizer", _OPTIMIZERS.get(config.get("optimizer"), str(config.get("optimizer")))],
-        ["augmentation", _AUGMENT.get(config.get("augment"), str(config.get("augment")))],
-        ["image size", "the backbone's own" if config.get("image_size") is None else f"{config['image_size']} px"],
-        ["validation share", _pct(config.get("val_split")) + " of the images (unless the data has a val/ folder)"],
-        ["random seed", str(config.get("seed"))],
-        ["two stages (last layer first)", "yes" if config.get("two_stage") else "no"],
+        [_("data"), config.get("data_name") or Path(config.get("data", "")).name],
+        [_("pretrained network (backbone)"), title],
+        [_("starting weights"), _("random (no pretraining)") if config.get("weights") == "none" else
+         _("pretrained on ImageNet")],
+        [_("what was retrained"), learned_words(config)],
+        [_("passes over the data (epochs)"), epochs],
+        [_("learning rate"), _("chosen automatically") if lr is None else f"{lr:g}"],
+        [_("batch size"), str(config.get("batch_size"))],
+        [_("optimizer"), _(_OPTIMIZERS[optimizer]) if optimizer in _OPTIMIZERS else str(optimizer)],
+        [_("augmentation"), _(_AUGMENT[augment]) if augment in _AUGMENT else str(augment)],
+        [_("image size"), _("the backbone's own") if config.get("image_size") is None else
+         _("{size} px").format(size=config["image_size"])],
+        [_("validation share"), _("{share} of the images (unless the data has a val/ folder)").format(
+            share=_pct(config.get("val_split")))],
+        [_("random seed"), str(config.get("seed"))],
+        [_("two stages (last layer first)"), _("yes") if config.get("two_stage") else _("no")],
     ]
     return [row for row in rows if row[1] not in ("", "None")]
 
 
 def _measure(measure: Measure, value: Any) -> str:
     if not isinstance(value, (int, float)) or value != value:
-        return "n/a"
+        return _("n/a")
     return _pct(value) if measure.percent else f"{value:.3g}"
 
 
 def _metrics(report: Evaluation) -> str:
     """The task's own measures with their intervals, then its per-label table (none for numbers)."""
     task = tasks.get(report.task)
-    table = _table(["measure", "value", "95% interval"], [
-        [m.title, _measure(m, report.metric(m.key)), " to ".join(_measure(m, v) for v in report.intervals[m.key])
-         if len(report.intervals.get(m.key) or []) == 2 else "n/a"] for m in task.measures])
+    table = _table([_("measure"), _("value"), _("95% interval")], [
+        [m.title, _measure(m, report.metric(m.key)), _("{low} to {high}").format(
+            low=_measure(m, report.intervals[m.key][0]), high=_measure(m, report.intervals[m.key][1]))
+         if len(report.intervals.get(m.key) or []) == 2 else _("n/a")] for m in task.measures])
     if not report.per_label or not task.label_columns:
         return table
-    return table + _table(["name", *(m.title for m in task.label_columns), "recall 95% interval"],
+    return table + _table([_("name"), *(m.title for m in task.label_columns), _("recall 95% interval")],
                           [[r["label"], *(_measure(m, r.get(m.key)) for m in task.label_columns),
                             _interval(r.get("recall_interval"))] for r in report.per_label])
 
@@ -148,19 +155,28 @@ def _confidence_sections(calibration: dict[str, Any], abstention: dict[str, Any]
     """Temperature scaling and the "not sure" threshold: what a run that gives one label per image has."""
     if not (calibration or abstention):
         return []
-    return ["<h2>Calibration</h2>" + (
-            f"<p>On the validation images the model's stated confidence was off by "
-            f"{calibration['ece_before'] * 100:.1f} percentage points on average, and by "
-            f"{calibration['ece_after'] * 100:.1f} after calibration (temperature scaling); answers use the "
-            "calibrated confidence.</p>" + _table(["temperature", "ECE before", "ECE after"], [[
-                f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}",
-                f"{calibration['ece_after']:.3f}"]]) if calibration else "<p>Not calibrated (no validation images).</p>"),
-        "<h2>Not sure: the abstention trade-off</h2>" + (
-            f"<p>Answers below {_pct(abstention['threshold'])} confidence are marked not sure. On validation the "
-            f"model then answers {_pct(abstention['coverage'])} of images and is right on "
-            f"{_pct(abstention['accuracy'])} of those (target {_pct(abstention['target_accuracy'])}).</p>"
-            if abstention.get("accuracy") is not None else "<p>No threshold reached the target accuracy on "
-            "validation, so every answer is marked not sure.</p>")]
+    return [_h2(_("Calibration")) + (_p(_(
+        "On the validation images the model's stated confidence was off by {before} percentage points on average, "
+        "and by {after} after calibration (temperature scaling); answers use the calibrated confidence.").format(
+            before=number(calibration["ece_before"] * 100, 1), after=number(calibration["ece_after"] * 100, 1)))
+        + _table([_("temperature"), _("ECE before"), _("ECE after")], [[
+            f"{calibration['temperature']:.2f}", f"{calibration['ece_before']:.3f}", f"{calibration['ece_after']:.3f}"]])
+        if calibration else _p(_("Not calibrated (no validation images)."))),
+        _h2(_("Not sure: the abstention trade-off")) + (_p(_(
+            "Answers below {threshold} confidence are marked not sure. On validation the model then answers "
+            "{coverage} of images and is right on {accuracy} of those (target {target}).").format(
+                threshold=_pct(abstention["threshold"]), coverage=_pct(abstention["coverage"]),
+                accuracy=_pct(abstention["accuracy"]), target=_pct(abstention["target_accuracy"])))
+            if abstention.get("accuracy") is not None else _p(_(
+                "No threshold reached the target accuracy on validation, so every answer is marked not sure.")))]
+
+
+def _h2(text: str) -> str:
+    return f"<h2>{_e(text)}</h2>"
+
+
+def _p(text: str) -> str:
+    return f"<p>{_e(text)}</p>"
 
 
 def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]:
@@ -169,26 +185,28 @@ def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]
     calibration, abstention, ood = trust.get("calibration") or {}, trust.get("abstention") or {}, trust.get("ood")
     worst = sorted(per_class, key=lambda r: r["recall"])[:3]
     task = tasks.get(report.task)
+    missing = _p(_("Not available for this run."))
     sections = [
-        f"<h2>Intended use and limits</h2><p>What it answers: {_e(task.title)}. A model for the data below, "
-        "trained on the user's own labelled "
-        "images by transfer learning. It only knows these classes: anything else gets one of them, unless it is "
-        "flagged as unlike the training images. Its numbers come from a small validation set; read the intervals, "
-        "not just the single numbers. Answers marked <em>not sure</em> should go to a person.</p>",
-        "<h2>Data</h2>" + _data_summary(config, per_class),
-        "<h2>Settings</h2>" + _table(["setting", "value"], settings_in_words(config)),
-        "<h2>Metrics (validation)</h2>" + _metrics(report) + "".join(f"<p class='note'>{_e(n)}</p>"
-                                                                     for n in report.interval_notes),
-        "<h2>Worst classes</h2>" + _table(["class", "recall", "images"],
-                                           [[r["label"], _pct(r["recall"]), r["support"]] for r in worst])
+        _h2(_("Intended use and limits")) + _p(_(
+            "What it answers: {what}. A model for the data below, trained on the user's own labelled images by "
+            "transfer learning. It only knows these classes: anything else gets one of them, unless it is flagged as "
+            "unlike the training images. Its numbers come from a small validation set; read the intervals, not just "
+            "the single numbers. Answers marked not sure should go to a person.").format(what=task.title)),
+        _h2(_("Data")) + _data_summary(config, per_class),
+        _h2(_("Settings")) + _table([_("setting"), _("value")], settings_in_words(config)),
+        _h2(_("Metrics (validation)")) + _metrics(report) + "".join(f"<p class='note'>{_e(n)}</p>"
+                                                                    for n in report.interval_notes),
+        _h2(_("Worst classes")) + _table([_("class"), _("recall"), _("images")],
+                                         [[r["label"], _pct(r["recall"]), r["support"]] for r in worst])
         if worst else "",
-        "<h2>A range instead of one answer</h2><p>" + _e(conformal.in_words(trust.get("conformal") or {}) or
-                                                        "Not available for this run.") + "</p>",
+        _h2(_("A range instead of one answer")) + (_p(text) if (text := conformal.in_words(
+            trust.get("conformal") or {})) else missing),
         *_confidence_sections(calibration, abstention),
-        "<h2>Unknown inputs</h2>" + (f"<p>An image whose distance to its {ood['k']} most similar training images "
-                                     f"exceeds {ood['threshold']:.3f} is answered 'This does not look like any of "
-                                     f"your training images'.</p>" if ood else "<p>Not available for this run.</p>"),
-        f"<h2>Example mistakes, with heatmaps</h2><p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run, report),
+        _h2(_("Unknown inputs")) + (_p(_(
+            "An image whose distance to its {count} most similar training images exceeds {threshold} is answered "
+            "{answer}.").format(count=ood["k"], threshold=f"{ood['threshold']:.3f}",
+                                answer=_("'This does not look like any of your training images'"))) if ood else missing),
+        _h2(_("Example mistakes, with heatmaps")) + f"<p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run, report),
     ]
     return sections
 
@@ -197,12 +215,14 @@ def build_html(run_dir: Path) -> str:
     run = Run(run_dir)
     config = run.config()
     report = run.evaluation() or Evaluation(str(config.get("task", "single")), [], 0, {})
-    title = f"Model card: {config.get('backbone', 'model')} on {config.get('data_name') or Path(config.get('data', '')).name}"
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = _("Model card: {backbone} on {data}").format(backbone=config.get("backbone", "model"),
+                                                          data=config.get("data_name") or Path(config.get("data", "")).name)
+    written = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = "".join(_sections(run, config, report))
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>Run {_e(run.id)}, written {when} by "
-            f"TransferLab.</p>{body}</body></html>")
+    lang = "zh-CN" if language() == "zh_CN" else "en"  # the card is written in the language of whoever asked for it
+    return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>"
+            f"{_p(_('Run {run}, written {when} by TransferLab.').format(run=run.id, when=written))}{body}</body></html>")
 
 
 def write_model_card(run_dir: Path) -> Path:

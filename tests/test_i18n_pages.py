@@ -1,0 +1,118 @@
+"""The pages, charts, model card and export in Chinese: class names in Chinese script stay the user's data (shown
+as typed, escaped as markup), and every converted page opens in a real browser with ?lang=zh-CN."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from core import i18n
+from core.insight import charts, trust_charts
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, IDLE, running_app
+
+SUNFLOWER, HOSTILE = "向日葵", "<b>玫瑰</b>"
+
+
+def test_chinese_class_names_stay_text_in_chinese_charts():
+    with i18n.using("zh_CN"):
+        counts = charts.class_counts({SUNFLOWER: 3, HOSTILE: 2})
+        matrix = trust_charts.confusion([SUNFLOWER, HOSTILE], [[3, 0], [1, 1]])
+        guesses = charts.top_k([{"label": SUNFLOWER, "probability": 0.9}, {"label": HOSTILE, "probability": 0.1}])
+    assert counts.layout.title.text == "每个类别的图片数" and counts.layout.xaxis.title.text == "类别"
+    assert list(counts.data[0].x) == [SUNFLOWER, "&lt;b&gt;玫瑰&lt;/b&gt;"]  # Plotly renders <b>: escaped
+    assert list(matrix.data[0].x) == [SUNFLOWER, "&lt;b&gt;玫瑰&lt;/b&gt;"]
+    assert matrix.data[1].hovertemplate.startswith("真实 %{y}，预测 %{x}：%{customdata[2]} 张图片")
+    assert list(guesses.data[0].y) == ["&lt;b&gt;玫瑰&lt;/b&gt;", SUNFLOWER] and list(guesses.data[0].text) == ["10%", "90%"]
+    with i18n.using("en"):
+        assert charts.class_counts({SUNFLOWER: 3}).layout.title.text == "Images per class"
+
+
+def test_a_fragment_s_own_rerun_keeps_the_page_s_language():
+    """st.fragment reruns a function in a fresh thread, whose language is English, without app.py."""
+    import threading
+
+    from ui.language import in_language
+
+    def sentence() -> str:
+        return i18n._("Stopped.")
+
+    with i18n.using("zh_CN"):
+        wrapped = in_language(sentence)
+    said = []
+    thread = threading.Thread(target=lambda: said.append((wrapped(), sentence())))
+    thread.start()
+    thread.join()
+    assert said == [("已停止。", "Stopped.")]
+    assert wrapped.__qualname__ == sentence.__qualname__  # Streamlit tells fragments apart by it
+
+
+def _renamed(run: Path, names: dict[str, str]) -> None:
+    """The run's classes renamed in every file that names them (labels, evaluation), as if trained on those."""
+    for file in ("labels.json", "evaluation.json"):
+        text = (run / file).read_text(encoding="utf-8")
+        for old, new in names.items():
+            text = text.replace(json.dumps(old), json.dumps(new, ensure_ascii=False))
+        (run / file).write_text(text, encoding="utf-8")
+
+
+def test_the_model_card_in_chinese_shows_a_chinese_class_name_as_text(trained_run, tmp_path):
+    from core.serving.model_card import build_html
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    labels = json.loads((run / "labels.json").read_text(encoding="utf-8"))
+    labels = labels if isinstance(labels, list) else labels["labels"]
+    _renamed(run, {labels[0]: SUNFLOWER, labels[1]: HOSTILE})
+    with i18n.using("zh_CN"):
+        card = build_html(run)
+    assert card.startswith("<!doctype html><html lang='zh-CN'>") and "<h1>模型卡：" in card
+    for heading in ("用途和局限", "指标（验证集）", "表现最差的类别", "未知图片"):
+        assert f"<h2>{heading}</h2>" in card
+    assert f"<td>{SUNFLOWER}</td>" in card  # the user's name as typed, untranslated
+    assert HOSTILE not in card and "<td>&lt;b&gt;玫瑰&lt;/b&gt;</td>" in card
+    english = build_html(run)
+    assert "<html lang='en'>" in english and "Intended use and limits" in english and "模型卡" not in english
+
+
+PAGES = {  # address -> the page's heading in Chinese (the Data page, the first, is checked before them)
+    "train": "2. 训练", "predict": "4. 预测", "export": "5. 导出", "runs": "训练记录", "classroom": "课堂",
+    "join": "加入班级", "gallery": "班级展示区", "try": "试用模型",
+}
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    with running_app(tmp_path / "home") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(180_000)  # the first visit imports torch: slow on a busy core, never stuck
+        page.goto(f"{url}/?lang=zh-CN")
+        page.wait_for_selector(IDLE)
+        page.get_by_role("button", name="使用示例数据集").click()
+        page.wait_for_selector(IDLE)
+        expect(page.get_by_text("数据准备好了。下一步，选择训练方式。")).to_be_visible(timeout=180_000)
+        expect(page.locator("h1").first).to_have_text("1. 你的图片")
+        assert page.locator("[data-testid='stException']").count() == 0
+        workspace = parse_qs(urlparse(page.url).query)["ws"][0]
+        assert parse_qs(urlparse(page.url).query)["lang"] == ["zh-CN"]
+        shutil.copytree(trained_run, tmp_path / "home" / "workspaces" / workspace / "runs" / trained_run.name)
+        for address, heading in PAGES.items():
+            query = f"ws={workspace}&lang=zh-CN" + ("&model=gone" if address == "try" else "")
+            page.goto(f"{url}/{address}?{query}")
+            page.wait_for_selector(IDLE)
+            expect(page.locator("h1").first).to_have_text(heading, timeout=120_000)
+            assert page.locator("[data-testid='stException']").count() == 0, address
+            if address == "classroom":  # a live fragment reruns on its own, without app.py: still in Chinese
+                page.get_by_label("班级名称").fill("七年级")
+                page.get_by_role("button", name="创建班级").click()
+                page.get_by_role("tab", name="学生").click()
+                page.wait_for_timeout(4_000)  # LIVE_S is 3 s: the student list has redrawn itself at least once
+                expect(page.get_by_text("还没有学生加入。")).to_be_visible()
+                assert page.get_by_text("No student has joined yet").count() == 0
+        expect(page.get_by_text("这个链接打不开模型")).to_be_visible()
+        browser.close()

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from core.data.datasets import inspect_data
 from core.data.report import DataReport, ImageRecord
+from core.i18n import N_, _
 from core.insight.audit_corrections import corrected_path, corrected_zip
 from core.insight.audit_tasks import AUDITS, MIN_FOLDS, AuditImpossible, SingleAudit, TaskAudit, linear_head
 from core.insight.embeddings import FeatureSpec, dataset_features
@@ -37,6 +38,10 @@ Action = Literal["keep", "relabel", "remove"]
 # {path: {"action": "keep" | "relabel" | "remove", and for a relabel the task's correction: "label" (str),
 # "labels" (list of tags) or "value" (float)}}
 Marks = dict[str, dict[str, Any]]
+# What labelled_features' caller does with the images (its `purpose`), each refusal a whole sentence
+CANNOT = {"audited": N_("This data cannot be audited."), "cross-validated": N_("This data cannot be cross-validated.")}
+ONLY_SINGLE = {"audited": N_("Only images with one label each can be audited for now."),
+               "cross-validated": N_("Only images with one label each can be cross-validated for now.")}
 
 
 @dataclass
@@ -74,6 +79,11 @@ class AuditResult:
 
     def reason(self, i: int) -> str:
         return self.audit.reason(self.labels, self.records[i], self._targets(), self.predictions, i)
+
+    def current_notes(self) -> list[str]:
+        """The notes worded again in the current language (the page's language may have changed since the audit;
+        the counts they come from are cheap)."""
+        return self.audit.check(self.records, self.labels, self.folds)
 
     def headline(self, i: int) -> str:
         """What it was given and what it looks like, in a few words (plain text)."""
@@ -126,7 +136,7 @@ def audit_features(features: np.ndarray, records: list[ImageRecord], labels: lis
 def _neighbourhood_issues(features: np.ndarray) -> tuple[list[tuple[int, float]], list[tuple[int, int, float]]]:
     """Outliers and near-duplicates, by cleanlab's Datalab rules on a cosine k-NN graph of the embeddings."""
     k = min(NEIGHBOURS, len(features) - 1)
-    graph, _ = create_knn_graph_and_index(features, n_neighbors=k, metric="cosine")
+    graph, _index = create_knn_graph_and_index(features, n_neighbors=k, metric="cosine")
     distances = graph.data.reshape(len(features), -1)
     median = max(float(np.median(distances[:, 0])), 1e-12)
     sets = NearDuplicateIssueManager._neighbors_within_radius(graph, NEAR_DUPLICATE_RADIUS, median)
@@ -148,9 +158,9 @@ def labelled_features(data: Path, spec: FeatureSpec, folds: int, work_dir: Path 
     `folds` folds can be made of them for one of `tasks`. Raises AuditImpossible, ArchiveRefused."""
     report = inspect_data(Path(data), work_dir)
     if not report.trainable:
-        raise AuditImpossible(report.error or f"This data cannot be {purpose}.")
+        raise AuditImpossible(report.error or _(CANNOT[purpose]))
     if report.task not in tasks:
-        raise AuditImpossible(f"Only images with one label each can be {purpose} for now.")
+        raise AuditImpossible(_(ONLY_SINGLE[purpose]))
     records = [r for r in report.images if r.split != "test"]
     AUDITS[report.task].check(records, report.labels, folds)
     return report, records, dataset_features(report.root, records, report.labels, spec, cache)

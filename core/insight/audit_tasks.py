@@ -28,6 +28,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.data.report import ImageRecord
+from core.i18n import _, ngettext, percent, quoted
+from core.i18n import number as formatted
 
 MIN_FOLDS = 2
 MIN_TAG_IMAGES = 2  # a tag on one image is unseen whenever that image is held out: the audit cannot judge it
@@ -48,10 +50,11 @@ def linear_head():
 
 def check_folds(folds: int, images: int) -> None:
     if folds < MIN_FOLDS:
-        raise AuditImpossible(f"The audit needs at least {MIN_FOLDS} folds, not {folds}.")
+        raise AuditImpossible(_("The audit needs at least {minimum} folds, not {folds}.").format(minimum=MIN_FOLDS,
+                                                                                                folds=folds))
     if images < folds:
-        raise AuditImpossible(f"The audit splits your images into {folds} parts, so it needs at least {folds} "
-                              f"images; this data has {images}.")
+        raise AuditImpossible(_("The audit splits your images into {folds} parts, so it needs at least {folds} "
+                                "images; this data has {count}.").format(folds=folds, count=images))
 
 
 class TaskAudit(ABC):
@@ -89,7 +92,7 @@ class TaskAudit(ABC):
         """Why image i is flagged, in plain words."""
 
     def headline(self, labels: list[str], record: ImageRecord, suggestion: Any) -> str:
-        return f"Labelled '{record.label}', looks like '{suggestion}'"
+        return _("Labelled {given}, looks like {guess}").format(given=quoted(record.label), guess=quoted(suggestion))
 
     def details(self, labels: list[str], record: ImageRecord, suggestion: Any) -> dict[str, Any]:
         """Extra keys of the image's JSON entry beside path, given, suggested and score."""
@@ -102,14 +105,15 @@ class SingleAudit(TaskAudit):
     def check(self, records: list[ImageRecord], labels: list[str], folds: int) -> list[str]:
         check_folds(folds, len(records))
         if len(labels) < 2:
-            raise AuditImpossible("The audit compares classes, so it needs at least two classes of images; "
-                                  f"this data has {len(labels)}.")
+            raise AuditImpossible(_("The audit compares classes, so it needs at least two classes of images; "
+                                    "this data has {count}.").format(count=len(labels)))
         counts = Counter(r.label for r in records)
         small = [label for label in labels if counts.get(label, 0) < folds]
         if small:
-            raise AuditImpossible(
-                f"The audit splits every class into {folds} parts, so each class needs at least {folds} images; "
-                f"'{small[0]}' has only {counts.get(small[0], 0)}. Add images or use fewer folds.")
+            raise AuditImpossible(_(
+                "The audit splits every class into {folds} parts, so each class needs at least {folds} images; "
+                "{name} has only {count}. Add images or use fewer folds.").format(
+                    folds=folds, name=quoted(small[0]), count=counts.get(small[0], 0)))
         return []
 
     def targets(self, records: list[ImageRecord], labels: list[str]) -> np.ndarray:
@@ -134,8 +138,9 @@ class SingleAudit(TaskAudit):
                i: int) -> str:
         guess = self.suggested(labels, targets, predictions, i)
         p_given, p_guess = predictions[i][int(targets[i])], predictions[i].max()
-        return (f"A model that never saw this image calls it '{guess}' ({p_guess:.0%} sure) and gives its label "
-                f"'{record.label}' only {p_given:.0%}.")
+        return _("A model that never saw this image calls it {guess} ({sure} sure) and gives its label {given} "
+                 "only {share}.").format(guess=quoted(guess), sure=percent(p_guess), given=quoted(record.label),
+                                         share=percent(p_given))
 
 
 class MultiAudit(TaskAudit):
@@ -147,14 +152,17 @@ class MultiAudit(TaskAudit):
         counts = Counter(tag for r in records for tag in r.labels)
         judged = [tag for tag in labels if counts[tag] >= MIN_TAG_IMAGES]
         if len(judged) < 2:
-            raise AuditImpossible("The audit compares tags, so it needs at least two tags that are each on two "
-                                  f"or more images; this data has {len(judged)}.")
-        notes = [f"'{tag}' is on {'no' if counts[tag] == 0 else 'only one'} of the images checked, so the audit "
-                 "cannot judge it." for tag in labels if tag not in judged]
+            raise AuditImpossible(_("The audit compares tags, so it needs at least two tags that are each on two "
+                                    "or more images; this data has {count}.").format(count=len(judged)))
+        notes = [(_("{tag} is on none of the images checked, so the audit cannot judge it.") if counts[tag] == 0 else
+                  _("{tag} is on only one of the images checked, so the audit cannot judge it.")).format(tag=quoted(tag))
+                 for tag in labels if tag not in judged]
         rare = [tag for tag in judged if counts[tag] < folds]
         if rare:
-            notes.append(f"{_listed(rare)} {'is' if len(rare) == 1 else 'are'} on fewer than {folds} images, so "
-                         "the audit's guesses about them rest on very few examples.")
+            notes.append(ngettext("{tags} is on fewer than {folds} images, so the audit's guesses about it rest on "
+                                  "very few examples.", "{tags} are on fewer than {folds} images, so the audit's "
+                                  "guesses about them rest on very few examples.", len(rare)).format(
+                tags=_listed([quoted(tag) for tag in rare]), folds=folds))
         return notes
 
     def targets(self, records: list[ImageRecord], labels: list[str]) -> np.ndarray:
@@ -196,15 +204,19 @@ class MultiAudit(TaskAudit):
                i: int) -> str:
         add, doubt = _disputed(targets[i], predictions[i])
         p = predictions[i]
-        parts = []
+        added = _listed([_("{tag} ({share} sure)").format(tag=quoted(labels[k]), share=percent(p[k]))
+                         for k in add[:SHOWN_TAGS]])
+        doubted = _listed([_("{tag} ({share})").format(tag=quoted(labels[k]), share=percent(p[k]))
+                           for k in doubt[:SHOWN_TAGS]])
+        if add and doubt:
+            return _("A model that never saw this image adds {added} and doubts {doubted}.").format(added=added,
+                                                                                                 doubted=doubted)
         if add:
-            parts.append("adds " + _listed([f"'{labels[k]}' ({p[k]:.0%} sure)" for k in add[:SHOWN_TAGS]]))
-        if doubt:
-            parts.append("doubts " + _listed([f"'{labels[k]}' ({p[k]:.0%})" for k in doubt[:SHOWN_TAGS]]))
-        return f"A model that never saw this image {' and '.join(parts)}."
+            return _("A model that never saw this image adds {added}.").format(added=added)
+        return _("A model that never saw this image doubts {doubted}.").format(doubted=doubted)
 
     def headline(self, labels: list[str], record: ImageRecord, suggestion: Any) -> str:
-        return f"Tagged {_tags(record.labels)}, looks like {_tags(suggestion)}"
+        return _("Tagged {given}, looks like {guess}").format(given=_tags(record.labels), guess=_tags(suggestion))
 
     def details(self, labels: list[str], record: ImageRecord, suggestion: Any) -> dict[str, Any]:
         return {"add": sorted(set(suggestion) - set(record.labels)), "remove": sorted(set(record.labels) - set(suggestion))}
@@ -222,11 +234,14 @@ def _disputed(given: np.ndarray, probabilities: np.ndarray) -> tuple[list[int], 
 
 
 def _listed(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    """Worded items (quoted already) as one list: "'a', 'b' and 'c'"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return _("{first} and {second}").format(first=_(", ").join(items[:-1]), second=items[-1])
 
 
 def _tags(tags: Any) -> str:
-    return ", ".join(f"'{tag}'" for tag in tags) if tags else "no tag"
+    return _(", ").join(quoted(tag) for tag in tags) if tags else _("no tag")
 
 
 class ValueAudit(TaskAudit):
@@ -235,7 +250,7 @@ class ValueAudit(TaskAudit):
     def check(self, records: list[ImageRecord], labels: list[str], folds: int) -> list[str]:
         check_folds(folds, len(records))
         if len({r.value for r in records}) < 2:
-            raise AuditImpossible("Every image has the same value, so the audit has nothing to compare.")
+            raise AuditImpossible(_("Every image has the same value, so the audit has nothing to compare."))
         return []
 
     def targets(self, records: list[ImageRecord], labels: list[str]) -> np.ndarray:
@@ -259,17 +274,17 @@ class ValueAudit(TaskAudit):
 
     def reason(self, labels: list[str], record: ImageRecord, targets: np.ndarray, predictions: np.ndarray,
                i: int) -> str:
-        return (f"Given {number(targets[i])}, a model that never saw this image predicts "
-                f"{number(predictions[i])}.")
+        return _("Given {given}, a model that never saw this image predicts {guess}.").format(
+            given=number(targets[i]), guess=number(predictions[i]))
 
     def headline(self, labels: list[str], record: ImageRecord, suggestion: Any) -> str:
-        return f"Given {number(record.value)}, looks like {number(suggestion)}"
+        return _("Given {given}, looks like {guess}").format(given=number(record.value), guess=number(suggestion))
 
 
 def number(value: Any) -> str:
     """A value as a person writes it: one decimal in the usual range, three significant digits outside it."""
     value = float(value)
-    return f"{value:.1f}" if 0.1 <= abs(value) < 1e5 or value == 0 else f"{value:.3g}"
+    return formatted(value, 1) if 0.1 <= abs(value) < 1e5 or value == 0 else f"{value:.3g}"
 
 
 AUDITS: dict[str, TaskAudit] = {"single": SingleAudit(), "multi": MultiAudit(), "regression": ValueAudit()}

@@ -41,7 +41,7 @@ def requests_over_time(rows: list[dict[str, Any]], buckets: int = 40) -> list[tu
         return []
     low, high = float(times.min()), float(times.max())
     edges = np.linspace(low, high if high > low else low + 1.0, buckets + 1)
-    counts, _ = np.histogram(times, bins=edges)
+    counts, _edges = np.histogram(times, bins=edges)
     return [(float(start), int(count)) for start, count in zip(edges[:-1], counts)]
 
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import plotly.graph_objects as go
 
+from core.i18n import N_, _, percent
 from core.tasks import Evaluation
 
 MIN_FOR_DRIFT = 30  # fewer served images than this: a PSI says more about chance than about drift
@@ -52,14 +53,49 @@ def population_stability_index(reference: list[float], served: list[float], bins
     return float(np.sum((new_share - ref_share) * np.log(new_share / ref_share)))
 
 
+# What is compared (`what` of drift() and too_few()), each with its own sentences: a noun slotted into one
+# sentence would not read right in every language.
+NOTHING_TO_COMPARE = {
+    "confidence": N_("No validation confidence to compare with for this model."),
+    "distance to the training images": N_("No validation distance to the training images to compare with for this "
+                                          "model."),
+    "values": N_("No validation values to compare with for this model."),
+}
+VERDICTS = {
+    "confidence": {
+        "stable": N_("Stable: the confidence of the answers looks like on the validation images."),
+        "within chance": N_("Stable as far as can be told: in confidence, the answers differ from the validation "
+                            "images no more than chance does with this few images."),
+        "moderate": N_("A moderate shift in confidence: the images sent differ somewhat from the training images. "
+                       "Keep watching."),
+        "large": N_("A large shift in confidence: the images sent are not like the training images. Check them, "
+                    "and consider adding such images to the data and training again."),
+    },
+    "distance to the training images": {
+        "stable": N_("Stable: the distance to the training images of the answers looks like on the validation "
+                     "images."),
+        "within chance": N_("Stable as far as can be told: in distance to the training images, the answers differ "
+                            "from the validation images no more than chance does with this few images."),
+        "moderate": N_("A moderate shift in distance to the training images: the images sent differ somewhat from "
+                       "the training images. Keep watching."),
+        "large": N_("A large shift in distance to the training images: the images sent are not like the training "
+                    "images. Check them, and consider adding such images to the data and training again."),
+    },
+}
+
+
 def too_few(reference: list[float], served: list[float], what: str) -> Drift | None:
     """The verdict when there is too little to compare, else None."""
     if len(reference) < 5:
-        return Drift(None, f"No validation {what} to compare with for this model.", len(served), len(reference))
+        return Drift(None, _(NOTHING_TO_COMPARE[what]), len(served), len(reference))
     if len(served) < MIN_FOR_DRIFT:
-        return Drift(None, f"Too few answers yet to judge ({len(served)}; at least {MIN_FOR_DRIFT} needed).",
-                     len(served), len(reference))
+        return Drift(None, too_few_answers(len(served)), len(served), len(reference))
     return None
+
+
+def too_few_answers(count: int) -> str:
+    return _("Too few answers yet to judge ({count}; at least {minimum} needed).").format(count=count,
+                                                                                        minimum=MIN_FOR_DRIFT)
 
 
 def drift_score(reference: list[float], served: list[float]) -> float:
@@ -79,7 +115,7 @@ def chance_level(reference: list[float], served: list[float], seed: int = 0) -> 
     ref, new = _thinned(reference), _thinned(served)
     pooled, rng = np.concatenate([ref, new]), np.random.default_rng(seed)
     scores = []
-    for _ in range(CHANCE_ROUNDS):
+    for _round in range(CHANCE_ROUNDS):
         order = rng.permutation(pooled.size)
         scores.append(drift_score(pooled[order[:ref.size]], pooled[order[ref.size:]]))
     return float(np.quantile(scores, 0.95))
@@ -96,20 +132,12 @@ def drift_level(reference: list[float], served: list[float]) -> tuple[float, str
 
 
 def drift(reference: list[float], served: list[float], what: str) -> Drift:
-    """PSI with a verdict in words; `what` names the quantity ("confidence", "distance to the training images")."""
+    """PSI with a verdict in words; `what` names the quantity: a key of VERDICTS."""
     lacking = too_few(reference, served, what)
     if lacking is not None:
         return lacking
     psi, level = drift_level(reference, served)
-    verdict = {
-        "stable": f"Stable: the {what} of the answers looks like on the validation images.",
-        "within chance": f"Stable as far as can be told: in {what}, the answers differ from the validation "
-                         f"images no more than chance does with this few images.",
-        "moderate": f"A moderate shift in {what}: the images sent differ somewhat from the training images. "
-                    f"Keep watching.",
-        "large": f"A large shift in {what}: the images sent are not like the training images. Check them, and "
-                 f"consider adding such images to the data and training again.",
-    }[level]
+    verdict = _(VERDICTS[what][level])
     return Drift(psi, verdict, len(served), len(reference), level in ("moderate", "large"))
 
 
@@ -172,7 +200,18 @@ class Watch(ABC):
 
 
 def share(value: float | None) -> str:
-    return "none yet" if value is None else f"{value:.0%}"
+    return none_yet() if value is None else percent(value)
+
+
+def sentences(parts: list[str]) -> str:
+    """Whole sentences one after the other, spaced as the language spaces them (Chinese: not at all)."""
+    # Translators: one sentence of several, with the space that follows it (none in Chinese).
+    return "".join(_("{sentence} ").format(sentence=part) for part in parts).strip()
+
+
+def none_yet() -> str:
+    """A metric's value while nothing has been measured."""
+    return _("none yet")
 
 
 def answer_of(row: dict[str, Any]) -> dict[str, Any]:

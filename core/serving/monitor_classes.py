@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from core.i18n import _, ngettext, number
 from core.serving import monitor_charts
 from core.serving.monitor_base import Drift, Metric, Note, Panel, Watch, drift, share, shifted
 from core.tasks import Evaluation
@@ -64,14 +65,17 @@ class ClassWatch(Watch):
 
     def panels(self, summary: ClassSummary, reference: ClassReference | None) -> list[Panel]:
         feedback, found = summary.feedback, summary.confidence_drift
-        metrics = (Metric("Accuracy on feedback", share(feedback["accuracy"]),
-                          f"{feedback['correct']} of {feedback['images']} images whose true label was reported"),
-                   Metric("Not sure", share(summary.unsure), "Answers below the confidence threshold shown on "
-                                                            "Evaluate."))
-        score = "" if found.psi is None else f" (drift score, PSI: {found.psi:.2f})"
+        judged = ngettext("{correct} of {count} image whose true label was reported",
+                          "{correct} of {count} images whose true label was reported",
+                          feedback["images"]).format(correct=feedback["correct"], count=feedback["images"])
+        metrics = (Metric(_("Accuracy on feedback"), share(feedback["accuracy"]), judged),
+                   Metric(_("Not sure"), share(summary.unsure),
+                          _("Answers below the confidence threshold shown on Evaluate.")))
+        title = _("Confidence") if found.psi is None else \
+            _("Confidence (drift score, PSI: {score})").format(score=number(found.psi, 2))
         figures = [monitor_charts.class_distribution(summary.classes)]
         if reference is not None and reference.confidences and summary.confidences:
             figures.append(monitor_charts.compared_histogram(reference.confidences, summary.confidences,
-                                                             "Confidence", "top probability"))
-        return [Panel("classes", "Classes given, against the training data", metrics,
-                      (Note(f"Confidence{score}", found.verdict, shifted(found)),), tuple(figures))]
+                                                             _("Confidence"), _("top probability")))
+        return [Panel("classes", _("Classes given, against the training data"), metrics,
+                      (Note(title, found.verdict, shifted(found)),), tuple(figures))]

@@ -11,14 +11,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.i18n import N_, _, ngettext, number, percent, quoted
 from core.serving import monitor_charts
-from core.serving.monitor_base import MIN_FOR_DRIFT, Metric, Note, Panel, Watch, answer_of, share
+from core.serving.monitor_base import (
+    MIN_FOR_DRIFT,
+    Metric,
+    Note,
+    Panel,
+    Watch,
+    answer_of,
+    none_yet,
+    sentences,
+    share,
+    too_few_answers,
+)
 from core.stats.intervals import wilson
 from core.tasks import Evaluation
 
 MIN_MOVE = 0.1  # shares closer than 10 points are not called a move, however many images were sent
 SAID = 3  # moved tags named in sentences; the chart shows them all
-FEEDBACK_HELP = "A reported answer names the image's true tags (separated by ';'); a tag it does not name counts as absent."
+FEEDBACK_HELP = N_("A reported answer names the image's true tags (separated by ';'); a tag it does not name counts "
+                   "as absent.")
+MOVES = {"more": N_("{tag} is given much more often than in the training data: to {served} of the images sent, "
+                    "against {training} of the training images."),
+         "less": N_("{tag} is given much less often than in the training data: to {served} of the images sent, "
+                    "against {training} of the training images.")}
 
 
 @dataclass(frozen=True)
@@ -73,22 +90,24 @@ def tag_shares(rows: list[dict[str, Any]], reference: TagReference) -> tuple[lis
         found.append({"label": label, "served": count / len(rows) if rows else 0.0, "training": training,
                       "moved": direction})
     if reference.images < 5:
-        return found, "No validation tags to compare with for this model."
+        return found, _("No validation tags to compare with for this model.")
     if len(rows) < MIN_FOR_DRIFT:
-        return found, f"Too few answers yet to judge ({len(rows)}; at least {MIN_FOR_DRIFT} needed)."
+        return found, too_few_answers(len(rows))
     return found, moved_in_words(found)
 
 
 def moved_in_words(tags: list[dict[str, Any]]) -> str:
     flagged = sorted((t for t in tags if t["moved"]), key=lambda t: -abs(t["served"] - t["training"]))
     if not flagged:
-        return "No tag is given clearly more or less often than in the training data."
-    said = [f"'{t['label']}' is given much {t['moved']} often than in the training data: to {t['served']:.0%} of "
-            f"the images sent, against {t['training']:.0%} of the training images." for t in flagged[:SAID]]
+        return _("No tag is given clearly more or less often than in the training data.")
+    said = [_(MOVES[t["moved"]]).format(tag=quoted(t["label"]), served=percent(t["served"]),
+                                        training=percent(t["training"])) for t in flagged[:SAID]]
     if len(flagged) > SAID:
-        said.append(f"{len(flagged) - SAID} more tag(s) moved too (see the chart).")
-    return " ".join(said + ["If the images sent have changed, consider adding such images to the data and "
-                            "training again."])
+        more = len(flagged) - SAID
+        said.append(ngettext("{count} more tag moved too (see the chart).", "{count} more tags moved too (see the "
+                             "chart).", more).format(count=more))
+    said.append(_("If the images sent have changed, consider adding such images to the data and training again."))
+    return sentences(said)
 
 
 def tag_feedback(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
@@ -101,7 +120,7 @@ def tag_feedback(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, Any
         right = sum((label in given) == (label in true) for given, true in judged)
         missed = sum(label in true and label not in given for given, true in judged)
         wrong = sum(label in given and label not in true for given, true in judged)
-        per_tag.append({"tag": label, "right": share(right / len(judged)) if judged else "none yet",
+        per_tag.append({"tag": label, "right": share(right / len(judged)) if judged else none_yet(),
                         "missed": missed, "given wrongly": wrong})
     exact = sum(given == true for given, true in judged)
     return {"images": len(judged), "exact": exact / len(judged) if judged else None,
@@ -128,18 +147,31 @@ class TagWatch(Watch):
         return TagSummary(tags, len(rows), verdict, per_image, unsure, tag_feedback(rows, list(reference.shares)))
 
     def panels(self, summary: TagSummary, reference: TagReference | None) -> list[Panel]:
-        training = "" if reference is None or reference.tags_per_image is None else \
-            f"; {reference.tags_per_image:.1f} on the training images"
         feedback = summary.feedback
-        metrics = (Metric("Tags per image", "none yet" if summary.tags_per_image is None
-                          else f"{summary.tags_per_image:.1f}", f"On average over the images sent{training}."),
-                   Metric("Not sure", share(summary.unsure), "Answers where some tag's probability was close to "
-                                                            "its threshold."),
-                   Metric("All tags right on feedback", share(feedback["exact"]),
-                          f"Of {feedback['images']} images whose true tags were reported. {FEEDBACK_HELP}"))
+        if reference is None or reference.tags_per_image is None:
+            average = _("On average over the images sent.")
+        else:
+            average = _("On average over the images sent; {count} on the training images.").format(
+                count=number(reference.tags_per_image, 1))
+        judged = ngettext("Of {count} image whose true tags were reported.",
+                          "Of {count} images whose true tags were reported.", feedback["images"]).format(
+            count=feedback["images"])
+        metrics = (Metric(_("Tags per image"), none_yet() if summary.tags_per_image is None
+                          else number(summary.tags_per_image, 1), average),
+                   Metric(_("Not sure"), share(summary.unsure),
+                          _("Answers where some tag's probability was close to its threshold.")),
+                   Metric(_("All tags right on feedback"), share(feedback["exact"]),
+                          sentences([judged, _(FEEDBACK_HELP)])))
         warn = any(t["moved"] for t in summary.tags)
-        return [Panel("tags", "Tags given, against the training data", metrics,
-                      (Note("Tag shares", summary.verdict, warn),), (monitor_charts.tag_shares(summary.tags),),
-                      tuple(feedback["per_tag"]),
-                      f"Per tag, on the {feedback['images']} image(s) whose true tags were reported"
-                      if feedback["images"] else "")]
+        title = ngettext("Per tag, on the {count} image whose true tags were reported",
+                         "Per tag, on the {count} images whose true tags were reported",
+                         feedback["images"]).format(count=feedback["images"]) if feedback["images"] else ""
+        return [Panel("tags", _("Tags given, against the training data"), metrics,
+                      (Note(_("Tag shares"), summary.verdict, warn),), (monitor_charts.tag_shares(summary.tags),),
+                      tuple(per_tag_rows(feedback["per_tag"])), title)]
+
+
+def per_tag_rows(per_tag: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-tag table with its column names in the reader's language (the tags themselves as given)."""
+    columns = {"tag": _("tag"), "right": _("right"), "missed": _("missed"), "given wrongly": _("given wrongly")}
+    return [{columns[key]: value for key, value in row.items()} for row in per_tag]

@@ -13,8 +13,22 @@ from typing import Any
 
 import numpy as np
 
+from core.i18n import N_, _, number, percent
 from core.serving import monitor_charts
-from core.serving.monitor_base import Drift, Metric, Note, Panel, Watch, answer_of, drift_level, share, shifted, too_few
+from core.serving.monitor_base import (
+    Drift,
+    Metric,
+    Note,
+    Panel,
+    Watch,
+    answer_of,
+    drift_level,
+    none_yet,
+    sentences,
+    share,
+    shifted,
+    too_few,
+)
 from core.tasks import Evaluation
 
 CENTRE_MOVE = 0.25  # medians further apart than this many interquartile ranges are "higher" or "lower"
@@ -53,25 +67,53 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return float(low), float(median), float(high)
 
 
+VERDICTS = {
+    "stable": N_("Stable: the numbers given look like those for the validation images."),
+    "within chance": N_("Stable as far as can be told: the numbers given differ from those for the validation "
+                        "images no more than chance does with this few images."),
+    "moderate": N_("A moderate shift: the numbers given differ somewhat from those for the validation images. "
+                   "Keep watching."),
+    "large": N_("A large shift: the numbers given are unlike those for the validation images. Check the images "
+                "sent, and consider adding such images to the data and training again."),
+}
+CENTRES = {
+    "higher": N_("Served values are higher than for the validation images (held out from the training data): "
+                 "median {median} against {reference}."),
+    "lower": N_("Served values are lower than for the validation images (held out from the training data): "
+                "median {median} against {reference}."),
+    "alike": N_("Served values are centred like for the validation images (held out from the training data): "
+                "median {median} against {reference}."),
+}
+SPREADS = {
+    "wider": N_("They are more spread out: their middle half lies between {low} and {high}, against "
+                "{reference_low} and {reference_high}."),
+    "narrower": N_("They are more bunched together: their middle half lies between {low} and {high}, against "
+                   "{reference_low} and {reference_high}."),
+}
+
+
+def value(amount: float) -> str:
+    """A served or reference value, three significant digits (values may be tiny or huge: no fixed decimals)."""
+    return f"{amount:.3g}"
+
+
 def which_way(reference: list[float], served: list[float], moved: bool) -> str:
     """Where the served values sit against the reference's, in words with the medians: which way they moved
     only when the drift score says they did (with few images the medians differ by chance)."""
     ref_low, ref_median, ref_high = _quartiles(reference)
     low, median, high = _quartiles(served)
-    medians = f"median {median:.3g} against {ref_median:.3g}"
+    medians = {"median": value(median), "reference": value(ref_median)}
     if not moved:
-        return f"Served values: {medians} for the validation images."
+        return _("Served values: median {median} against {reference} for the validation images.").format(**medians)
     spread = ref_high - ref_low or float(np.std(reference)) or 1e-9
-    if abs(median - ref_median) >= CENTRE_MOVE * spread:
-        said = (f"Served values are {'higher' if median > ref_median else 'lower'} than for the validation images "
-                f"(held out from the training data): {medians}.")
-    else:
-        said = f"Served values are centred like for the validation images (held out from the training data): {medians}."
+    centre = ("higher" if median > ref_median else "lower") if abs(median - ref_median) >= CENTRE_MOVE * spread \
+        else "alike"
+    said = [_(CENTRES[centre]).format(**medians)]
     ratio = (high - low) / spread
     if ratio >= SPREAD_RATIO or ratio <= 1 / SPREAD_RATIO:
-        said += (f" They are {'more spread out' if ratio > 1 else 'more bunched together'}: their middle half "
-                 f"lies between {low:.3g} and {high:.3g}, against {ref_low:.3g} and {ref_high:.3g}.")
-    return said
+        said.append(_(SPREADS["wider" if ratio > 1 else "narrower"]).format(
+            low=value(low), high=value(high), reference_low=value(ref_low), reference_high=value(ref_high)))
+    return sentences(said)
 
 
 def value_drift(reference: list[float], served: list[float]) -> Drift:
@@ -79,17 +121,9 @@ def value_drift(reference: list[float], served: list[float]) -> Drift:
     if lacking is not None:
         return lacking
     psi, level = drift_level(reference, served)
-    verdict = {
-        "stable": "Stable: the numbers given look like those for the validation images.",
-        "within chance": "Stable as far as can be told: the numbers given differ from those for the validation "
-                         "images no more than chance does with this few images.",
-        "moderate": "A moderate shift: the numbers given differ somewhat from those for the validation images. "
-                    "Keep watching.",
-        "large": "A large shift: the numbers given are unlike those for the validation images. Check the images "
-                 "sent, and consider adding such images to the data and training again.",
-    }[level]
     moved = level in ("moderate", "large")
-    return Drift(psi, f"{verdict} {which_way(reference, served, moved)}", len(served), len(reference), moved)
+    verdict = sentences([_(VERDICTS[level]), which_way(reference, served, moved)])
+    return Drift(psi, verdict, len(served), len(reference), moved)
 
 
 def wide_share(rows: list[dict[str, Any]], truth: list[float]) -> float | None:
@@ -99,7 +133,7 @@ def wide_share(rows: list[dict[str, Any]], truth: list[float]) -> float | None:
         return None
     limit = None
     if len(truth) >= 4:
-        low, _, high = _quartiles(truth)
+        low, _median, high = _quartiles(truth)
         limit = high - low
     wide = 0
     for row in rows:
@@ -146,21 +180,25 @@ class ValueWatch(Watch):
 
     def panels(self, summary: ValueSummary, reference: ValueReference | None) -> list[Panel]:
         feedback, found = summary.feedback, summary.drift
-        on_validation = "" if reference is None or reference.mae is None else \
-            f" On the validation images it was {reference.mae:.3g}."
-        held = f" The range held the true value for {feedback['held']} of {feedback['ranged']}." \
-            if feedback["ranged"] else ""
-        metrics = (Metric("Typical error on feedback", "none yet" if feedback["mae"] is None else f"{feedback['mae']:.3g}",
-                          f"How far the answer was from the true value on average, over {feedback['images']} images "
-                          f"whose true value was reported.{on_validation}{held}"),
-                   Metric("Wide or no range", share(summary.wide),
-                          "Answers whose range (meant to hold the true value 90% of the time) is wider than the "
-                          "middle half of the training values, or that came without one."),
-                   Metric("Median value", "none yet" if not summary.values else f"{np.median(summary.values):.3g}",
-                          "The middle of the numbers given to the images sent."))
-        score = "" if found.psi is None else f" (drift score, PSI: {found.psi:.2f})"
+        how_far = [_("How far the answer was from the true value on average, over {count} images whose true value "
+                     "was reported.").format(count=feedback["images"])]
+        if reference is not None and reference.mae is not None:
+            how_far.append(_("On the validation images it was {error}.").format(error=value(reference.mae)))
+        if feedback["ranged"]:
+            how_far.append(_("The range held the true value for {held} of {count}.").format(
+                held=feedback["held"], count=feedback["ranged"]))
+        metrics = (Metric(_("Typical error on feedback"),
+                          none_yet() if feedback["mae"] is None else value(feedback["mae"]), sentences(how_far)),
+                   Metric(_("Wide or no range"), share(summary.wide),
+                          _("Answers whose range (meant to hold the true value {coverage} of the time) is wider than "
+                            "the middle half of the training values, or that came without one.").format(
+                              coverage=percent(0.9))),
+                   Metric(_("Median value"), none_yet() if not summary.values else value(np.median(summary.values)),
+                          _("The middle of the numbers given to the images sent.")))
+        title = _("Values") if found.psi is None else \
+            _("Values (drift score, PSI: {score})").format(score=number(found.psi, 2))
         figures = ()
         if reference is not None and reference.values and summary.values:
             figures = (monitor_charts.values_histogram(reference.values, summary.values),)
-        return [Panel("values", "Numbers given, against the training data", metrics,
-                      (Note(f"Values{score}", found.verdict, shifted(found)),), figures)]
+        return [Panel("values", _("Numbers given, against the training data"), metrics,
+                      (Note(title, found.verdict, shifted(found)),), figures)]

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.i18n import _, duration, ngettext
 from core.serving.process import (
     MAX_LOCAL_SERVICES,
     MAX_PER_WORKSPACE,
@@ -33,10 +34,10 @@ class Usage:
 
     def sentence(self) -> str:
         if not self.running:
-            return (f"No local service is running (this server runs at most {self.limit}, {self.per_workspace} per "
-                    f"workspace).")
-        return (f"{self.running} of {self.limit} services are running: {self.yours} yours, "
-                f"{self.running - self.yours} of other workspaces.")
+            return _("No local service is running (this server runs at most {limit}, {per_workspace} per "
+                     "workspace).").format(limit=self.limit, per_workspace=self.per_workspace)
+        return _("{running} of {limit} services are running: {yours} yours, {others} of other workspaces.").format(
+            running=self.running, limit=self.limit, yours=self.yours, others=self.running - self.yours)
 
 
 class ServiceRegistry:
@@ -74,16 +75,19 @@ class ServiceRegistry:
             if key in self._services:
                 return self._services[key]
             if key in self._starting:
-                raise ServiceStartError("This model's service is starting already; wait a moment.")
+                raise ServiceStartError(_("This model's service is starting already; wait a moment."))
             if held.count(owner) >= self.per_workspace:
-                raise ServiceStartError(f"This workspace already runs {held.count(owner)} local service (the most one "
-                                        f"workspace may run); stop it first.")
+                raise ServiceStartError(ngettext(
+                    "This workspace already runs {count} local service (the most one workspace may run); stop it "
+                    "first.", "This workspace already runs {count} local services (the most one workspace may run); "
+                    "stop one first.", held.count(owner)).format(count=held.count(owner)))
             if len(held) >= self.limit:
                 usage = Usage(len(held), held.count(owner), self.limit, self.per_workspace)
-                raise ServiceStartError(f"All {self.limit} local services of this server are in use "
-                                        f"({usage.yours} yours, {usage.running - usage.yours} of other workspaces); "
-                                        f"one that answers nothing for {idle_limit() / 60:.0f} minutes stops by "
-                                        f"itself.")
+                raise ServiceStartError(_("All {limit} local services of this server are in use ({yours} yours, "
+                                          "{others} of other workspaces); one that answers nothing for {idle} stops "
+                                          "by itself.").format(limit=self.limit, yours=usage.yours,
+                                                               others=usage.running - usage.yours,
+                                                               idle=duration(idle_limit())))
             self._starting[key] = owner
         try:
             service = start_service(Path(run_dir), log_url, max_batch, keep_images=keep_images)

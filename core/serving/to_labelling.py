@@ -15,7 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.data import checkout, intake
 from core.data.archive import Skipped
 from core.data.store import DatasetStore, StoreError, Version
+from core.i18n import _, ngettext, quoted
 from core.runs.folder import Run
+from core.serving.monitor_base import sentences
 from core.serving.predlog import PredictionLog
 
 SERVED_PREFIX = "served-"  # how the Label page tells these images apart; the rest of the name is the prediction id
@@ -31,14 +33,17 @@ class SentToLabelling:
     skipped: list[Skipped] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One sentence for the page (quotes the dataset's name: escape it before rendering it as Markdown)."""
-        parts = [f"{self.added} image{'s' if self.added != 1 else ''} added to the unlabelled pool of "
-                 f"'{self.dataset_name}' (version {self.version})"]
+        """A few sentences for the page (quotes the dataset's name: escape it before rendering it as Markdown)."""
+        parts = [ngettext("{count} image added to the unlabelled pool of {name} (version {version}).",
+                          "{count} images added to the unlabelled pool of {name} (version {version}).",
+                          self.added).format(count=self.added, name=quoted(self.dataset_name), version=self.version)]
         if self.already_there:
-            parts.append(f"{self.already_there} already there (not added twice)")
+            parts.append(ngettext("{count} already there (not added twice).", "{count} already there (not added "
+                                  "twice).", self.already_there).format(count=self.already_there))
         if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped")
-        return ", ".join(parts) + "."
+            parts.append(ngettext("{count} skipped.", "{count} skipped.", len(self.skipped)).format(
+                count=len(self.skipped)))
+        return sentences(parts)
 
 
 def labelling_dataset(store: DatasetStore, run_dir: Path, config: dict[str, Any], work_dir: Path) -> Version:
@@ -72,11 +77,12 @@ def send_for_labelling(store: DatasetStore, dataset: str, items: list[dict[str, 
         path = Path(item["path"])
         try:
             if path.stat().st_size > intake.MAX_IMAGE_BYTES:  # checked again by intake; here so it is never read
-                gone.append(Skipped(path.name, f"larger than {intake.MAX_IMAGE_BYTES >> 20} MiB; skipped"))
+                gone.append(Skipped(path.name, _("larger than {size} MiB; skipped").format(
+                    size=intake.MAX_IMAGE_BYTES >> 20)))
                 continue
             uploads.append((SERVED_PREFIX + path.name, path))  # read from disk by the intake, never whole
         except OSError:
-            gone.append(Skipped(path.name, "no longer kept (the service dropped it to stay within its limit)"))
+            gone.append(Skipped(path.name, _("no longer kept (the service dropped it to stay within its limit)")))
     result = intake.add_uploads(store, dataset, store.head(dataset), uploads, None, work_dir)
     return SentToLabelling(dataset, result.version.name, result.version.number, result.added,
                            len(result.duplicates), gone + result.skipped)

@@ -300,3 +300,26 @@ def test_with_many_labels_the_learning_curve_is_measured_when_asked(shapes_folde
     assert any(s.startswith("Cross-validated accuracy with these 12 labels") for s in said(at.info))
     at.run()
     assert any(s.startswith("Cross-validated accuracy with these 12 labels") for s in said(at.info))  # stays
+
+
+def test_the_label_page_speaks_chinese_and_keeps_the_user_s_class_names():
+    at = open_page("label", lang="zh-CN")
+    no_exception(at)
+    assert at.title[0].value == "标注你的图片"
+    at.text_input(key="new_classes").set_value("猫, dog's").run()
+    at.button(key="create").click().run()
+    images = [(f"img{i}.jpg", jpeg_bytes((50 * i, 180 - 40 * i, 90), (64, 64)), "image/jpeg") for i in range(4)]
+    at.file_uploader(key="add_files").set_value(images).run()
+    at.button(key="add").click().run()
+    no_exception(at)
+    assert any(s.startswith("第 2 版：新添加了 4 张图片") for s in said(at.success)), said(at.success)
+    assert metrics(at)["版本"] == "2" and metrics(at)["未标注"] == "4" and metrics(at)["类别"] == "2"
+    counts = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "猫：0" in counts and "dog's：0" in counts  # the user's names, as typed, never translated
+    # Label next: the cold start's sentences, the curve's refusal and the reasons table, all in Chinese
+    assert any(s.startswith("现在还说不准模型还需要多少个标注") for s in said(at.info))
+    assert any("标注还很少" in s for s in said(at.markdown))
+    reasons = [d.value for d in at.dataframe if "原因" in d.value.columns][0]
+    assert len(reasons) == 4 and all(r.startswith(("一组", "和这里的其他图片都不像")) for r in reasons["原因"])
+    assert at.button(key="assign_next").label == "标注勾选的 0 张" and at.button(key="export").label == "导出为 zip 压缩包"
+    assert at.radio(key="mode").value == "Label next (recommended)"  # the option stays English: only its text changes

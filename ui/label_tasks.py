@@ -13,10 +13,11 @@ import streamlit as st
 
 from core.data.answers import MAX_VALUE
 from core.data.store import Version
+from core.i18n import _, percent
 from core.labelling import suggest as labelling
 from core.labelling.suggest import Suggestion
 from core.text import plain
-from ui.label_widgets import LABELLED, POOL, REMOVE, UNTAGGED, option_text
+from ui.label_widgets import LABELLED, POOL, REMOVE, UNTAGGED, option_text, shown_as
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ class Editor:
 
     def sure(self, suggestions: list[Suggestion]) -> list[Suggestion]:
         """The suggestions to accept in bulk, surest first, as the user filters them."""
-        threshold = st.slider("Show suggestions at least this sure", 0.5, 0.99, 0.8, key="threshold")
+        threshold = st.slider(_("Show suggestions at least this sure"), 0.5, 0.99, 0.8, key="threshold")
         return labelling.confident(suggestions, threshold)
 
     def suggestion_caption(self, suggestion: Suggestion) -> str:
-        return f"{suggestion.label} ({suggestion.confidence:.0%})"
+        return _("{name} ({chance})").format(name=suggestion.label, chance=percent(suggestion.confidence))
 
     def shelves(self, version: Version) -> list[Any]:
         """What the Browse tab can show: a class or tag, the pool."""
@@ -61,13 +62,13 @@ class Editor:
 
     def metrics(self, version: Version) -> tuple[str, str, str]:
         """The second number on top: its title, its value, its help."""
-        return version.answer.noun, str(len(version.classes)), ""
+        return _(version.answer.noun), str(len(version.classes)), ""
 
 
 def _other(column, key: str) -> Any:
     """Back to the pool or out of the dataset, instead of an answer."""
-    return column.selectbox("...or instead", [POOL, REMOVE], key=f"other_{key}", index=None,
-                            placeholder="(give the answer on the left)", format_func=option_text)
+    return column.selectbox(_("...or instead"), [POOL, REMOVE], key=f"other_{key}", index=None,
+                            placeholder=_("(give the answer on the left)"), format_func=shown_as(option_text))
 
 
 def _typed_names(text: str) -> list[str]:
@@ -85,12 +86,12 @@ class OneLabelEditor(Editor):
     def pick(self, version: Version, ticked: int, key: str, suggested: Any, picker: str) -> Picked:
         left, middle = st.columns(2, vertical_alignment="bottom")
         options = [*version.classes, POOL, REMOVE]
-        target = left.selectbox("Give the ticked images the class", options, key=f"to_{key}{picker}",
+        target = left.selectbox(_("Give the ticked images the class"), options, key=f"to_{key}{picker}",
                                 index=options.index(suggested) if suggested in version.classes else None,
-                                placeholder="choose a class", format_func=option_text)
+                                placeholder=_("choose a class"), format_func=shown_as(option_text))
         _reset_after_save(f"new_{key}")
-        typed = middle.text_input("...or a new class", key=f"new_{key}").strip()
-        return Picked(typed or target, f"Label {ticked} ticked")
+        typed = middle.text_input(_("...or a new class"), key=f"new_{key}").strip()
+        return Picked(typed or target, _("Label {count} ticked").format(count=ticked))
 
     def combine(self, suggested: list[Any]) -> Any:
         votes = Counter(suggested)
@@ -100,16 +101,17 @@ class OneLabelEditor(Editor):
 class TagsEditor(Editor):
     def pick(self, version: Version, ticked: int, key: str, suggested: Any, picker: str) -> Picked:
         left, middle, right = st.columns([3, 2, 2], vertical_alignment="bottom")
-        chosen = left.multiselect("Tags for the ticked images (none is fine: no tag applies)", version.classes,
+        chosen = left.multiselect(_("Tags for the ticked images (none is fine: no tag applies)"), version.classes,
                                   default=[t for t in suggested or [] if t in version.classes],
-                                  key=f"tags_{key}{picker}", format_func=plain, placeholder="no tag")
+                                  key=f"tags_{key}{picker}", format_func=plain, placeholder=_("no tag"))
         _reset_after_save(f"new_tags_{key}")
-        typed = _typed_names(middle.text_input("...and new tags (comma-separated)", key=f"new_tags_{key}"))
+        typed = _typed_names(middle.text_input(_("...and new tags (comma-separated)"), key=f"new_tags_{key}"))
         tags = list(dict.fromkeys([*chosen, *typed]))
         other = _other(right, f"{key}{picker}")
         if other is not None:
-            return Picked(other, f"Apply to {ticked} ticked")
-        return Picked(tags, f"Tag {ticked} ticked" if tags else f"Save {ticked} ticked with no tag")
+            return Picked(other, _("Apply to {count} ticked").format(count=ticked))
+        button = _("Tag {count} ticked") if tags else _("Save {count} ticked with no tag")
+        return Picked(tags, button.format(count=ticked))
 
     def shelves(self, version: Version) -> list[Any]:
         return [*version.classes, UNTAGGED, POOL]
@@ -134,17 +136,19 @@ class ValueEditor(Editor):
         typed_key, slide_key = f"value_{key}{picker}", f"slide_{key}{picker}"
         if typed_key not in st.session_state and suggested is not None:
             st.session_state[typed_key] = float(suggested)  # the model's guess, until the user changes it
-        value = left.number_input("Value (a score) for the ticked images", -MAX_VALUE, MAX_VALUE, value=None,
-                                  key=typed_key, placeholder="type a number")
+        value = left.number_input(_("Value (a score) for the ticked images"), -MAX_VALUE, MAX_VALUE, value=None,
+                                  key=typed_key, placeholder=_("type a number"))
         low, high, step = slider_range(seen_values(version), value)
         st.session_state[slide_key] = min(max(value if value is not None else low, low), high)
-        middle.slider("...or slide it", low, high, step=step, key=slide_key, on_change=_copy, args=(slide_key, typed_key),
-                      help="From a little below the smallest value given so far to a little above the largest.")
+        middle.slider(_("...or slide it"), low, high, step=step, key=slide_key, on_change=_copy,
+                      args=(slide_key, typed_key),
+                      help=_("From a little below the smallest value given so far to a little above the largest."))
         other = _other(right, f"{key}{picker}")
         if other is not None:
-            return Picked(other, f"Apply to {ticked} ticked")
-        shown = "" if value is None else f" the value {value:g}"
-        return Picked(value, f"Give {ticked} ticked{shown}")
+            return Picked(other, _("Apply to {count} ticked").format(count=ticked))
+        if value is None:
+            return Picked(value, _("Give {count} ticked").format(count=ticked))
+        return Picked(value, _("Give {count} ticked the value {value}").format(count=ticked, value=f"{value:g}"))
 
     def combine(self, suggested: list[Any]) -> Any:
         return round(float(median(suggested)), 6) if suggested else None
@@ -154,7 +158,7 @@ class ValueEditor(Editor):
         heads can say about a number."""
         if not suggestions:
             return []
-        count = st.slider("How many guesses to show (the narrowest ranges first)", 1, len(suggestions),
+        count = st.slider(_("How many guesses to show (the narrowest ranges first)"), 1, len(suggestions),
                           min(len(suggestions), 12), key="threshold_count") if len(suggestions) > 1 else 1
         return sorted(suggestions, key=lambda s: (-s.confidence, s.digest))[:count]
 
@@ -173,8 +177,9 @@ class ValueEditor(Editor):
     def metrics(self, version: Version) -> tuple[str, str, str]:
         values = seen_values(version)
         if not values:
-            return "Values", "none yet", "Type or slide a value (a score) for some images."
-        return "Values", f"{min(values):.3g} to {max(values):.3g}", f"Median {median(values):.3g}."
+            return _("Values"), _("none yet"), _("Type or slide a value (a score) for some images.")
+        return (_("Values"), _("{low} to {high}").format(low=f"{min(values):.3g}", high=f"{max(values):.3g}"),
+                _("Median {median}.").format(median=f"{median(values):.3g}"))
 
 
 def _copy(source: str, target: str) -> None:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from core.i18n import N_, _, number, quoted
+
 MAX_VALUE = 1e9  # a typed value beyond this is a typo, not a measurement
 MAX_TAGS_PER_IMAGE = 100
 TAG_SEPARATOR = ";"  # how metadata.csv separates an image's tags (core.data.metadata reads it so)
@@ -28,7 +30,10 @@ class Answer:
     task: ClassVar[str]
     column: ClassVar[str]  # the metadata column the data side reads it from (core.data.metadata.TASK_OF_COLUMN)
     folders: ClassVar[bool] = False  # written as one folder per class (else beside a metadata.csv)
-    noun: ClassVar[str] = "Classes"  # what the page counts: classes, tags (values have none)
+    noun: ClassVar[str] = N_("Classes")  # what the page counts: classes, tags (values have none); shown with _()
+    # the change counts of a version's names ("+2 classes"), and the box naming them on a new dataset; shown with _()
+    names_changed: ClassVar[tuple[str, str]] = (N_("+{count} classes"), N_("-{count} classes"))
+    names_prompt: ClassVar[str] = N_("Its classes (comma-separated; you can add more later)")
 
     def check(self, raw: Any, name: NameCheck) -> Any:
         """`raw` (typed or chosen on the page, or read from a zip) in its stored form; AnswerRefused if it cannot be
@@ -72,14 +77,17 @@ class OneLabel(Answer):
 
 
 class Tags(Answer):
-    task, column, noun = "multi", "labels", "Tags"
+    task, column, noun = "multi", "labels", N_("Tags")
+    names_changed = (N_("+{count} tags"), N_("-{count} tags"))
+    names_prompt = N_("Its tags (comma-separated; you can add more later)")
 
     def check(self, raw: Any, name: NameCheck) -> list[str]:
         given = [raw] if isinstance(raw, str) else list(raw or [])
         if len(given) > MAX_TAGS_PER_IMAGE:
-            raise AnswerRefused(f"An image can carry at most {MAX_TAGS_PER_IMAGE} tags.")
+            raise AnswerRefused(_("An image can carry at most {most} tags.").format(most=MAX_TAGS_PER_IMAGE))
         if any(TAG_SEPARATOR in str(tag) for tag in given):
-            raise AnswerRefused(f"A tag cannot contain '{TAG_SEPARATOR}', which separates tags in metadata.csv.")
+            raise AnswerRefused(_("A tag cannot contain {separator}, which separates tags in metadata.csv.").format(
+                separator=quoted(TAG_SEPARATOR)))
         return sorted({name(str(tag)) for tag in given})
 
     def tags(self, stored: list[str]) -> tuple[str, ...]:
@@ -95,19 +103,21 @@ class Tags(Answer):
         return sorted(record.labels)
 
     def text(self, stored: list[str]) -> str:
-        return ", ".join(stored) if stored else "no tag"
+        return _(", ").join(stored) if stored else _("no tag")
 
 
 class Value(Answer):
     task, column, noun = "regression", "value", ""
+    names_prompt = N_("No names needed: each image gets a number")
 
     def check(self, raw: Any, name: NameCheck) -> float:
         try:
             value = float(str(raw).strip().replace(",", ".")) if not isinstance(raw, (int, float)) else float(raw)
         except ValueError:
-            raise AnswerRefused(f"'{str(raw)[:40]}' is not a number.") from None
+            raise AnswerRefused(_("{text} is not a number.").format(text=quoted(str(raw)[:40]))) from None
         if not math.isfinite(value) or abs(value) > MAX_VALUE:
-            raise AnswerRefused(f"A value must be a number between {-MAX_VALUE:,.0f} and {MAX_VALUE:,.0f}.")
+            raise AnswerRefused(_("A value must be a number between {low} and {high}.").format(
+                low=number(-MAX_VALUE), high=number(MAX_VALUE)))
         return value
 
     def cell(self, stored: float) -> str:
@@ -127,5 +137,5 @@ def of(task: str | None) -> Answer:
     """The entry for `task` (one label per image when None: versions made before tasks existed)."""
     answer = ANSWERS.get(task or "single")
     if answer is None:
-        raise AnswerRefused(f"This dataset's kind of answer ('{str(task)[:20]}') is not known.")
+        raise AnswerRefused(_("This dataset's kind of answer ({kind}) is not known.").format(kind=quoted(str(task)[:20])))
     return answer

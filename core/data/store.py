@@ -42,6 +42,7 @@ from core.data.versions import (  # noqa: F401 - the store's interface: callers 
     diff,
     refuse_conflicts,
 )
+from core.i18n import _, quoted
 
 PENDING = "PENDING"
 SCRATCH = quota.TRANSIENT  # ".scratch": the quota does not count what is only being checked
@@ -62,14 +63,14 @@ class DatasetStore:
     def head(self, dataset: str) -> int:
         pointer = _read_json(self._dir(dataset) / "HEAD.json")
         if not pointer:
-            raise StoreError("This dataset does not exist (any more).")
+            raise StoreError(_("This dataset does not exist (any more)."))
         return int(pointer["version"])
 
     def version(self, dataset: str, number: int | None = None) -> Version:
         number = self.head(dataset) if number is None else number
         data = _read_json(self._manifest(dataset, number))
         if not data or number > self.head(dataset):
-            raise StoreError(f"Version {number} of this dataset does not exist.")
+            raise StoreError(_("Version {number} of this dataset does not exist.").format(number=number))
         return Version(dataset, number, data["name"], data["created"], data["message"], data["classes"],
                        data["images"], data["changes"], data.get("task", "single"))
 
@@ -79,7 +80,7 @@ class DatasetStore:
 
     def object_path(self, digest: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise StoreError("Not an image of this dataset.")
+            raise StoreError(_("Not an image of this dataset."))
         return self.root / "objects" / digest[:2] / digest
 
     def resolve(self, ref: str) -> Version:
@@ -92,14 +93,15 @@ class DatasetStore:
         """A new dataset at version 1 whose images get `task`'s answers (core.data.answers: a class, tags, a
         number). `pending`: not listed until `publish` (an import commits its images first)."""
         if task not in answers.ANSWERS:
-            raise StoreError(f"A dataset cannot hold answers of the kind '{str(task)[:20]}'.")
+            raise StoreError(_("A dataset cannot hold answers of the kind {kind}.").format(kind=quoted(str(task)[:20])))
         dataset = uuid.uuid4().hex[:12]
         self._dir(dataset).mkdir(parents=True)
         if pending:
             (self._dir(dataset) / PENDING).touch()
         with self._locked(dataset):
             classes = list(dict.fromkeys(check_class_name(c) for c in classes))
-            return self._write(dataset, 0, name, classes, {}, "created", {}, task)
+            # Translators: a version's note, kept in its history in the language of whoever made the change.
+            return self._write(dataset, 0, name, classes, {}, _("created"), {}, task)
 
     def still_pending(self, dataset: str) -> None:
         """Refresh a pending dataset's age, so the clean-up leaves a long import alone."""
@@ -112,7 +114,7 @@ class DatasetStore:
         """Remove a dataset and every version of it (its images go with the next clean-up, if nothing else uses them)."""
         folder = self._dir(dataset)
         if not (folder / "HEAD.json").exists():
-            raise StoreError("This dataset does not exist (any more).")
+            raise StoreError(_("This dataset does not exist (any more)."))
         aside = self.root / f".deleted-{dataset}-{uuid.uuid4().hex[:8]}"
         os.rename(folder, aside)  # gone from the list at once; removing the files may take a while
         shutil.rmtree(aside, ignore_errors=True)
@@ -153,7 +155,7 @@ class DatasetStore:
         for group in names.lookalike_groups(version.classes):
             keep = names.preferred(group, counts)
             rename |= {name: keep for name in group if name != keep}
-        return self.commit(dataset, base, Edit(rename=rename, message="merged lookalike classes"))
+        return self.commit(dataset, base, Edit(rename=rename, message=_("merged lookalike classes")))
 
     def commit(self, dataset: str, base: int, edit: Edit) -> Version:
         """Apply `edit`, which the user made looking at version `base`; returns the new version."""
@@ -173,7 +175,7 @@ class DatasetStore:
         with self._locked(dataset):
             head = self.version(dataset)
             return self._write(dataset, head.number, name.strip() or head.name, head.classes, head.images,
-                               "renamed", {}, head.task)
+                               _("renamed"), {}, head.task)
 
     def _write(self, dataset: str, parent: int, name: str, classes: list[str], images: dict, message: str,
                changes: dict[str, int], task: str = "single") -> Version:
@@ -187,7 +189,7 @@ class DatasetStore:
     # --- internals -----------------------------------------------------------------------------------------
     def _dir(self, dataset: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{12}", dataset):
-            raise StoreError("This dataset does not exist.")
+            raise StoreError(_("This dataset does not exist."))
         return self.root / dataset
 
     def _manifest(self, dataset: str, number: int) -> Path:

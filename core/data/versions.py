@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.data import answers, names
+from core.i18n import _, quoted
 
 
 class StoreError(ValueError):
@@ -67,7 +68,7 @@ class Version:
         return [h for h, entry in self.images.items() if entry["label"] is None]
 
     def summary(self) -> str:
-        return describe_changes(self.changes, self.answer.noun.lower() or "classes")
+        return describe_changes(self.changes, self.answer.names_changed)
 
 
 def check_class_name(name: str) -> str:
@@ -93,12 +94,14 @@ def diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict
     return out
 
 
-def describe_changes(changes: dict[str, int], classes: str = "classes") -> str:
-    """The change in a few words; `classes`: what the dataset's names are called (classes, tags)."""
-    words = {"added": "+{} images", "removed": "-{} images", "labelled": "{} labelled", "relabelled": "{} relabelled",
-             "unlabelled": "{} back to the pool", "new_classes": f"+{{}} {classes}", "gone_classes": f"-{{}} {classes}"}
-    parts = [words[k].format(n) for k, n in changes.items() if n and k in words]
-    return ", ".join(parts) or "no change"
+def describe_changes(changes: dict[str, int], names_changed: tuple[str, str] = answers.Answer.names_changed) -> str:
+    """The change in a few words, in the reader's language; `names_changed`: how new and gone names are counted
+    (classes, tags: core.data.answers). A terse count ("+1 images"), not a sentence, in one form for every number."""
+    words = {"added": _("+{count} images"), "removed": _("-{count} images"), "labelled": _("{count} labelled"),
+             "relabelled": _("{count} relabelled"), "unlabelled": _("{count} back to the pool"),
+             "new_classes": _(names_changed[0]), "gone_classes": _(names_changed[1])}
+    parts = [words[k].format(count=n) for k, n in changes.items() if n and k in words]
+    return _(", ").join(parts) or _("no change")
 
 
 def apply(head: Version, edit: Edit) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -108,7 +111,7 @@ def apply(head: Version, edit: Edit) -> tuple[dict[str, dict[str, Any]], list[st
     for old, new in edit.rename.items():
         new = _new_class(new, [c for c in classes if c not in edit.rename])
         if old not in classes:
-            raise StoreError(f"There is no class '{old}' to rename.")
+            raise StoreError(_("There is no class {name} to rename.").format(name=quoted(old)))
         classes = [c for c in classes if c != old] + ([new] if new not in classes else [])
         for entry in images.values():
             if entry["label"] is not None:
@@ -149,9 +152,9 @@ def _new_class(name: str, classes: list[str]) -> str:
     name = check_class_name(name)
     twin = None if name in classes else names.lookalike_of(name, classes)
     if twin is not None:
-        raise StoreError(f"There is already a class '{names.shown(twin)}': '{names.shown(name)}' differs from it only "
-                         "in letter case or lookalike characters, and the two would become one folder on Windows and "
-                         f"macOS; use '{names.shown(twin)}', or a clearly different name.")
+        raise StoreError(_("There is already a class {twin}: {name} differs from it only in letter case or lookalike "
+                           "characters, and the two would become one folder on Windows and macOS; use {twin}, or a "
+                           "clearly different name.").format(twin=quoted(names.shown(twin)), name=quoted(names.shown(name))))
     return name
 
 
@@ -166,6 +169,7 @@ def refuse_conflicts(base: Version, head: Version, edit: Edit) -> None:
         touched |= changed  # a rename moves every image of the class: any change there is a conflict
     clash = touched & changed
     if clash:
-        raise StaleVersion(f"Someone else saved version {head.number} of this dataset while you were looking at "
-                           f"version {base.number}, and changed {len(clash)} of the same images. Your change was "
-                           "not saved: the page now shows their version, please make your change again.")
+        raise StaleVersion(_("Someone else saved version {newer} of this dataset while you were looking at version "
+                             "{older}, and changed {count} of the same images. Your change was not saved: the page now "
+                             "shows their version, please make your change again.").format(
+                                 newer=head.number, older=base.number, count=len(clash)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import RepeatedStratifiedKFold
 
+from core.i18n import _, ngettext, percent
 from core.labelling import suggest
 
 TARGETS = (0.8, 0.9, 0.95, 0.98, 0.99)
@@ -37,26 +38,31 @@ class CurveEstimate:
     accuracy_range: tuple[float, float] | None = None  # an 80% interval for the accuracy so far
 
     def sentence(self) -> str:
+        """What the curve says, in one or two sentences of the reader's language."""
         if self.accuracy is None or self.target is None:
-            return ("Cannot tell yet how many more labels the model needs: label at least "
-                    f"{MIN_PER_CLASS} images of every class ({MIN_LABELS} in all) first.")
+            return _("Cannot tell yet how many more labels the model needs: label at least {per_class} images of every "
+                     "class ({total} in all) first.").format(per_class=MIN_PER_CLASS, total=MIN_LABELS)
         bottom, top = self.accuracy_range or (self.accuracy, self.accuracy)
-        now = (f"Cross-validated accuracy with these {self.labelled} labels: about {self.accuracy:.0%} "
-               f"(between {bottom:.0%} and {top:.0%}).")
+        now = _("Cross-validated accuracy with these {count} labels: about {accuracy} (between {low} and {high}).").format(
+            count=self.labelled, accuracy=percent(self.accuracy), low=percent(bottom), high=percent(top))
+        target = percent(self.target)
         if bottom >= self.target:
-            return f"{now} It has reached {self.target:.0%}."
+            return _("{now} It has reached {target}.").format(now=now, target=target)
         if self.accuracy >= self.target:
-            return f"{now} It may have reached {self.target:.0%}: too few labels to be sure yet."
+            return _("{now} It may have reached {target}: too few labels to be sure yet.").format(now=now, target=target)
         if self.more is None or self.low is None:
-            return f"{now} Cannot tell yet how many more labels it needs to reach {self.target:.0%}."
+            return _("{now} Cannot tell yet how many more labels it needs to reach {target}.").format(now=now, target=target)
         if self.high is None:  # the bootstrap's upper end is out of reach: say what is known, the rest honestly
-            least = f" (at least {self.low})" if self.low else ""
-            return (f"{now} Perhaps about {self.more} more labels to reach {self.target:.0%}{least}; "
-                    "too early to say how many at most.")
+            if self.low:
+                return _("{now} Perhaps about {more} more labels to reach {target} (at least {least}); too early to say "
+                         "how many at most.").format(now=now, more=self.more, target=target, least=self.low)
+            return _("{now} Perhaps about {more} more labels to reach {target}; too early to say how many at "
+                     "most.").format(now=now, more=self.more, target=target)
         if self.more == 0:
-            return f"{now} It should reach {self.target:.0%} with a few more labels."
-        return (f"{now} About {self.more} more label{'s' if self.more != 1 else ''} (between {self.low} and "
-                f"{self.high}) to reach {self.target:.0%}.")
+            return _("{now} It should reach {target} with a few more labels.").format(now=now, target=target)
+        return ngettext("{now} About {count} more label (between {low} and {high}) to reach {target}.",
+                        "{now} About {count} more labels (between {low} and {high}) to reach {target}.",
+                        self.more).format(now=now, count=self.more, low=self.low, high=self.high, target=target)
 
 
 def estimate(features: np.ndarray, labels: list[str], target: float | None = None, seed: int = 0) -> CurveEstimate:
@@ -117,7 +123,7 @@ def extrapolate(sizes: np.ndarray, accuracies: np.ndarray, target: float, labell
     None where the answer is out of reach or too far."""
     rng = np.random.default_rng(seed)
     needed = []
-    for _ in range(BOOTSTRAPS):
+    for _draw in range(BOOTSTRAPS):
         columns = rng.integers(0, accuracies.shape[1], accuracies.shape[1])
         shifted = np.clip(accuracies[:, columns].mean(axis=1) + rng.normal(0.0, level), 0.0, 1.0)
         needed.append(labels_for(sizes, shifted, target))

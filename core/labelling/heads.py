@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from core.data import answers as stored_answers
+from core.i18n import _, ngettext, percent
 from core.labelling import uncertainty
 from core.labelling.suggest import Suggestion, _normalised, fit_head
 from core.tasks.multi import best_thresholds
@@ -64,11 +65,12 @@ class OneLabelHead(Head):
             counts[label] = counts.get(label, 0) + 1
         short = [label for label, n in counts.items() if n < COLD_START]
         if len([n for n in counts.values() if n]) < 2:
-            return False, "Label images of at least two classes to get suggestions."
+            return False, _("Label images of at least two classes to get suggestions.")
         if short:
-            return False, (f"Suggestions start when every class has {COLD_START} labelled images; "
-                           f"{len(short)} class{'es' if len(short) != 1 else ''} need{'s' if len(short) == 1 else ''} "
-                           "more.")
+            return False, ngettext("Suggestions start when every class has {per_class} labelled images; {count} class "
+                                   "needs more.",
+                                   "Suggestions start when every class has {per_class} labelled images; {count} classes "
+                                   "need more.", len(short)).format(per_class=COLD_START, count=len(short))
         return True, ""
 
     def guess(self, labelled: np.ndarray, answers: list[Any], pool: np.ndarray, classes: list[str],
@@ -88,8 +90,8 @@ class TagsHead(Head):
         counts = {tag: sum(tag in tags for tags in answers) for tag in classes}
         if len(answers) < 2 * COLD_START or not any(COLD_START <= n <= len(answers) - COLD_START
                                                     for n in counts.values()):
-            return False, (f"Suggestions start once {2 * COLD_START} images are tagged and a tag is on at least "
-                           f"{COLD_START} of them but not on {COLD_START} others.")
+            return False, _("Suggestions start once {count} images are tagged and a tag is on at least {least} of "
+                            "them but not on {least} others.").format(count=2 * COLD_START, least=COLD_START)
         return True, ""
 
     def guess(self, labelled: np.ndarray, answers: list[Any], pool: np.ndarray, classes: list[str],
@@ -109,7 +111,8 @@ class ValueHead(Head):
 
     def ready(self, classes: list[str], answers: list[Any]) -> tuple[bool, str]:
         if len(answers) < 2 * COLD_START or len(set(answers)) < 2:
-            return False, f"Suggestions start once {2 * COLD_START} images have a value, not all the same one."
+            return False, _("Suggestions start once {count} images have a value, not all the same one.").format(
+                count=2 * COLD_START)
         return True, ""
 
     def guess(self, labelled: np.ndarray, answers: list[Any], pool: np.ndarray, classes: list[str],
@@ -118,11 +121,11 @@ class ValueHead(Head):
         ensemble = uncertainty.ridge_ensemble(_normalised(labelled), values, _normalised(pool), seed=seed)
         guess, (low, high) = ensemble.mean(axis=0), np.percentile(ensemble, [10, 90], axis=0)
         unsure = uncertainty.spread(ensemble, float(values.std()))
-        texts = [f"about {v:.3g} ({a:.3g} to {b:.3g})" for v, a, b in zip(guess, low, high)]
+        texts = [_("about {value} ({low} to {high})").format(value=f"{v:.3g}", low=f"{a:.3g}", high=f"{b:.3g}")
+                 for v, a, b in zip(guess, low, high)]
         # 1 - the heads' disagreement orders the guesses, but it is no chance of being right: the page shows ranges
         return Guesses([round(float(v), 6) for v in guess], texts, 1.0 - unsure, unsure,
-                       lambda i: (f"The model's guesses for it range from {low[i]:.3g} to {high[i]:.3g}, unlike "
-                                  "anything else picked here.", f"{low[i]:.3g} to {high[i]:.3g}?"))
+                       lambda i: _value_reason(low[i], high[i]))
 
 
 HEADS: dict[str, Head] = {head.task: head for head in (OneLabelHead(), TagsHead(), ValueHead())}
@@ -132,17 +135,28 @@ def of(task: str | None) -> Head:
     return HEADS[task or "single"]
 
 
+def _value_reason(low: float, high: float) -> tuple[str, str]:
+    shown = {"low": f"{low:.3g}", "high": f"{high:.3g}"}
+    return (_("The model's guesses for it range from {low} to {high}, unlike anything else picked here.").format(**shown),
+            _("{low} to {high}?").format(**shown))
+
+
 def uncertain_reason(probabilities: np.ndarray, classes: list[str]) -> str:
+    """Why an image comes next, in a sentence; the class names inside are the user's, never translated."""
     (first, p1), (second, p2) = _two_likeliest(probabilities, classes)
     if p2 >= HESITATES:
-        return (f"The model hesitates between {first} ({p1:.0%}) and {second} ({p2:.0%}), "
-                "unlike anything else picked here.")
-    return f"The model guesses {first} ({p1:.0%}) but has few labelled images like this one."
+        return _("The model hesitates between {first} ({first_chance}) and {second} ({second_chance}), unlike "
+                 "anything else picked here.").format(first=first, first_chance=percent(p1), second=second,
+                                                      second_chance=percent(p2))
+    return _("The model guesses {name} ({chance}) but has few labelled images like this one.").format(
+        name=first, chance=percent(p1))
 
 
 def uncertain_caption(probabilities: np.ndarray, classes: list[str]) -> str:
     (first, p1), (second, p2) = _two_likeliest(probabilities, classes)
-    return f"{first} or {second}?" if p2 >= HESITATES else f"maybe {first} ({p1:.0%})"
+    if p2 >= HESITATES:
+        return _("{first} or {second}?").format(first=first, second=second)
+    return _("maybe {name} ({chance})").format(name=first, chance=percent(p1))
 
 
 def _two_likeliest(probabilities: np.ndarray, classes: list[str]) -> tuple[tuple[str, float], tuple[str, float]]:
@@ -180,8 +194,9 @@ def _tags_reason(p: np.ndarray, classes: list[str], guessed: list[str]) -> tuple
     """In words, what made the image unsure (uncertainty.multi_label: tags near a coin toss), or its guess."""
     near = [k for k in np.argsort(np.abs(p - 0.5), kind="stable") if abs(p[k] - 0.5) < NEAR_COIN_TOSS]
     if near:
-        listed = ", ".join(f"{classes[k]} ({p[k]:.0%})" for k in near[:3])
-        return (f"The model cannot tell whether these tags apply: {listed}.",
-                " ".join(f"{classes[k]}?" for k in near[:2]))
+        listed = _(", ").join(_("{name} ({chance})").format(name=classes[k], chance=percent(p[k])) for k in near[:3])
+        return (_("The model cannot tell whether these tags apply: {tags}.").format(tags=listed),
+                " ".join(_("{name}?").format(name=classes[k]) for k in near[:2]))
     text = stored_answers.of("multi").text(guessed)
-    return f"The model guesses {text} but has few tagged images like this one.", f"maybe {text}"
+    return (_("The model guesses {tags} but has few tagged images like this one.").format(tags=text),
+            _("maybe {tags}").format(tags=text))

@@ -24,6 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from core.data.store import DatasetStore, Version
+from core.i18n import _
 from core.labelling import curve, heads, select, suggest
 from core.models.features import FeatureCache
 
@@ -55,19 +56,20 @@ def next_to_label(store: DatasetStore, version: Version, cache: FeatureCache, im
         wanted = heads.of(version.task).curve and (curve_up_to is None or len(labelled) <= curve_up_to)
         estimate = curve.estimate(features[:len(labelled)], labels, seed=seed) if wanted else None
         if not pool:
-            return Proposal([], [], "Every image is labelled: nothing left to propose.", "done", estimate)
+            return Proposal([], [], _("Every image is labelled: nothing left to propose."), "done", estimate)
         chosen = choose(features, labels, version.classes, batch, seed, version.task)
     digests = [pool[p.index] for p in chosen.picks]
     if chosen.stage == "typical":
         reasons = [typical_reason(p.group_size) for p in chosen.picks]
-        captions = [f"typical of {p.group_size}" if p.group_size > 1 else "unlike the rest" for p in chosen.picks]
-        why = ("Few labels yet: these are typical images of groups of similar images that have no label, "
-               "so each label teaches the model about a whole group.")
+        captions = [_("typical of {count}").format(count=p.group_size) if p.group_size > 1 else _("unlike the rest")
+                    for p in chosen.picks]
+        why = _("Few labels yet: these are typical images of groups of similar images that have no label, "
+                "so each label teaches the model about a whole group.")
         return Proposal(digests, reasons, why, "typical", estimate, captions)
     explained = [chosen.guesses.explain(p.index) for p in chosen.picks]
     guessed = chosen.guesses.suggestions(pool)
-    why = ("The model is least sure about these images, and they differ from each other, "
-           "so each label corrects a different mistake.")
+    why = _("The model is least sure about these images, and they differ from each other, "
+            "so each label corrects a different mistake.")
     return Proposal(digests, [r for r, _ in explained], why, "uncertain", estimate, [c for _, c in explained],
                     {guessed[p.index].digest: guessed[p.index] for p in chosen.picks})
 
@@ -138,5 +140,5 @@ def cold_start(classes: list[str], labels: list[Any], task: str = "single") -> b
 
 def typical_reason(group_size: int) -> str:
     if group_size > 1:
-        return f"Typical of a group of {group_size} similar images that has no label yet."
-    return "Unlike every other image here: no group of similar images stands for it."
+        return _("Typical of a group of {count} similar images that has no label yet.").format(count=group_size)
+    return _("Unlike every other image here: no group of similar images stands for it.")

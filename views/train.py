@@ -7,6 +7,7 @@ from core.data.archive import ArchiveRefused
 from core.i18n import _, duration, ngettext, number, percent
 from core.models import backbones
 from core.runs import folder as runs
+from core.runs import waiting
 from core.text import md
 from core.training import advice, devices, estimate
 from core.training.config import (
@@ -215,6 +216,19 @@ except (ConfigError, ValueError) as error:
     st.stop()
 
 
+def queue_sentence(manager, device: str) -> str:
+    """The runs a new run waits for on this server, and for about how long (from how long runs took here)."""
+    queued = len(manager.active())
+    if not queued:
+        return ""
+    ahead = ngettext(" {count} run is running or queued before it on this server", " {count} runs are running or "
+                     "queued before it on this server", queued).format(count=queued)
+    before = waiting.before_a_new_run(manager, device)
+    if before is None:
+        return ahead + _("; none has finished here yet, so how long they take is not known.")
+    return ahead + _(": about {time} more before it starts.").format(time=duration(before[0]))
+
+
 def time_estimate() -> None:
     """About how long these settings take here; measured in the background the first time (then a rerun)."""
     crop = backbones.preprocessing(backbone, config.image_size).crop_size
@@ -239,8 +253,9 @@ def time_estimate() -> None:
     busy = estimate.busy_factor()
     load = _(" It is busy now, so about {factor}x slower than when quiet.").format(factor=number(busy, 1)) \
         if busy > 1.2 else ""
-    queued = len(manager.active())  # running or queued on this server: a new run starts after them
-    wait = _(" {count} run(s) are running or queued before it on this server.").format(count=queued) if queued else ""
+    load += _(" That includes about {time} for a training process to get ready.").format(time=duration(start)) \
+        if start >= 1 else ""
+    wait = queue_sentence(manager, device)
     compared = _(", ").join(_("{strategy} about {time}").format(strategy=name, time=take(d))
                             for d, name in others.items() if d != frozen)
     st.caption(_("**Time on this computer: {time}** with these settings (for all {epochs} epochs; early stopping may "

@@ -2,6 +2,8 @@
 as the pretrained one, the run folder keeps only adapters + head, and the run loads, predicts and exports like any."""
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import subprocess
 import sys
@@ -41,9 +43,20 @@ def _input(name: str, n: int = 2) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
-def _adapted(name: str, rank: int = 4, classes: int = 3) -> tuple[backbones.StagedModel, int]:
+@functools.lru_cache(maxsize=None)
+def _seeded_build(name: str, classes: int) -> backbones.StagedModel:
     torch.manual_seed(0)
-    model = backbones.build(name, classes, pretrained=False)
+    return backbones.build(name, classes, pretrained=False)
+
+
+def _fresh(name: str, classes: int = 3) -> backbones.StagedModel:
+    """The network as `build` makes it after seed 0, without initialising it again: a ViT-B takes ~10 s to
+    initialise on 2 cores, and these tests need several copies of each."""
+    return copy.deepcopy(_seeded_build(name, classes))
+
+
+def _adapted(name: str, rank: int = 4, classes: int = 3) -> tuple[backbones.StagedModel, int]:
+    model = _fresh(name, classes)
     return model, adapters.add(model, rank, 2)
 
 
@@ -80,8 +93,7 @@ def test_only_the_adapters_and_the_head_train_and_the_count_is_what_the_page_sho
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_the_adapted_model_starts_as_the_pretrained_one(name):
-    torch.manual_seed(0)
-    plain = backbones.build(name, 3, pretrained=False).eval()
+    plain = _fresh(name).eval()
     model, _ = _adapted(name)
     x = _input(name)
     with torch.no_grad():
@@ -95,22 +107,20 @@ def test_merged_weights_answer_as_the_adapted_model_also_through_torchscript(nam
     _train_steps(model, frozen, x)
     with torch.no_grad():
         adapted = model.eval()(x)
-    torch.manual_seed(0)
-    base = backbones.build(name, 3, pretrained=False)
-    plain = adapters.merged(base, 4, 2, adapters.trained_state(model)).eval()
+    plain = adapters.merged(_fresh(name), 4, 2, adapters.trained_state(model)).eval()
     assert not adapters.is_adapted(plain) and isinstance(plain, backbones.StagedModel)
     with torch.inference_mode():
         traced = torch.jit.trace(plain, x[:1])
         assert torch.allclose(plain(x), adapted, atol=1e-4, rtol=1e-4)
         assert torch.allclose(traced(x), adapted, atol=1e-4, rtol=1e-4)
-    assert not torch.allclose(adapted, backbones.build(name, 3, pretrained=False).eval()(x), atol=1e-3)
+    assert not torch.allclose(adapted, _fresh(name).eval()(x), atol=1e-3)
 
 
 def test_adapters_that_do_not_fit_the_network_are_refused():
     model, _ = _adapted("dinov2_vits14", rank=4)
     state = adapters.trained_state(model)
     with pytest.raises(adapters.AdapterMismatch, match="do not fit"):
-        adapters.merged(backbones.build("dinov2_vits14", 3, pretrained=False), 8, 2, state)
+        adapters.merged(_fresh("dinov2_vits14"), 8, 2, state)
 
 
 TINY_VIT = "tiny_vit_hub"  # a test-only registry entry (the `tiny_vit` fixture)

@@ -35,7 +35,7 @@ def measure(manager, data: Path, root: Path, frozen: int, total: int, args, wait
 
     if wait_ready:
         deadline = time.monotonic() + 120
-        while not list((manager.work_dir / "standby").glob("*.ready")) and time.monotonic() < deadline:
+        while manager.start_delay_s("cpu") > 0 and time.monotonic() < deadline:  # 0 only once it is ready
             time.sleep(0.5)
     num_train, num_val = 96, 24  # the default 20% validation share of 120 images
     speed = estimate.device_speed("cpu")

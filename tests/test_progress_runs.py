@@ -120,7 +120,8 @@ def test_the_time_estimate_grows_with_what_is_trained(tmp_path):
 
 
 def test_the_time_estimate_is_a_range_that_grows_with_the_machines_load(monkeypatch):
-    """Estimates came out 3-5x low on a busy server: the range moves up with the load the run will share."""
+    """Estimates came out 3-5x low on a busy server: the range's slow end moves up with the load the run will share
+    (its fast end stays: a run beside busy programs often lost far less than the load average suggested)."""
     import os
 
     from core.training import estimate
@@ -131,7 +132,7 @@ def test_the_time_estimate_is_a_range_that_grows_with_the_machines_load(monkeypa
     monkeypatch.setattr(os, "getloadavg", lambda: (8.0, 8.0, 8.0))
     busy = estimate.likely_range(60.0)
     assert quiet[0] <= 60.0 <= quiet[1] and quiet[1] < 2 * 60.0
-    assert busy[0] > quiet[1] and busy[1] >= 60.0 * 4  # eight processes already on two cores: about 4.5x slower
+    assert busy[0] == quiet[0] and busy[1] >= 60.0 * 4  # eight processes already on two cores: up to 4.5x slower
 
 
 def test_a_cold_start_is_estimated_from_this_machine_s_own_measured_starts(monkeypatch, tmp_path):
@@ -145,4 +146,4 @@ def test_a_cold_start_is_estimated_from_this_machine_s_own_measured_starts(monke
         starts.remember_process_start(seconds)
     assert starts.process_start_s() == 7.5
     fast, slow = estimate.likely_range(20.0, factor=1.0, start_s=starts.process_start_s())
-    assert 7.5 + 20.0 * 0.7 <= fast < 7.5 + 20.0 < slow <= 7.5 + 20.0 * 1.35
+    assert 0.7 * (7.5 + 20.0) <= fast < 7.5 + 20.0 < slow <= 7.5 + 20.0 * 1.35

@@ -34,6 +34,7 @@ class Standby:
                 return
             marker = self.work_dir / "standby" / f"{slot.replace(':', '-')}-{time.time_ns()}.ready"
             marker.parent.mkdir(parents=True, exist_ok=True)
+            _forget_others(marker.parent, {m for _, m in self._started.values()})
             self._started[slot] = (time.time(), marker)
             self._ready[slot] = subprocess.Popen(
                 [sys.executable, "-m", "core.runs.worker", "--standby", "--work-dir", str(self.work_dir),
@@ -95,3 +96,11 @@ def _count_start(marker: Path, started: float) -> bool:
         starts.remember_process_start(info.st_mtime - started)
         marker.write_text("counted", encoding="utf-8")
     return True
+
+
+def _forget_others(folder: Path, current: set[Path]) -> None:
+    """Markers of processes no longer waiting (one handed a run before its imports were done marks itself ready
+    afterwards, and a killed server leaves its own): removed, so the folder holds only the waiting ones'."""
+    for stale in folder.glob("*.ready"):
+        if stale not in current:
+            stale.unlink(missing_ok=True)

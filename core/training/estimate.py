@@ -179,8 +179,9 @@ def busy_factor() -> float:
 
 def likely_range(estimate_s: float, factor: float | None = None, start_s: float = 0.0) -> tuple[float, float]:
     """(fast, slow) seconds around an estimate made for a quiet machine, plus `start_s` before training can begin
-    (a training process still importing: measured, so already at today's load). The load now slows the compute,
-    and measured runs spread about ±30% around the model of compute even when quiet."""
+    (a training process still importing: measured, so already at today's load). Measured runs spread about ±30%
+    around the model even when quiet. The load only moves the slow end: the load average counts every busy process,
+    but Linux shares the cores between sessions first, so a run beside busy programs often lost far less than the
+    load suggested (bench/estimate_accuracy.py: 1.0-1.4x where the load said 1.5-1.9x)."""
     factor = busy_factor() if factor is None else factor
-    return start_s + estimate_s * max(0.75, 0.75 * factor), start_s + estimate_s * 1.3 * factor
-
+    return 0.75 * (start_s + estimate_s), start_s + estimate_s * 1.3 * factor

@@ -17,6 +17,10 @@ def test_training_curves_show_every_epoch_and_keep_the_users_zoom():
     assert list(traces["validation accuracy"].y) == pytest.approx([0.5, 0.6, 0.7])
     assert list(traces["batch loss"].x) == [0.5]  # batch 2 of 4 sits half-way through epoch 1
     assert figure.layout.uirevision == "keep"  # Plotly keeps zoom across refreshes with a constant uirevision
+    # epochs are counted: whole-epoch ticks (a 2-epoch run showed 0.5 and 1.5), about ten at most on long runs
+    assert (figure.layout.xaxis.dtick, figure.layout.xaxis2.dtick) == (1, 1)
+    long_run = [dict(EPOCHS[0], epoch=e) for e in range(1, 51)]
+    assert charts.training_curves(long_run).layout.xaxis.dtick == 5
 
 
 def test_class_counts_stack_splits_and_confusion_labels_axes():

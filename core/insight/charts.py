@@ -7,6 +7,7 @@ categorical, so classes named "1", "2" are not placed on a number line.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import plotly.graph_objects as go
@@ -65,11 +66,16 @@ def training_curves(epochs: list[dict[str, Any]], batches: list[dict[str, Any]] 
                               ("val_accuracy", _("validation {score}").format(score=score), "#ff7f0e")):
         figure.add_scatter(x=x, y=[e[key] for e in epochs], name=name, mode="lines+markers",
                            line=dict(color=colour, dash="dot"), row=1, col=2, legend="legend2")
-    figure.update_xaxes(title_text=_("epoch"))
+    figure.update_xaxes(title_text=_("epoch"), **_whole_epochs(x))
     if "accuracy" in score_name:  # a share; R² can fall below 0, so it keeps its own range
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     under = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left")
     return figure.update_layout(height=420, legend=dict(under, x=0), legend2=dict(under, x=0.55), **_LAYOUT)
+
+
+def _whole_epochs(x: list[float]) -> dict[str, Any]:
+    """Epochs are counted: ticks on whole epochs (a 2-epoch run showed 0.5 and 1.5), at most about ten of them."""
+    return dict(tick0=0, dtick=max(1, math.ceil(max(x, default=1) / 10)))
 
 
 def _batch_position(batch: dict[str, Any]) -> float:
@@ -89,6 +95,7 @@ def compare_runs(curves: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     if metric.endswith("accuracy"):
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     title = _(CURVE_TITLES[metric]) if metric in CURVE_TITLES else metric.replace("val_", "validation ").replace("_", " ")
+    figure.update_xaxes(**_whole_epochs([e["epoch"] for epochs in curves.values() for e in epochs]))
     return figure.update_layout(title=title, xaxis_title=_("epoch"), showlegend=True,
                                 legend=dict(orientation="h", y=-0.25), **_LAYOUT)
 

@@ -33,6 +33,7 @@ PROCESS_START_S = 0.3
 _COUNTED: set[tuple[str, int]] = set()  # (backbone, crop size) whose stage FLOPs are known in this process
 _PENDING: set[tuple[str, str, int]] = set()
 _LOCK = threading.Lock()
+_COUNTING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class DeviceSpeed:
 @lru_cache(maxsize=64)
 def stage_flops(backbone: str, crop_size: int) -> tuple[float, ...]:
     """FLOPs of one image through each stage, then the head, at this input size."""
-    flops = _count_flops(backbone, crop_size)
+    with _COUNTING:  # torch's FLOP counter keeps global state (fx annotations): two threads at once broke it
+        flops = _count_flops(backbone, crop_size)
     _COUNTED.add((backbone, crop_size))
     return flops
 
@@ -75,6 +77,8 @@ def ready(device: str, backbone: str, crop_size: int) -> DeviceSpeed | None:
         try:
             device_speed(device)
             stage_flops(backbone, crop_size)
+        except Exception:  # noqa: BLE001 - torch tracing elsewhere in this process (an ONNX export) shares the
+            pass  # FLOP counter's global state and can break a count; the page's next view counts again
         finally:
             with _LOCK:
                 _PENDING.discard((device, backbone, crop_size))

@@ -12,7 +12,7 @@ from core.data.store import DatasetStore, StoreError
 from core.i18n import N_, _, ngettext, percent, quoted
 from core.insight.audit import AuditImpossible, AuditResult, audit, corrected_zip
 from core.insight.audit_corrections import corrected_copy, corrected_metadata_zip
-from core.insight.audit_tasks import number
+from core.insight.audit_words import number
 from core.insight.embeddings import FeatureSpec
 from core.text import md, plain
 from core.training.config import TrainConfig

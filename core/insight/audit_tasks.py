@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from core.data.report import ImageRecord
 from core.i18n import _, ngettext, percent, quoted
-from core.i18n import number as formatted
+from core.insight.audit_words import listed, number, tags_text
 
 MIN_FOLDS = 2
 MIN_TAG_IMAGES = 2  # a tag on one image is unseen whenever that image is held out: the audit cannot judge it
@@ -120,8 +120,11 @@ class SingleAudit(TaskAudit):
         index = {label: i for i, label in enumerate(labels)}
         return np.array([index[r.label] for r in records])
 
+    def splitter(self, folds: int, seed: int) -> StratifiedKFold:
+        return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+
     def out_of_fold(self, features: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
-        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        cv = self.splitter(folds, seed)
         return cross_val_predict(linear_head(), features, targets, cv=cv, method="predict_proba")
 
     def rank(self, targets: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -162,7 +165,7 @@ class MultiAudit(TaskAudit):
             notes.append(ngettext("{tags} is on fewer than {folds} images, so the audit's guesses about it rest on "
                                   "very few examples.", "{tags} are on fewer than {folds} images, so the audit's "
                                   "guesses about them rest on very few examples.", len(rare)).format(
-                tags=_listed([quoted(tag) for tag in rare]), folds=folds))
+                tags=listed([quoted(tag) for tag in rare]), folds=folds))
         return notes
 
     def targets(self, records: list[ImageRecord], labels: list[str]) -> np.ndarray:
@@ -172,10 +175,13 @@ class MultiAudit(TaskAudit):
             multi_hot[row, [index[tag] for tag in record.labels]] = 1
         return multi_hot
 
+    def splitter(self, folds: int, seed: int) -> MultilabelStratifiedKFold:
+        # Folds balanced per tag (iterative stratification): a tag on two images keeps one in training each time.
+        return MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+
     def out_of_fold(self, features: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
         judged = targets.sum(0) >= MIN_TAG_IMAGES
-        # Folds balanced per tag (iterative stratification): a tag on two images keeps one in training each time.
-        cv = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        cv = self.splitter(folds, seed)
         head = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=300)))
         predictions = targets.astype(float)
         with warnings.catch_warnings():  # a tag on every training image: scikit-learn answers it always, and says so
@@ -204,9 +210,9 @@ class MultiAudit(TaskAudit):
                i: int) -> str:
         add, doubt = _disputed(targets[i], predictions[i])
         p = predictions[i]
-        added = _listed([_("{tag} ({share} sure)").format(tag=quoted(labels[k]), share=percent(p[k]))
+        added = listed([_("{tag} ({share} sure)").format(tag=quoted(labels[k]), share=percent(p[k]))
                          for k in add[:SHOWN_TAGS]])
-        doubted = _listed([_("{tag} ({share})").format(tag=quoted(labels[k]), share=percent(p[k]))
+        doubted = listed([_("{tag} ({share})").format(tag=quoted(labels[k]), share=percent(p[k]))
                            for k in doubt[:SHOWN_TAGS]])
         if add and doubt:
             return _("A model that never saw this image adds {added} and doubts {doubted}.").format(added=added,
@@ -216,7 +222,7 @@ class MultiAudit(TaskAudit):
         return _("A model that never saw this image doubts {doubted}.").format(doubted=doubted)
 
     def headline(self, labels: list[str], record: ImageRecord, suggestion: Any) -> str:
-        return _("Tagged {given}, looks like {guess}").format(given=_tags(record.labels), guess=_tags(suggestion))
+        return _("Tagged {given}, looks like {guess}").format(given=tags_text(record.labels), guess=tags_text(suggestion))
 
     def details(self, labels: list[str], record: ImageRecord, suggestion: Any) -> dict[str, Any]:
         return {"add": sorted(set(suggestion) - set(record.labels)), "remove": sorted(set(record.labels) - set(suggestion))}
@@ -233,17 +239,6 @@ def _disputed(given: np.ndarray, probabilities: np.ndarray) -> tuple[list[int], 
     return [int(k) for k in add], [int(k) for k in doubt]
 
 
-def _listed(items: list[str]) -> str:
-    """Worded items (quoted already) as one list: "'a', 'b' and 'c'"."""
-    if len(items) <= 1:
-        return "".join(items)
-    return _("{first} and {second}").format(first=_(", ").join(items[:-1]), second=items[-1])
-
-
-def _tags(tags: Any) -> str:
-    return _(", ").join(quoted(tag) for tag in tags) if tags else _("no tag")
-
-
 class ValueAudit(TaskAudit):
     correction = "value"
 
@@ -258,7 +253,10 @@ class ValueAudit(TaskAudit):
 
     def out_of_fold(self, features: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
         head = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))  # its penalty by leave-one-out: cheap
-        return cross_val_predict(head, features, targets, cv=KFold(folds, shuffle=True, random_state=seed))
+        return cross_val_predict(head, features, targets, cv=self.splitter(folds, seed))
+
+    def splitter(self, folds: int, seed: int) -> KFold:
+        return KFold(folds, shuffle=True, random_state=seed)
 
     def rank(self, targets: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, list[int]]:
         quality = value_quality_scores(targets, predictions)
@@ -279,12 +277,6 @@ class ValueAudit(TaskAudit):
 
     def headline(self, labels: list[str], record: ImageRecord, suggestion: Any) -> str:
         return _("Given {given}, looks like {guess}").format(given=number(record.value), guess=number(suggestion))
-
-
-def number(value: Any) -> str:
-    """A value as a person writes it: one decimal in the usual range, three significant digits outside it."""
-    value = float(value)
-    return formatted(value, 1) if 0.1 <= abs(value) < 1e5 or value == 0 else f"{value:.3g}"
 
 
 AUDITS: dict[str, TaskAudit] = {"single": SingleAudit(), "multi": MultiAudit(), "regression": ValueAudit()}

@@ -107,8 +107,8 @@ def test_the_evaluate_page_in_chinese_on_a_trained_run(trained_run):
 
 PAGES = {  # address -> the page's heading in Chinese (the Data page, the first, is checked before them)
     "train": "2. 训练", "predict": "4. 预测", "export": "5. 导出", "runs": "训练记录", "classroom": "课堂",
-    "join": "加入班级", "gallery": "班级展示区", "try": "试用模型", "evaluate": "3. 评估", "label": "标注你的图片",
-    "review": "检查你的标注", "monitor": "6. 监控",
+    "join": "加入班级", "gallery": "班级展示区", "evaluate": "3. 评估", "label": "标注你的图片",
+    "review": "检查你的标注", "monitor": "6. 监控", "try": "试用模型",  # try last: its check follows the loop
 }
 
 

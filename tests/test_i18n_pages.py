@@ -77,9 +77,38 @@ def test_the_model_card_in_chinese_shows_a_chinese_class_name_as_text(trained_ru
     assert "<html lang='en'>" in english and "Intended use and limits" in english and "模型卡" not in english
 
 
+def test_the_evaluate_page_in_chinese_on_a_trained_run(trained_run):
+    """Headings, measures, the task's words and the charts in Chinese; the class names stay as typed."""
+    from streamlit.testing.v1 import AppTest
+
+    from core import paths
+    from core.insight import task_charts
+    from core.tasks import Evaluation
+    from tests.test_app import TIMEOUT
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["lang"] = "zh-CN"
+    at.switch_page("views/data.py").run()
+    shutil.copytree(trained_run, paths.home() / "workspaces" / at.query_params["ws"] / "runs" / trained_run.name)
+    at.switch_page("views/evaluate.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "3. 评估"
+    assert "准确率" in [m.label for m in at.metric] and any(c.value.startswith("95% 区间：") for c in at.caption)
+    headings = [m.value for m in at.markdown]
+    assert "#### 每个类别" in headings and any(h.startswith("#### 分错类别的图片") for h in headings), headings
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+    assert "每个类别的召回率及其不确定性" in titles, titles
+    values = Evaluation("regression", [], 1, {}, predictions=[{"path": HOSTILE, "true": 2.0, "predicted": 2.5}])
+    with i18n.using("zh_CN"):
+        scatter = task_charts.scatter(values)
+    assert scatter.layout.title.text == "预测数值与真实数值对比" and scatter.layout.xaxis.title.text == "真实数值"
+    assert scatter.data[0].customdata[0][1] == "&lt;b&gt;玫瑰&lt;/b&gt;"
+
+
 PAGES = {  # address -> the page's heading in Chinese (the Data page, the first, is checked before them)
     "train": "2. 训练", "predict": "4. 预测", "export": "5. 导出", "runs": "训练记录", "classroom": "课堂",
-    "join": "加入班级", "gallery": "班级展示区", "try": "试用模型",
+    "join": "加入班级", "gallery": "班级展示区", "evaluate": "3. 评估", "label": "标注你的图片",
+    "review": "检查你的标注", "monitor": "6. 监控", "try": "试用模型",  # try last: its check follows the loop
 }
 
 

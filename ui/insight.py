@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import paths
 from core.data.archive import ArchiveRefused
+from core.i18n import _, percent
 from core.insight.audit import AuditImpossible
 from core.insight.crossval import cross_validate, fine_tuning_note
 from core.insight.embeddings import FeatureSpec
@@ -20,14 +21,15 @@ from core.training.config import TrainConfig
 from ui.common import show_error
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+@st.cache_resource(max_entries=4, show_spinner=False)  # predictor_for shows it, in the page's language
 def load_predictor(run_path: str, modified: float) -> Predictor:
     """Loaded once per run (and per model file version), then every prediction reuses it."""
     return Predictor(run_path)
 
 
 def predictor_for(run_path: str | Path) -> Predictor:
-    return load_predictor(str(run_path), (Path(run_path) / "model.safetensors").stat().st_mtime)
+    with st.spinner(_("Loading the model...")):  # st.spinner waits a moment: a cached model shows nothing
+        return load_predictor(str(run_path), (Path(run_path) / "model.safetensors").stat().st_mtime)
 
 
 @st.cache_resource
@@ -63,17 +65,17 @@ def cross_validation(run: RunSummary, folds: int = 5) -> None:
     key = f"cv_{run.id}"
     if key not in st.session_state:
         try:
-            with st.spinner(f"Fitting {folds} heads on the cached features..."):
+            with st.spinner(_("Fitting {folds} heads on the cached features...").format(folds=folds)):
                 st.session_state[key] = cross_validate(Path(config["data"]), spec_of(config), folds, config.get(
                     "seed", 0), paths.home(), feature_cache())
         except (AuditImpossible, ArchiveRefused) as error:
-            show_error(f"Cross-validation cannot run: {error}")
+            show_error(_("Cross-validation cannot run: {reason}").format(reason=error))
             return
         except Exception:  # never a bare traceback
-            show_error("Cross-validation did not work on this data.", traceback.format_exc())
+            show_error(_("Cross-validation did not work on this data."), traceback.format_exc())
             return
     result = st.session_state[key]
     summary = result.summary()
-    st.markdown(result.sentence() + f" Class-balanced score (macro F1) {summary['macro_f1_mean']:.1%} ± "
-                f"{summary['macro_f1_std']:.1%}. Each fold trains the same new last layer on what the unchanged "
-                "pretrained network sees in your images, on all of them.")
+    st.markdown(_("{sentence} Class-balanced score (macro F1) {mean} ± {spread}. Each fold trains the same new last "
+                  "layer on what the unchanged pretrained network sees in your images, on all of them.").format(
+        sentence=result.sentence(), mean=percent(summary["macro_f1_mean"], 1), spread=percent(summary["macro_f1_std"], 1)))

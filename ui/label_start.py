@@ -10,13 +10,10 @@ from core import paths, quota, tasks
 from core.data import answers, intake
 from core.data.archive import ArchiveRefused
 from core.data.store import DatasetStore
-from core.i18n import N_, _, quoted
+from core.i18n import _, quoted
 from core.text import md
 from ui.common import Workspace, load_report
 from ui.label_widgets import notify, shown_as
-
-# The tasks' titles (core.tasks' `title`), marked here for the catalogue as the radio below shows them translated
-TASK_TITLES = (N_("one label per image"), N_("several labels per image (tags)"), N_("a number per image (a score)"))
 
 
 def workspace_task(ws: Workspace) -> str:

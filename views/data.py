@@ -76,9 +76,9 @@ if report.error:
 task = tasks.get(report.task)
 if report.target != "label":
     st.markdown(_("The model will learn **{what}**, from the column {column}.").format(
-        what=md(task.title), column=md(quoted(report.target))))
+        what=md(_(task.title)), column=md(quoted(report.target))))
 else:
-    st.markdown(_("The model will learn **{what}**.").format(what=md(task.title)))
+    st.markdown(_("The model will learn **{what}**.").format(what=md(_(task.title))))
 values = report.details.get("values")
 counts = st.columns(4)
 if values:

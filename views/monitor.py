@@ -207,7 +207,7 @@ except LogUnavailable as error:
     if source == FROM_RUN:
         st.info(_("No predictions logged for this model yet. Start a service above and send it images."))
     elif is_sqlite_url(st.session_state.get("monitor_url", "")):
-        st.error(md(REFUSED))  # the same sentence as every refusal: nothing tells which files exist
+        st.error(md(_(REFUSED)))  # the same sentence as every refusal: nothing tells which files exist
     else:
         show_error(f"{str(error)[:1].upper()}{str(error)[1:]}.")  # one sentence; no traceback, no server path
     st.stop()

@@ -61,7 +61,7 @@ uploads = st.file_uploader(_("Images"), type=["jpg", "jpeg", "png", "bmp", "gif"
 photo = st.camera_input(_("Or take a photo")) if st.toggle(_("Use the camera")) else None
 why = st.toggle(_("Show where the model looked (heatmap)"), key="why")
 if why:
-    st.caption(CAVEAT)
+    st.caption(_(CAVEAT))
 inputs = [(f.name, f) for f in uploads or []] + ([(_("camera photo"), photo)] if photo is not None else [])
 for position, (name, file) in enumerate(inputs):
     try:

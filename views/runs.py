@@ -54,7 +54,7 @@ def table_row(run: runs.RunSummary, ref: str) -> dict:
         "network": backbone_title(config.get("backbone", "")),
         "what learned": advice.learned_words(config),
         "tested on": measured[0] if measured else None,
-        "answers": tasks.TASKS.get(config.get("task"), tasks.get(None)).title,
+        "answers": _(tasks.TASKS.get(config.get("task"), tasks.get(None)).title),
         "main score": headline_score(config, status),
         "accuracy": status.get("val_accuracy"), "class-balanced": status.get("macro_f1"),
     }
@@ -65,7 +65,7 @@ def headline_score(config: dict, status: dict) -> str:
     task = tasks.TASKS.get(config.get("task"), tasks.get(None))
     measure, metrics = task.measures[0], status.get("metrics") or {}
     value = metrics.get(measure.key, status.get("val_accuracy") if measure.key == "accuracy" else None)
-    return _("{measure}: {value}").format(measure=measure.title, value=shown(measure, value)) if value is not None else ""
+    return _("{measure}: {value}").format(measure=_(measure.title), value=shown(measure, value)) if value is not None else ""
 
 
 # Widths in pixels that fit beside the sidebar on a 1280-pixel screen; a long name shows whole on hover. The rows
@@ -125,7 +125,7 @@ if chosen:
         st.warning(_("These runs were measured on different validation images ({counts}, not the same ones), so "
                      "their scores are not directly comparable: a difference may come from the images, not the "
                      "settings.").format(counts=counts), icon=":material/compare_arrows:")
-    kinds = {tasks.TASKS.get(r.config.get("task"), tasks.get(None)).title for r in chosen}
+    kinds = {_(tasks.TASKS.get(r.config.get("task"), tasks.get(None)).title) for r in chosen}
     if len(kinds) > 1:
         st.warning(_("These runs answer different questions ({kinds}): compare runs of one kind with each other.").format(
             kinds=_(", ").join(sorted(kinds))), icon=":material/compare_arrows:")

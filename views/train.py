@@ -75,7 +75,7 @@ num_images, num_outputs = len(report.images), task.outputs(report.labels)
 counted = _("{images} images in {classes} classes").format(images=number(num_images), classes=len(report.classes)) \
     if report.labels else ngettext("{count} image", "{count} images", num_images).format(count=number(num_images))
 st.caption(_("Dataset: **{name}**: {counted}. What the model learns: **{what}** (read from your data on the Data "
-             "page).").format(name=md(dataset["name"]), counted=counted, what=task.title))
+             "page).").format(name=md(dataset["name"]), counted=counted, what=_(task.title)))
 
 
 def weights_line(name: str) -> str:

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections import defaultdict
 
+from core.i18n import _, quoted
 from core.text import visible_form
 
 MAX_CLASS_NAME = 80
@@ -41,27 +42,31 @@ def refusal(name: str) -> str | None:
     problem = _problem(name)
     if problem is None:
         return None
-    if problem.startswith("a class"):
-        return problem[0].upper() + problem[1:] + "."
-    again = "; type it again without them" if hidden_characters(name) else ""
-    return f"'{shown(name)}' cannot be a class name: {problem}{again}."
+    if len(name) > MAX_CLASS_NAME:
+        return _("A class name may be at most {count} characters long.").format(count=MAX_CLASS_NAME)
+    if hidden_characters(name):
+        return _("{name} cannot be a class name: {problem}; type it again without them.").format(
+            name=quoted(shown(name)), problem=problem)
+    return _("{name} cannot be a class name: {problem}.").format(name=quoted(shown(name)), problem=problem)
 
 
 def folder_refusal(name: str) -> str | None:
     """The same for a class folder of an imported zip: the sentence says to rename the folder."""
     problem = _problem(name)
-    return None if problem is None else (f"The folder '{shown(name)}' cannot become a class: {problem}; rename the "
-                                         "folder and upload the zip again.")
+    return None if problem is None else _("The folder {name} cannot become a class: {problem}; rename the folder and "
+                                          "upload the zip again.").format(name=quoted(shown(name)), problem=problem)
 
 
 def _problem(name: str) -> str | None:
     if not name or name in (".", "..") or name.startswith(".") or UNSAFE_NAME.search(name):
-        return "use letters, digits and spaces, without '/' or a leading dot"
+        return _("use letters, digits and spaces, without '/' or a leading dot")
     if len(name) > MAX_CLASS_NAME:
-        return f"a class name may be at most {MAX_CLASS_NAME} characters long"
+        return _("a class name may be at most {count} characters long").format(count=MAX_CLASS_NAME)
     hidden = hidden_characters(name)
     if hidden:
-        return f"it holds characters that are invisible or change the direction of text ({', '.join(hidden)})"
+        # Translators: {names} are Unicode character names (RIGHT-TO-LEFT OVERRIDE), kept in English.
+        return _("it holds characters that are invisible or change the direction of text ({names})").format(
+            names=", ".join(hidden))
     return None
 
 

@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from core.i18n import _, duration, percent
 from core.insight.audit import labelled_features
 from core.insight.embeddings import FeatureSpec
 from core.models.features import FeatureCache
@@ -35,8 +36,9 @@ class CrossValidation:
 
     def sentence(self) -> str:
         s = self.summary()
-        return (f"Across {self.folds} folds the accuracy is {s['accuracy_mean']:.0%} ± {s['accuracy_std']:.0%} "
-                f"(lowest {min(self.accuracy):.0%}, highest {max(self.accuracy):.0%}).")
+        return _("Across {folds} folds the accuracy is {mean} ± {spread} (lowest {lowest}, highest {highest}).").format(
+            folds=self.folds, mean=percent(s["accuracy_mean"]), spread=percent(s["accuracy_std"]),
+            lowest=percent(min(self.accuracy)), highest=percent(max(self.accuracy)))
 
 
 def cross_validate_features(features: np.ndarray, targets: np.ndarray, folds: int, seed: int) -> CrossValidation:
@@ -47,7 +49,7 @@ def cross_validate_features(features: np.ndarray, targets: np.ndarray, folds: in
     with threadpool_limits(limits=1):  # as in the audit: small matrices, busy server
         predicted = out_of_fold(features, targets, folds, seed).argmax(1)
     accuracy, macro = [], []
-    for _, held_out in cv.split(features, targets):
+    for _fit, held_out in cv.split(features, targets):
         truth, guess = targets[held_out], predicted[held_out]
         accuracy.append(float(accuracy_score(truth, guess)))
         macro.append(float(f1_score(truth, guess, average="macro", labels=np.unique(targets), zero_division=0)))
@@ -71,8 +73,8 @@ def estimate_seconds(single_run_seconds: float, folds: int) -> float:
 
 def fine_tuning_note(folds: int, single_run_seconds: float | None) -> str:
     if single_run_seconds:
-        minutes = estimate_seconds(single_run_seconds, folds) / 60
-        return (f"With fine-tuning, cross-validation means {folds} full trainings: about {minutes:.0f} minutes "
-                "here. Choose feature extraction for a cross-validation in seconds.")
-    return (f"With fine-tuning, cross-validation means {folds} full trainings, each as long as one run. Choose "
-            "feature extraction for a cross-validation in seconds.")
+        return _("With fine-tuning, cross-validation means {folds} full trainings: about {time} here. Choose "
+                 "feature extraction for a cross-validation in seconds.").format(
+            folds=folds, time=duration(estimate_seconds(single_run_seconds, folds)))
+    return _("With fine-tuning, cross-validation means {folds} full trainings, each as long as one run. Choose "
+             "feature extraction for a cross-validation in seconds.").format(folds=folds)

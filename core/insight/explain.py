@@ -26,10 +26,11 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from core.data.preprocessing import Preprocessing
+from core.i18n import N_, _
 from core.models.backbones import StagedModel
 from core.tasks.regression import ScaledLinear
 
-CAVEAT = ("The heatmap shows which parts of the picture pushed the model towards its answer. It is a hint, not "
+CAVEAT = N_("The heatmap shows which parts of the picture pushed the model towards its answer. It is a hint, not "
           "proof: a model can look at the right place for the wrong reason.")
 _HOOKS = threading.Lock()  # GradCAM hooks the shared model's layer: one explanation at a time per process
 
@@ -124,7 +125,10 @@ def explain(model: StagedModel, prep: Preprocessing, picture: torch.Tensor, clas
 
 
 def sanity_sentence(score: float) -> str:
-    verdict = ("so it depends on what the model learned" if score < 0.5 else
-               "so treat it with extra caution: it may show the picture's structure more than the model's reasons")
-    return (f"Sanity check: with the last stage's and the head's learned weights replaced by random ones, the heatmap's "
-            f"similarity to this one is {score:.2f} (1 = identical), {verdict}.")
+    if score < 0.5:
+        return _("Sanity check: with the last stage's and the head's learned weights replaced by random ones, the "
+                 "heatmap's similarity to this one is {score} (1 = identical), so it depends on what the model "
+                 "learned.").format(score=f"{score:.2f}")
+    return _("Sanity check: with the last stage's and the head's learned weights replaced by random ones, the "
+             "heatmap's similarity to this one is {score} (1 = identical), so treat it with extra caution: it may "
+             "show the picture's structure more than the model's reasons.").format(score=f"{score:.2f}")

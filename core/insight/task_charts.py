@@ -11,15 +11,17 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.i18n import N_, _
 from core.insight import trust_charts
 from core.tasks import Evaluation
 from core.text import plot_text
 
 _LAYOUT = dict(uirevision="keep", margin=dict(l=40, r=20, t=50, b=40), template="plotly_white")
 # Per tag, what can happen to it on one image: (the image has the tag, the model gave it), and its bar's colour.
-TAG_OUTCOMES: dict[str, tuple[bool, bool, str]] = {"found": (True, True, "#2e7d32"),
-                                                   "missed": (True, False, "#c62828"),
-                                                   "given wrongly": (False, True, "#f9a825")}
+# The keys stay English (a selection's customdata carries them); they are shown through _().
+TAG_OUTCOMES: dict[str, tuple[bool, bool, str]] = {N_("found"): (True, True, "#2e7d32"),
+                                                   N_("missed"): (True, False, "#c62828"),
+                                                   N_("given wrongly"): (False, True, "#f9a825")}
 
 
 def recall_intervals(evaluation: Evaluation) -> go.Figure | None:
@@ -35,11 +37,12 @@ def tag_errors(evaluation: Evaluation) -> go.Figure | None:
     figure = go.Figure()
     for outcome, (has, given, colour) in TAG_OUTCOMES.items():
         values = [cells[int(has)][int(given)] for cells in evaluation.confusion]  # rows: has it; columns: given
-        figure.add_bar(x=names, y=values, name=outcome, marker_color=colour,
+        figure.add_bar(x=names, y=values, name=_(outcome), marker_color=colour,
                        customdata=[[k, outcome] for k in range(len(names))],
-                       hovertemplate="%{x}: %{y} image(s) " + outcome + "<extra></extra>")
-    figure.update_yaxes(title_text="validation images")
-    return figure.update_layout(title="Per tag: found, missed and given wrongly", barmode="group", height=360,
+                       hovertemplate=_("{tag}: {count} image(s) {outcome}").format(
+                           tag="%{x}", count="%{y}", outcome=_(outcome)) + "<extra></extra>")
+    figure.update_yaxes(title_text=_("validation images"))
+    return figure.update_layout(title=_("Per tag: found, missed and given wrongly"), barmode="group", height=360,
                                 **_LAYOUT)
 
 
@@ -50,15 +53,16 @@ def scatter(evaluation: Evaluation) -> go.Figure | None:
         return None
     true, predicted = [p["true"] for _, p in points], [p["predicted"] for _, p in points]
     low, high = min(true + predicted), max(true + predicted)
-    figure = go.Figure(go.Scatter(x=true, y=predicted, mode="markers", name="validation images",
+    figure = go.Figure(go.Scatter(x=true, y=predicted, mode="markers", name=_("validation images"),
                                   customdata=[[i, plot_text(str(p.get("path", "")))] for i, p in points],
-                                  hovertemplate="%{customdata[1]}: true %{x:.3g}, predicted %{y:.3g}"
-                                                "<extra></extra>"))
-    figure.add_scatter(x=[low, high], y=[low, high], mode="lines", name="exactly right",
+                                  hovertemplate=_("{name}: true {true}, predicted {predicted}").format(
+                                      name="%{customdata[1]}", true="%{x:.3g}", predicted="%{y:.3g}") +
+                                  "<extra></extra>"))
+    figure.add_scatter(x=[low, high], y=[low, high], mode="lines", name=_("exactly right"),
                        line=dict(dash="dash", color="grey"), hoverinfo="skip")
-    figure.update_xaxes(title_text="true value")
-    figure.update_yaxes(title_text="predicted value")
-    return figure.update_layout(title="Predicted against true values", height=380, **_LAYOUT)
+    figure.update_xaxes(title_text=_("true value"))
+    figure.update_yaxes(title_text=_("predicted value"))
+    return figure.update_layout(title=_("Predicted against true values"), height=380, **_LAYOUT)
 
 
 FIGURES: dict[str, Callable[[Evaluation], go.Figure | None]] = {
@@ -91,6 +95,6 @@ def selected_tag_outcome(evaluation: Evaluation, event: Any) -> tuple[str, str] 
 
 def tag_outcome_images(evaluation: Evaluation, tag: str, outcome: str) -> list[dict[str, Any]]:
     """The validation answers where `tag` had this outcome: the images behind one bar."""
-    has, given, _ = TAG_OUTCOMES[outcome]
+    has, given, _colour = TAG_OUTCOMES[outcome]
     return [p for p in evaluation.predictions
             if (tag in (p.get("true") or [])) == has and (tag in (p.get("predicted") or [])) == given]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.preprocessing import Preprocessing
+from core.i18n import _, number, quoted
 from core.models.staged import StagedModel
 
 OFFLINE_ENV = "TRANSFERLAB_OFFLINE"
@@ -71,9 +72,10 @@ class Backbone(ABC):
 
     def missing_message(self) -> str:
         """The weights are not here and cannot be fetched: what to put where, and the alternatives."""
-        return (f"Pretrained weights for {self.name} are not on this computer and could not be downloaded. "
-                f"{self.where_to_put()}, choose the bundled backbone '{BUNDLED}', which works offline, "
-                f"or train from random initialisation (weights: none).")
+        # Translators: {where} is an instruction such as "Put the file X into the folder Y".
+        return _("Pretrained weights for {name} are not on this computer and could not be downloaded. {where}, choose "
+                 "the bundled backbone {bundled}, which works offline, or train from random initialisation (weights: "
+                 "none).").format(name=self.name, where=self.where_to_put(), bundled=quoted(BUNDLED))
 
     def weights_available(self) -> bool:
         return self.weights_file().is_file()
@@ -84,24 +86,27 @@ class Backbone(ABC):
 
     def download_from(self) -> str:
         """Whose server a missing download comes from, in words."""
-        return "the internet"
+        return _("the internet")
 
     def weights_state(self) -> str:
         """A few words for a table: bundled, on this computer, downloaded on first use, or not here (offline)."""
         if self.info().bundled:
-            return "bundled: works offline"
+            return _("bundled: works offline")
         if self.weights_available():
-            return "on this computer"
-        return "downloaded on first use" if self.downloads_allowed() else "not on this computer (offline)"
+            return _("on this computer")
+        return _("downloaded on first use") if self.downloads_allowed() else _("not on this computer (offline)")
 
     def weights_status(self) -> str:
         """One or two sentences for the Train page: where the weights are, or what happens without them."""
         if self.info().bundled:
-            return "Bundled with the app: works offline."
+            return _("Bundled with the app: works offline.")
         if self.weights_available():
-            return "On this computer."
+            return _("On this computer.")
         if self.downloads_allowed():
-            size = f" (about {self.info().weights_mb:,.0f} MB)" if self.info().weights_mb else ""
-            return (f"Not on this computer yet: downloaded{size} from {self.download_from()} when training starts. "
-                    f"Without internet: {self.where_to_put()}.")
+            if self.info().weights_mb:
+                return _("Not on this computer yet: downloaded (about {size} MB) from {source} when training starts. "
+                         "Without internet: {where}.").format(size=number(self.info().weights_mb),
+                                                              source=self.download_from(), where=self.where_to_put())
+            return _("Not on this computer yet: downloaded from {source} when training starts. Without internet: "
+                     "{where}.").format(source=self.download_from(), where=self.where_to_put())
         return self.missing_message()

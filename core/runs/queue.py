@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from core.i18n import _, ngettext
+
 
 class Queued(Protocol):
     owner: str  # the workspace the job belongs to
@@ -97,14 +99,16 @@ class Place:
     def sentence(self) -> str:
         """Why it waits, in words (counts only: never whose runs they are)."""
         if self.paused:
-            return "Your teacher has paused training for the class; it starts when they resume."
+            return _("Your teacher has paused training for the class; it starts when they resume.")
         if not self.ahead:
-            return "It starts in a moment."
-        parts = [f"{self.training} run{'s' if self.training != 1 else ''} training now"
-                 + (f" ({self.own_training} of them yours)" if self.own_training else "")]
+            return _("It starts in a moment.")
+        training = ngettext("{count} run training now", "{count} runs training now", self.training).format(
+            count=self.training)
+        parts = [_("{runs} ({count} of them yours)").format(runs=training, count=self.own_training)
+                 if self.own_training else training]
         if self.own_before:
-            parts.append(f"{self.own_before} more of yours queued earlier")
+            parts.append(_("{count} more of yours queued earlier").format(count=self.own_before))
         if self.others_before:
-            parts.append(f"{self.others_before} of other people whose turn comes first")
-        return (f"{self.ahead} ahead of yours: " + ", ".join(parts) + ". Runs take turns by workspace, so one "
-                "person's many runs never hold up everyone else.")
+            parts.append(_("{count} of other people whose turn comes first").format(count=self.others_before))
+        return _("{count} ahead of yours: {reasons}. Runs take turns by workspace, so one person's many runs never "
+                 "hold up everyone else.").format(count=self.ahead, reasons=_(", ").join(parts))

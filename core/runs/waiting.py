@@ -10,9 +10,9 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from core.i18n import _, duration
 from core.runs.jobs import Job, JobManager
 from core.runs.queue import Place
-from core.training.progress import format_duration
 
 RECENT = 20  # finished runs the estimate learns from
 
@@ -26,18 +26,21 @@ class Wait:
 
     def full(self) -> str:
         """Where the run stands and how long it should wait (the place said once, also while paused)."""
-        return self.sentence() if self.place.paused else f"{self.place.sentence()} {self.sentence()}"
+        return self.sentence() if self.place.paused else _("{place} {wait}").format(place=self.place.sentence(),
+                                                                                   wait=self.sentence())
 
     def sentence(self) -> str:
         if self.place.paused:
             return self.place.sentence()
         if self.seconds is None:
-            return "No run has finished on this server yet, so there is no estimate of the wait."
+            return _("No run has finished on this server yet, so there is no estimate of the wait.")
         if self.seconds < 5:
-            return "It should start within seconds."
-        spread = "" if self.low is None or self.high is None or self.high - self.low < 5 else \
-            f" (between {format_duration(self.low)} and {format_duration(self.high)})"
-        return f"It should start in about {format_duration(self.seconds)}{spread}, judging by how long recent runs took here."
+            return _("It should start within seconds.")
+        if self.low is None or self.high is None or self.high - self.low < 5:
+            return _("It should start in about {time}, judging by how long recent runs took here.").format(
+                time=duration(self.seconds))
+        return _("It should start in about {time} (between {low} and {high}), judging by how long recent runs took "
+                 "here.").format(time=duration(self.seconds), low=duration(self.low), high=duration(self.high))
 
 
 def recent_durations(manager: JobManager, limit: int = RECENT) -> list[float]:

@@ -16,10 +16,12 @@ from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from core.i18n import N_, _
 from core.serving.predlog import LogUnavailable, PredictionLog
 
 LOG_SERVERS_ENV = "TRANSFERLAB_LOG_SERVERS"
-REFUSED = ("This is not a prediction log of this workspace: give one as sqlite:///serving/RUN_ID.sqlite "
+# Marked for the catalogue; raised and shown through _().
+REFUSED = N_("This is not a prediction log of this workspace: give one as sqlite:///serving/RUN_ID.sqlite "
            "(a path inside the workspace) or as the URL of a database server.")
 POSTGRESQL_DRIVERS = ("postgresql", "postgresql+psycopg")
 
@@ -41,26 +43,27 @@ def resolve_log_url(url: str, workspace: Path) -> str:
         parsed = make_url(url.strip())
         dialect = parsed.get_dialect()  # the class create_engine would use ('SQLITE://' names no dialect at all)
     except ArgumentError:  # NoSuchModuleError included
-        raise LogUnavailable(REFUSED) from None
+        raise LogUnavailable(_(REFUSED)) from None
     if not issubclass(dialect, SQLiteDialect):
         if os.environ.get(LOG_SERVERS_ENV) != "1":
-            raise LogUnavailable(f"This server opens only SQLite prediction logs; its operator can allow PostgreSQL "
-                                 f"ones ({LOG_SERVERS_ENV}=1).")
+            raise LogUnavailable(_("This server opens only SQLite prediction logs; its operator can allow PostgreSQL "
+                                   "ones ({setting}).").format(setting=f"{LOG_SERVERS_ENV}=1"))
         if parsed.drivername not in POSTGRESQL_DRIVERS or parsed.query:
-            raise LogUnavailable("Only a PostgreSQL URL without options (postgresql://user@host/db) can be opened here.")
+            raise LogUnavailable(_("Only a PostgreSQL URL without options (postgresql://user@host/db) can be opened "
+                                   "here."))
         return url.strip()
     database = parsed.database or ""
     if database in ("", ":memory:") or database.startswith("file:") or parsed.query:
         # Options such as uri=true let SQLite read the path as a URI ('%2e%2e' is '..'): a file, nothing else.
-        raise LogUnavailable(REFUSED)
+        raise LogUnavailable(_(REFUSED))
     try:
         root = Path(workspace).resolve()
         path = (root / database).resolve()  # an absolute `database` replaces the root; a relative one joins it
         path.exists()  # only raises, for a name longer than the file system allows
     except (OSError, ValueError, RuntimeError):  # ValueError: a NUL byte; RuntimeError: a symbolic link loop
-        raise LogUnavailable(REFUSED) from None
+        raise LogUnavailable(_(REFUSED)) from None
     if not path.is_relative_to(root) or path == root:
-        raise LogUnavailable(REFUSED)
+        raise LogUnavailable(_(REFUSED))
     return f"sqlite:///{path}"
 
 
@@ -71,5 +74,5 @@ def open_typed_log(url: str, workspace: Path) -> PredictionLog:
         return PredictionLog(resolved, create=False)
     except LogUnavailable:
         if is_sqlite_url(resolved):
-            raise LogUnavailable(REFUSED) from None
+            raise LogUnavailable(_(REFUSED)) from None
         raise

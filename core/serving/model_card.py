@@ -141,12 +141,12 @@ def _metrics(report: Evaluation) -> str:
     """The task's own measures with their intervals, then its per-label table (none for numbers)."""
     task = tasks.get(report.task)
     table = _table([_("measure"), _("value"), _("95% interval")], [
-        [m.title, _measure(m, report.metric(m.key)), _("{low} to {high}").format(
+        [_(m.title), _measure(m, report.metric(m.key)), _("{low} to {high}").format(
             low=_measure(m, report.intervals[m.key][0]), high=_measure(m, report.intervals[m.key][1]))
          if len(report.intervals.get(m.key) or []) == 2 else _("n/a")] for m in task.measures])
     if not report.per_label or not task.label_columns:
         return table
-    return table + _table([_("name"), *(m.title for m in task.label_columns), _("recall 95% interval")],
+    return table + _table([_("name"), *(_(m.title) for m in task.label_columns), _("recall 95% interval")],
                           [[r["label"], *(_measure(m, r.get(m.key)) for m in task.label_columns),
                             _interval(r.get("recall_interval"))] for r in report.per_label])
 
@@ -191,7 +191,7 @@ def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]
             "What it answers: {what}. A model for the data below, trained on the user's own labelled images by "
             "transfer learning. It only knows these classes: anything else gets one of them, unless it is flagged as "
             "unlike the training images. Its numbers come from a small validation set; read the intervals, not just "
-            "the single numbers. Answers marked not sure should go to a person.").format(what=task.title)),
+            "the single numbers. Answers marked not sure should go to a person.").format(what=_(task.title))),
         _h2(_("Data")) + _data_summary(config, per_class),
         _h2(_("Settings")) + _table([_("setting"), _("value")], settings_in_words(config)),
         _h2(_("Metrics (validation)")) + _metrics(report) + "".join(f"<p class='note'>{_e(n)}</p>"
@@ -206,7 +206,7 @@ def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]
             "An image whose distance to its {count} most similar training images exceeds {threshold} is answered "
             "{answer}.").format(count=ood["k"], threshold=f"{ood['threshold']:.3f}",
                                 answer=_("'This does not look like any of your training images'"))) if ood else missing),
-        _h2(_("Example mistakes, with heatmaps")) + f"<p class='note'>{_e(CAVEAT)}</p>" + _mistake_figures(run, report),
+        _h2(_("Example mistakes, with heatmaps")) + f"<p class='note'>{_e(_(CAVEAT))}</p>" + _mistake_figures(run, report),
     ]
     return sections
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from core import tasks
+from core.i18n import _
 from core.serving.predlog import workspace_of
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m core` is importable
@@ -101,8 +102,8 @@ def how_to_call(run_id: str, url: str = "http://127.0.0.1:8000", task: str = "si
               f'    answer = httpx.post("{url}/predict", files={{"file": image}}).json()\n'
               f'result = answer["results"][0]\n' + tasks.get(task).python_example)
     return {"serve": f"python -m core serve --run {run_id} --workspace-key-env {KEY_ENV} --port {url.rsplit(':', 1)[-1]}",
-            "key": f"Set {KEY_ENV} to the key in your browser's address bar, after ws= (keep it to yourself: it opens "
-                   f"your workspace).",
+            "key": _("Set {variable} to the key in your browser's address bar, after ws= (keep it to yourself: it "
+                     "opens your workspace).").format(variable=KEY_ENV),
             "curl": f'curl -F "file=@photo.jpg" "{url}/predict?top_k=3"', "python": python}
 
 
@@ -134,15 +135,18 @@ def wait_until_healthy(service: ServiceProcess, timeout: float) -> None:
         if not service.alive():
             tail = service.output_tail()
             errors = [line for line in tail.splitlines() if line.startswith("error: ")]
-            reason = f" ({errors[-1].removeprefix('error: ').rstrip('.')})" if errors else ""
-            raise ServiceStartError(f"The service stopped while starting{reason}.", tail)
+            if errors:
+                raise ServiceStartError(_("The service stopped while starting ({reason}).").format(
+                    reason=errors[-1].removeprefix("error: ").rstrip(".")), tail)
+            raise ServiceStartError(_("The service stopped while starting."), tail)
         try:
             if httpx.get(f"{service.url}/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    raise ServiceStartError(f"The service did not answer within {timeout:.0f} seconds.", service.output_tail())
+    raise ServiceStartError(_("The service did not answer within {seconds} seconds.").format(seconds=f"{timeout:.0f}"),
+                            service.output_tail())
 
 
 def stop_service(service: ServiceProcess, grace: float = 15.0) -> int | None:

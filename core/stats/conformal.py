@@ -20,6 +20,8 @@ from typing import Any, Callable
 import numpy as np
 from sklearn.model_selection import KFold
 
+from core.i18n import _, number, percent
+
 DEFAULT_COVERAGE = 0.9
 
 
@@ -97,13 +99,19 @@ def cross_fitted_coverage(scores: np.ndarray, coverage: float, covered: Callable
 def in_words(conformal: dict[str, Any]) -> str | None:
     """The conformal promise in plain words, beside how often it held on validation images it was not fitted on."""
     promised, measured = conformal.get("coverage"), conformal.get("measured_coverage")
-    held = f" On validation images it was not fitted on, it held {measured:.0%} of the time." if measured else ""
     if conformal.get("half_width") is not None:
-        return (f"Each predicted number comes with a range (± {conformal['half_width']:.3g}) meant to hold the "
-                f"true value {promised:.0%} of the time.{held}")
-    if conformal.get("mean_set_size") is not None:
-        return (f"Predict also gives a short list of classes meant to hold the right one {promised:.0%} of the "
-                f"time; on average it names {conformal['mean_set_size']:.1f} class(es).{held}")
-    if promised:
-        return f"Too few validation images to promise a range that holds {promised:.0%} of the time."
-    return None
+        said = _("Each predicted number comes with a range (± {width}) meant to hold the true value {rate} of the "
+                 "time.").format(width=f"{conformal['half_width']:.3g}", rate=percent(promised))
+    elif conformal.get("mean_set_size") is not None:
+        said = _("Predict also gives a short list of classes meant to hold the right one {rate} of the time; on "
+                 "average it names {size} class(es).").format(rate=percent(promised),
+                                                             size=number(conformal["mean_set_size"], 1))
+    elif promised:
+        return _("Too few validation images to promise a range that holds {rate} of the time.").format(
+            rate=percent(promised))
+    else:
+        return None
+    if not measured:
+        return said
+    return _("{promise} On validation images it was not fitted on, it held {rate} of the time.").format(
+        promise=said, rate=percent(measured))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.data.report import ImageRecord
+from core.i18n import N_, _
 
 # The keys of evaluation.json before tasks existed (single-label runs made by older versions): still read.
 _FLAT_SINGLE_LABEL = ("accuracy", "macro_f1", "per_class", "confusion", "labels", "predictions", "num_images")
@@ -93,15 +94,15 @@ class Task(ABC):
     """One kind of answer a model learns to give. Subclasses are stateless: whatever a run needs at prediction
     time (thresholds, a temperature, interval widths) is what `calibrate` returns, stored with the run."""
     name: ClassVar[str]  # the registry key, stored in the run's config: "single", "multi", "regression"
-    title: ClassVar[str]  # in plain words, for the Data page and the model card
+    title: ClassVar[str]  # in plain words, for the Data page and the model card (marked N_: shown with _())
     score_name: ClassVar[str] = "accuracy"  # what each epoch reports (higher is better)
     measures: ClassVar[tuple[Measure, ...]] = ()  # the Evaluate page's headline numbers, with their intervals
     label_columns: ClassVar[tuple[Measure, ...]] = ()  # the per-label table's columns (keys of per_label rows)
     figures: ClassVar[tuple[str, ...]] = ()  # the Evaluate page's charts, by name (core.insight.task_charts)
-    mistakes_title: ClassVar[str] = "Wrong answers"
+    mistakes_title: ClassVar[str] = N_("Wrong answers")
     top_k_choice: ClassVar[bool] = False  # whether the user chooses how many guesses to see
     # What the pages offer for this task, declared here so no page compares a task's name (tests/test_tasks.py).
-    per_label_heading: ClassVar[str] = "Per label"  # the Evaluate page's per-label table
+    per_label_heading: ClassVar[str] = N_("Per label")  # the Evaluate page's per-label table
     supports_cross_validation: ClassVar[bool] = False  # core.insight.crossval refits single-label heads only
     compares_backbones: ClassVar[bool] = False  # the Train page's "Compare for me" scores class heads
     backbone_advice: ClassVar[bool] = True  # the backbone suggestion, measured on images per class, applies
@@ -120,7 +121,8 @@ class Task(ABC):
 
     def describe(self, prediction: dict[str, Any]) -> str:
         """One validation answer in a few words, for the caption under its picture (plain text, not markup)."""
-        return f"true: {prediction.get('true')} · predicted: {prediction.get('predicted')}"
+        return _("true: {true} · predicted: {predicted}").format(true=prediction.get("true"),
+                                                                 predicted=prediction.get("predicted"))
 
     def explained_label(self, prediction: dict[str, Any]) -> str | None:
         """The label a heatmap of this validation answer explains (None: the head's strongest output)."""

@@ -12,6 +12,7 @@ from sklearn.model_selection import KFold
 from torch import nn
 
 from core.data.report import ImageRecord
+from core.i18n import N_, _
 from core.stats import intervals
 from core.tasks.base import Evaluation, Measure, Task
 
@@ -22,35 +23,36 @@ CANDIDATE_THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 class MultiLabel(Task):
     name = "multi"
-    title = "several labels per image (tags)"
+    title = N_("several labels per image (tags)")
     score_name = "exact-set accuracy"
-    measures = (Measure("micro_f1", "Tags found (F1)", "F1 over every tag of every image: the balance between "
-                        "tags given wrongly and tags missed."),
-                Measure("macro_f1", "Tag-balanced score", "Macro F1: the average over tags of each tag's F1. Low "
-                        "when any one tag does badly, even a rare one."),
-                Measure("map", "Ranking quality (mAP)", "Mean average precision: how well each tag's images rank "
-                        "above the others, whatever the threshold."),
-                Measure("exact_match", "Exactly right", "Share of images given exactly their tags, none missing "
-                        "and none extra."))
-    label_columns = (Measure("precision", "precision", "When the model gives this tag, how often it is right."),
-                     Measure("recall", "recall", "Of the images with this tag, how many get it."),
-                     Measure("f1", "F1", "The balance of the two."),
-                     Measure("ap", "average precision", "How well this tag's images rank above the others."),
-                     Measure("support", "images", "Validation images with this tag.", percent=False))
+    measures = (Measure("micro_f1", N_("Tags found (F1)"), N_("F1 over every tag of every image: the balance between "
+                        "tags given wrongly and tags missed.")),
+                Measure("macro_f1", N_("Tag-balanced score"), N_("Macro F1: the average over tags of each tag's F1. Low "
+                        "when any one tag does badly, even a rare one.")),
+                Measure("map", N_("Ranking quality (mAP)"), N_("Mean average precision: how well each tag's images rank "
+                        "above the others, whatever the threshold.")),
+                Measure("exact_match", N_("Exactly right"), N_("Share of images given exactly their tags, none missing "
+                        "and none extra.")))
+    label_columns = (Measure("precision", N_("precision"), N_("When the model gives this tag, how often it is right.")),
+                     Measure("recall", N_("recall"), N_("Of the images with this tag, how many get it.")),
+                     Measure("f1", N_("F1"), N_("The balance of the two.")),
+                     Measure("ap", N_("average precision"), N_("How well this tag's images rank above the others.")),
+                     Measure("support", N_("images"), N_("Validation images with this tag."), percent=False))
     figures = ("recall_intervals", "tag_errors")
-    mistakes_title = "Images whose tags were not exactly right"
-    per_label_heading = "Per tag"
+    mistakes_title = N_("Images whose tags were not exactly right")
+    per_label_heading = N_("Per tag")
     python_example = 'print(result["labels"], result["unsure"])'
     monitor = "tags"
     truth = "tags"
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         given = answer.get("labels") or []
-        return f"tags: {', '.join(given)}" if given else "no tag applies"
+        return _("tags: {tags}").format(tags=", ".join(given)) if given else _("no tag applies")
 
     def describe(self, prediction: dict[str, Any]) -> str:
         true, given = prediction.get("true") or [], prediction.get("predicted") or []
-        return f"true: {', '.join(true) or 'no tag'} · given: {', '.join(given) or 'no tag'}"
+        return _("true: {true} · given: {given}").format(true=", ".join(true) or _("no tag"),
+                                                          given=", ".join(given) or _("no tag"))
 
     def explained_label(self, prediction: dict[str, Any]) -> str | None:
         given = prediction.get("predicted") or []

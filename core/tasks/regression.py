@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.data.report import ImageRecord
+from core.i18n import N_, _, percent
 from core.stats import conformal, intervals
 from core.tasks.base import Evaluation, Measure, Task
 
@@ -41,18 +42,18 @@ class _StandardisedHuber(nn.Module):
 
 class Regression(Task):
     name = "regression"
-    title = "a number per image (a score)"
+    title = N_("a number per image (a score)")
     score_name = "R²"
-    measures = (Measure("mae", "Typical error", "Mean absolute error: how far the model's number is from the true "
-                        "one on average, in your units.", percent=False),
-                Measure("rmse", "Error, large ones weighed more", "Root mean squared error: like the typical error, "
-                        "but a few large misses raise it a lot.", percent=False),
-                Measure("r2", "Explained variation (R²)", "1 is perfect; 0 is no better than always answering the "
-                        "average; below 0 is worse than that.", percent=False))
+    measures = (Measure("mae", N_("Typical error"), N_("Mean absolute error: how far the model's number is from the true "
+                        "one on average, in your units."), percent=False),
+                Measure("rmse", N_("Error, large ones weighed more"), N_("Root mean squared error: like the typical error, "
+                        "but a few large misses raise it a lot."), percent=False),
+                Measure("r2", N_("Explained variation (R²)"), N_("1 is perfect; 0 is no better than always answering the "
+                        "average; below 0 is worse than that."), percent=False))
     figures = ("scatter",)
-    mistakes_title = "Largest errors"
+    mistakes_title = N_("Largest errors")
     backbone_advice = False
-    heatmap_note = ("For a number, the heatmap shows what moved the answer away from the average of the training "
+    heatmap_note = N_("For a number, the heatmap shows what moved the answer away from the average of the training "
                     "values: what pushed it up for a high answer, what pulled it down for a low one.")
     python_example = 'print(result["value"], result.get("interval"), result["unsure"])'
     monitor = "values"
@@ -62,13 +63,15 @@ class Regression(Task):
         found = f"{answer['value']:.3g}"
         if answer.get("interval") and answer.get("coverage"):
             low, high = answer["interval"]
-            found += (f" (between {low:.3g} and {high:.3g}: such ranges hold the true value "
-                      f"{answer['coverage']:.0%} of the time)")
+            return _("{value} (between {low} and {high}: such ranges hold the true value {coverage} of the "
+                     "time)").format(value=found, low=f"{low:.3g}", high=f"{high:.3g}",
+                                     coverage=percent(answer["coverage"]))
         return found
 
     def describe(self, prediction: dict[str, Any]) -> str:
-        return (f"true: {float(prediction['true']):.3g} · predicted: {float(prediction['predicted']):.3g} "
-                f"(off by {float(prediction['error']):.2g})")
+        return _("true: {true} · predicted: {predicted} (off by {error})").format(
+            true=f"{float(prediction['true']):.3g}", predicted=f"{float(prediction['predicted']):.3g}",
+            error=f"{float(prediction['error']):.2g}")
 
     def outputs(self, labels: list[str]) -> int:
         return 1

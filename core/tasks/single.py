@@ -10,42 +10,46 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
 from core.data.report import ImageRecord
+from core.i18n import N_, _, percent
 from core.stats import calibration, conformal, intervals
 from core.tasks.base import Evaluation, Measure, Task
 
 
 class SingleLabel(Task):
     name = "single"
-    title = "one label per image"
+    title = N_("one label per image")
     score_name = "accuracy"
-    measures = (Measure("accuracy", "Accuracy", "Share of validation images predicted correctly."),
-                Measure("macro_f1", "Class-balanced score", "Macro F1: the average over classes of each class's F1 "
+    measures = (Measure("accuracy", N_("Accuracy"), N_("Share of validation images predicted correctly.")),
+                Measure("macro_f1", N_("Class-balanced score"), N_("Macro F1: the average over classes of each class's F1 "
                         "(the balance between precision and recall). Low when any one class does badly, even a "
-                        "small one."))
-    label_columns = (Measure("precision", "precision", "When the model says this class, how often it is right."),
-                     Measure("recall", "recall", "Of the images of this class, how many it finds."),
-                     Measure("f1", "F1", "The balance of the two."),
-                     Measure("support", "images", "Validation images of this class.", percent=False))
+                        "small one.")))
+    label_columns = (Measure("precision", N_("precision"), N_("When the model says this class, how often it is right.")),
+                     Measure("recall", N_("recall"), N_("Of the images of this class, how many it finds.")),
+                     Measure("f1", N_("F1"), N_("The balance of the two.")),
+                     Measure("support", N_("images"), N_("Validation images of this class."), percent=False))
     figures = ("recall_intervals", "confusion")
-    mistakes_title = "Misclassified images"
+    mistakes_title = N_("Misclassified images")
     top_k_choice = True
-    per_label_heading = "Per class"
+    per_label_heading = N_("Per class")
     supports_cross_validation = compares_backbones = reports_accuracy = True
     python_example = 'best = result["predictions"][0]\nprint(best["label"], best["probability"], result["unsure"])'
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         best = answer["predictions"][0]
+        sure = percent(best["probability"])
         if guess:
-            return f"{best['label']}, {best['probability']:.0%}"
-        found = f"{best['label']} ({best['probability']:.0%} sure)"
+            return _("{label}, {probability}").format(label=best["label"], probability=sure)
         if len(answer.get("set") or []) > 1 and answer.get("set_coverage"):
-            found += (f"; one of {', '.join(answer['set'])}, as such lists are right "
-                      f"{answer['set_coverage']:.0%} of the time")
-        return found
+            # Translators: {labels} is a list of class names, e.g. 'rose', 'tulip'.
+            return _("{label} ({probability} sure); one of {labels}, as such lists are right {coverage} of the "
+                     "time").format(label=best["label"], probability=sure, labels=", ".join(answer["set"]),
+                                    coverage=percent(answer["set_coverage"]))
+        return _("{label} ({probability} sure)").format(label=best["label"], probability=sure)
 
     def describe(self, prediction: dict[str, Any]) -> str:
-        return (f"true: {prediction['true']} · predicted: {prediction['predicted']} "
-                f"({float(prediction.get('confidence') or 0):.0%})")
+        return _("true: {true} · predicted: {predicted} ({confidence})").format(
+            true=prediction["true"], predicted=prediction["predicted"],
+            confidence=percent(float(prediction.get("confidence") or 0)))
 
     def outputs(self, labels: list[str]) -> int:
         return len(labels)

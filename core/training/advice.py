@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from core.i18n import N_, _, ngettext, quoted
 from core.models import adapters, backbones
 
 
@@ -27,15 +28,28 @@ def stage_table(name: str) -> StageTable:
 def freeze_label(name: str, depth: int) -> str:
     names = stage_table(name).names
     if depth == 0:
-        return "0 · fine-tune everything"
+        return _("0 · fine-tune everything")
     if depth >= len(names):
-        return f"{len(names)} · feature extraction only (train the new head)"
+        return _("{count} · feature extraction only (train the new head)").format(count=len(names))
     retrained = len(names) - depth
-    stages = "the last stage" if retrained == 1 else f"the last {retrained} stages"
-    return f"{depth} · retrain {stages} (kept as they are up to '{names[depth - 1]}')"
+    if retrained == 1:  # not ngettext: the one-stage sentence has no number to show
+        return _("{depth} · retrain the last stage (kept as they are up to {stage})").format(
+            depth=depth, stage=quoted(names[depth - 1]))
+    return _("{depth} · retrain the last {count} stages (kept as they are up to {stage})").format(
+        depth=depth, count=retrained, stage=quoted(names[depth - 1]))
 
 
-_NUMBERS = ("", "", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+# How many stages, in words (translated where shown): "the last two stages" reads better than a digit.
+_NUMBERS = ("", "", N_("two"), N_("three"), N_("four"), N_("five"), N_("six"), N_("seven"), N_("eight"), N_("nine"),
+            N_("ten"))
+
+
+def _last_stages(count: int | str) -> str:
+    """"the last stage", "the last two stages", "the last 12 stages"."""
+    if count == 1:
+        return _("the last stage")
+    in_words = _(_NUMBERS[count]) if isinstance(count, int) and 1 < count < len(_NUMBERS) else count
+    return _("the last {count} stages").format(count=in_words)
 
 
 def freeze_words(name: str, depth: int | str) -> str:
@@ -44,16 +58,14 @@ def freeze_words(name: str, depth: int | str) -> str:
     try:
         total = len(stage_table(name).names)
     except (KeyError, ValueError):  # a run of a backbone this version no longer has
-        return f"freeze depth {depth}"
+        return _("freeze depth {depth}").format(depth=depth)
     depth = total if depth == "all" or not isinstance(depth, int) else depth
     if depth <= 0:
-        return "everything"
+        return _("everything")
     retrained = total - depth
     if retrained <= 0:
-        return "only the new last layer"
-    if retrained == 1:
-        return "the last stage"
-    return f"the last {_NUMBERS[retrained] if retrained < len(_NUMBERS) else retrained} stages"
+        return _("only the new last layer")
+    return _last_stages(retrained)
 
 
 def learned_words(config: dict) -> str:
@@ -62,10 +74,8 @@ def learned_words(config: dict) -> str:
     if config.get("strategy") != "adapters":
         return freeze_words(config.get("backbone", ""), config.get("freeze_depth", "all"))
     stages, rank = config.get("adapter_stages", 2), config.get("adapter_rank", "?")
-    where = "the last stage" if stages == 1 else (
-        f"the last {_NUMBERS[stages]} stages" if isinstance(stages, int) and 1 < stages < len(_NUMBERS)
-        else f"the last {stages} stages")
-    return f"adapters (LoRA rank {rank}) in {where}; every pretrained weight kept"
+    return _("adapters (LoRA rank {rank}) in {stages}; every pretrained weight kept").format(
+        rank=rank, stages=_last_stages(stages))
 
 
 def trainable_parameters(name: str, frozen: int, num_classes: int) -> tuple[int, int]:
@@ -98,9 +108,11 @@ def adapter_prefix(name: str, stages: int) -> int:
 def adapter_label(name: str, stages: int) -> str:
     """Where the adapters go, in words: "adapters in 'blocks 6' and 'head conv'"."""
     table = stage_table(name)
-    names = [f"'{table.names[i]}'" for i in adapters.adapted_stages(table.adapter_widths, stages)]
-    where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"adapters in {where} (every pretrained weight stays as it is)"
+    names = [quoted(table.names[i]) for i in adapters.adapted_stages(table.adapter_widths, stages)]
+    # Translators: the last two of several stage names, e.g. 'blocks 6' and 'head conv'.
+    where = names[0] if len(names) == 1 else _("{names} and {last}").format(names=_(", ").join(names[:-1]),
+                                                                            last=names[-1])
+    return _("adapters in {stages} (every pretrained weight stays as it is)").format(stages=where)
 
 
 def recommend_freeze(num_images: int, total_stages: int, on_cpu: bool = False) -> tuple[int, str]:
@@ -108,23 +120,28 @@ def recommend_freeze(num_images: int, total_stages: int, on_cpu: bool = False) -
     is slow, so start with feature extraction (seconds) and offer fine-tuning as the next step."""
     depth, why = _by_data(num_images, total_stages)
     if on_cpu and depth < total_stages:
-        return total_stages, (f"{why} But this computer trains on its processor (no GPU), where that takes long: "
-                              "start with only the new last layer, which takes seconds, and let more of the network "
-                              "learn as a next step once you have seen the result.")
+        return total_stages, _("{why} But this computer trains on its processor (no GPU), where that takes long: "
+                               "start with only the new last layer, which takes seconds, and let more of the network "
+                               "learn as a next step once you have seen the result.").format(why=why)
     return depth, why
 
 
 def _by_data(num_images: int, total_stages: int) -> tuple[int, str]:
     if num_images < 500:
-        return total_stages, (f"With {num_images} images, keep the pretrained layers as they are and train only the "
-                              "new final layer: it is fast and avoids memorising your few examples.")
+        return total_stages, ngettext(
+            "With {count} image, keep the pretrained layers as they are and train only the new final layer: it is "
+            "fast and avoids memorising your few examples.",
+            "With {count} images, keep the pretrained layers as they are and train only the new final layer: it is "
+            "fast and avoids memorising your few examples.", num_images).format(count=num_images)
     if num_images < 3000:
-        return max(total_stages - 2, 0), (f"With {num_images} images, letting the last two stages adapt to your "
-                                          "pictures usually helps, while the early, general layers stay fixed.")
+        return max(total_stages - 2, 0), _("With {count} images, letting the last two stages adapt to your pictures "
+                                           "usually helps, while the early, general layers stay fixed.").format(
+            count=num_images)
     if num_images < 10000:
-        return total_stages // 2, (f"With {num_images} images there is enough data to retrain the later half "
-                                   "of the network.")
-    return 0, f"With {num_images} images, fine-tuning the whole network usually gives the best accuracy."
+        return total_stages // 2, _("With {count} images there is enough data to retrain the later half of the "
+                                    "network.").format(count=num_images)
+    return 0, _("With {count} images, fine-tuning the whole network usually gives the best accuracy.").format(
+        count=num_images)
 
 
 # Measured (bench/backbones_small_data.py, ants/bees photos, linear probe, 20 draws a size): EfficientNet-Lite2 beat
@@ -137,9 +154,10 @@ SMALL_DATA_IMAGES_PER_CLASS = 100
 def recommend_backbone(images_per_class: float) -> tuple[str, str]:
     """(backbone, why) for someone who does not know what a backbone is: by how much data they have."""
     if images_per_class < SMALL_DATA_IMAGES_PER_CLASS:
-        return "efficientnet_lite2", (
-            f"With about {images_per_class:.0f} images a class, EfficientNet-Lite2 recognised about 2 to 4 more photos "
-            "in 100 than the smaller Lite0 in our tests on real photos, at about twice the computing time; it works "
-            "offline like Lite0.")
-    return "efficientnet_lite0", (f"With about {images_per_class:.0f} images a class, the fast EfficientNet-Lite0 is "
-                                  "as accurate as the larger ones in our tests and trains in about half the time.")
+        return "efficientnet_lite2", _(
+            "With about {count} images a class, EfficientNet-Lite2 recognised about 2 to 4 more photos in 100 than the "
+            "smaller Lite0 in our tests on real photos, at about twice the computing time; it works offline like "
+            "Lite0.").format(count=f"{images_per_class:.0f}")
+    return "efficientnet_lite0", _("With about {count} images a class, the fast EfficientNet-Lite0 is as accurate as "
+                                   "the larger ones in our tests and trains in about half the time.").format(
+        count=f"{images_per_class:.0f}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from torch import nn
 
 from core.data.preprocessing import Preprocessing
+from core.i18n import _
 from core.models.entry import Backbone, BackboneInfo, WeightsUnavailable
 from core.models.staged import StagedModel, UnitLength
 
@@ -106,12 +107,13 @@ class TimmHub(Backbone):
         return super().downloads_allowed() and os.environ.get("HF_HUB_OFFLINE", "").upper() not in _TRUE
 
     def download_from(self) -> str:
-        return "the Hugging Face hub"
+        return _("the Hugging Face hub")
 
     def where_to_put(self) -> str:
-        return (f"Put the Hugging Face repository {self.repo} (its file {FILENAME}) into the hub cache folder "
-                f"{hub_cache()}, by copying its folder models--{self.repo.replace('/', '--')} from a computer that "
-                f"has downloaded it (set HF_HOME to use another folder)")
+        return _("Put the Hugging Face repository {repo} (its file {file}) into the hub cache folder {folder}, by "
+                 "copying its folder {copied} from a computer that has downloaded it (set HF_HOME to use another "
+                 "folder)").format(repo=self.repo, file=FILENAME, folder=hub_cache(),
+                                   copied=f"models--{self.repo.replace('/', '--')}")
 
     def _fetch(self) -> Path:
         from huggingface_hub import hf_hub_download
@@ -126,4 +128,5 @@ class TimmHub(Backbone):
             return Path(hf_hub_download(self.repo, FILENAME, cache_dir=hub_cache(),
                                         endpoint=os.environ.get("HF_ENDPOINT") or None))
         except (OSError, EntryNotFoundError) as error:  # no network, a blocked host, or no such file there
-            raise WeightsUnavailable(f"{self.missing_message()} (download failed: {error})") from error
+            raise WeightsUnavailable(_("{message} (download failed: {error})").format(
+                message=self.missing_message(), error=error)) from error

@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 
 from core.data.preprocessing import Preprocessing
+from core.i18n import _
 from core.models.entry import Backbone, BackboneInfo, WeightsUnavailable
 from core.models.staged import StagedModel
 
@@ -57,10 +58,11 @@ class Torchvision(Backbone):
 
     def where_to_put(self) -> str:
         target = self.weights_file()
-        return f"Put the file {target.name} into the folder {target.parent} (set TORCH_HOME to use another folder)"
+        return _("Put the file {file} into the folder {folder} (set TORCH_HOME to use another folder)").format(
+            file=target.name, folder=target.parent)
 
     def download_from(self) -> str:
-        return "PyTorch's download server"
+        return _("PyTorch's download server")
 
     def _state(self) -> dict[str, torch.Tensor]:
         if not self.weights_available() and not self.downloads_allowed():
@@ -68,4 +70,5 @@ class Torchvision(Backbone):
         try:
             return self._weights().get_state_dict(progress=True, check_hash=True, weights_only=True)
         except OSError as error:  # URLError and socket errors are OSErrors: no network, or a blocked host
-            raise WeightsUnavailable(f"{self.missing_message()} (download failed: {error})") from error
+            raise WeightsUnavailable(_("{message} (download failed: {error})").format(
+                message=self.missing_message(), error=error)) from error

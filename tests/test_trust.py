@@ -81,6 +81,23 @@ def test_cross_validation_on_features_reports_mean_and_spread():
     assert "5 full trainings" in fine_tuning_note(5, 60.0) and "minutes" in fine_tuning_note(5, 60.0)
 
 
+def test_cross_validation_scores_tags_and_numbers_with_their_own_measures():
+    """Tags and numbers get k folds too: F1 over all tags and the exactly-right share; the typical error and R²."""
+    rng = np.random.default_rng(0)
+    tags = rng.integers(0, 2, size=(80, 3))
+    features = rng.normal(size=(80, 8)) + np.pad(tags * 3.0, ((0, 0), (0, 5)))
+    tagged = cross_validate_features(features, tags, folds=5, seed=0, task="multi")
+    summary = tagged.summary()
+    assert len(summary["micro_f1_per_fold"]) == len(summary["exact_per_fold"]) == 5 and summary["task"] == "multi"
+    assert summary["micro_f1_mean"] > 0.8 and 0.5 < summary["exact_mean"] <= summary["micro_f1_mean"]
+    assert "F1 over all tags" in tagged.sentence() and "exactly the right tags" in tagged.sentence()
+    shuffled = cross_validate_features(features, rng.permutation(tags), folds=5, seed=0, task="multi")
+    assert shuffled.summary()["micro_f1_mean"] < summary["micro_f1_mean"] - 0.2  # it measures, it does not flatter
+    values = features[:, 0] * 2.0 + rng.normal(scale=0.1, size=80)
+    scored = cross_validate_features(features, values, folds=5, seed=0, task="regression").summary()
+    assert scored["r2_mean"] > 0.9 and scored["mae_mean"] < 0.3 and len(scored["mae_per_fold"]) == 5
+
+
 def test_the_run_stores_calibration_threshold_and_ood_reference(trained_run):
     trust = json.loads((trained_run / "evaluation.json").read_text())["trust"]
     assert "error" not in trust

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import paths
 from core.data.archive import ArchiveRefused
-from core.i18n import _, percent
+from core.i18n import _
 from core.insight.audit import AuditImpossible
 from core.insight.crossval import cross_validate, fine_tuning_note
 from core.insight.embeddings import FeatureSpec
@@ -75,7 +75,5 @@ def cross_validation(run: RunSummary, folds: int = 5) -> None:
             show_error(_("Cross-validation did not work on this data."), traceback.format_exc())
             return
     result = st.session_state[key]
-    summary = result.summary()
-    st.markdown(_("{sentence} Class-balanced score (macro F1) {mean} ± {spread}. Each fold trains the same new last "
-                  "layer on what the unchanged pretrained network sees in your images, on all of them.").format(
-        sentence=result.sentence(), mean=percent(summary["macro_f1_mean"], 1), spread=percent(summary["macro_f1_std"], 1)))
+    st.markdown(_("{sentence} Each fold trains the same new last layer on what the unchanged pretrained network "
+                  "sees in your images, on all of them.").format(sentence=result.sentence()))

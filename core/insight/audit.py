@@ -40,8 +40,6 @@ Action = Literal["keep", "relabel", "remove"]
 Marks = dict[str, dict[str, Any]]
 # What labelled_features' caller does with the images (its `purpose`), each refusal a whole sentence
 CANNOT = {"audited": N_("This data cannot be audited."), "cross-validated": N_("This data cannot be cross-validated.")}
-ONLY_SINGLE = {"audited": N_("Only images with one label each can be audited for now."),
-               "cross-validated": N_("Only images with one label each can be cross-validated for now.")}
 
 
 @dataclass
@@ -152,15 +150,12 @@ def _neighbourhood_issues(features: np.ndarray) -> tuple[list[tuple[int, float]]
 
 
 def labelled_features(data: Path, spec: FeatureSpec, folds: int, work_dir: Path | None, cache: FeatureCache | None,
-                      purpose: str, tasks: tuple[str, ...] = ("single",)) -> tuple[DataReport, list[ImageRecord],
-                                                                                np.ndarray]:
+                      purpose: str) -> tuple[DataReport, list[ImageRecord], np.ndarray]:
     """The labelled (non-test) images of a dataset with their frozen-backbone features, once it is checked that
-    `folds` folds can be made of them for one of `tasks`. Raises AuditImpossible, ArchiveRefused."""
+    `folds` folds can be made of them for its task. Raises AuditImpossible, ArchiveRefused."""
     report = inspect_data(Path(data), work_dir)
     if not report.trainable:
         raise AuditImpossible(report.error or _(CANNOT[purpose]))
-    if report.task not in tasks:
-        raise AuditImpossible(_(ONLY_SINGLE[purpose]))
     records = [r for r in report.images if r.split != "test"]
     AUDITS[report.task].check(records, report.labels, folds)
     return report, records, dataset_features(report.root, records, report.labels, spec, cache)
@@ -171,7 +166,7 @@ def audit(data: Path, spec: FeatureSpec = FeatureSpec(), folds: int = 5, seed: i
     """Audit every labelled image of a dataset (zip or folder), whatever its task. Raises AuditImpossible,
     ArchiveRefused."""
     started = time.perf_counter()
-    report, records, features = labelled_features(data, spec, folds, work_dir, cache, "audited", tuple(AUDITS))
+    report, records, features = labelled_features(data, spec, folds, work_dir, cache, "audited")
     result = audit_features(features, records, report.labels, folds, seed, report.task)
     result.root, result.seconds = report.root, time.perf_counter() - started
     return result

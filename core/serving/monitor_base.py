@@ -203,12 +203,6 @@ def share(value: float | None) -> str:
     return none_yet() if value is None else percent(value)
 
 
-def sentences(parts: list[str]) -> str:
-    """Whole sentences one after the other, spaced as the language spaces them (Chinese: not at all)."""
-    # Translators: one sentence of several, with the space that follows it (none in Chinese).
-    return "".join(_("{sentence} ").format(sentence=part) for part in parts).strip()
-
-
 def none_yet() -> str:
     """A metric's value while nothing has been measured."""
     return _("none yet")

@@ -11,20 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.i18n import N_, _, ngettext, number, percent, quoted
+from core.i18n import N_, _, ngettext, number, percent, quoted, sentences
 from core.serving import monitor_charts
-from core.serving.monitor_base import (
-    MIN_FOR_DRIFT,
-    Metric,
-    Note,
-    Panel,
-    Watch,
-    answer_of,
-    none_yet,
-    sentences,
-    share,
-    too_few_answers,
-)
+from core.serving.monitor_base import MIN_FOR_DRIFT, Metric, Note, Panel, Watch, answer_of, none_yet, share, too_few_answers
 from core.stats.intervals import wilson
 from core.tasks import Evaluation
 

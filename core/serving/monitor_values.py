@@ -13,22 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from core.i18n import N_, _, number, percent
+from core.i18n import N_, _, number, percent, sentences
 from core.serving import monitor_charts
-from core.serving.monitor_base import (
-    Drift,
-    Metric,
-    Note,
-    Panel,
-    Watch,
-    answer_of,
-    drift_level,
-    none_yet,
-    sentences,
-    share,
-    shifted,
-    too_few,
-)
+from core.serving.monitor_base import Drift, Metric, Note, Panel, Watch, answer_of, drift_level, none_yet, share, shifted, too_few
 from core.tasks import Evaluation
 
 CENTRE_MOVE = 0.25  # medians further apart than this many interquartile ranges are "higher" or "lower"

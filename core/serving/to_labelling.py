@@ -15,9 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.data import checkout, intake
 from core.data.archive import Skipped
 from core.data.store import DatasetStore, StoreError, Version
-from core.i18n import _, ngettext, quoted
+from core.i18n import _, ngettext, quoted, sentences
 from core.runs.folder import Run
-from core.serving.monitor_base import sentences
 from core.serving.predlog import PredictionLog
 
 SERVED_PREFIX = "served-"  # how the Label page tells these images apart; the rest of the name is the prediction id

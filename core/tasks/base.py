@@ -103,7 +103,7 @@ class Task(ABC):
     top_k_choice: ClassVar[bool] = False  # whether the user chooses how many guesses to see
     # What the pages offer for this task, declared here so no page compares a task's name (tests/test_tasks.py).
     per_label_heading: ClassVar[str] = N_("Per label")  # the Evaluate page's per-label table
-    supports_cross_validation: ClassVar[bool] = False  # core.insight.crossval refits single-label heads only
+    supports_cross_validation: ClassVar[bool] = True  # core.insight.crossval: k heads on cached features
     compares_backbones: ClassVar[bool] = False  # the Train page's "Compare for me" scores class heads
     backbone_advice: ClassVar[bool] = True  # the backbone suggestion, measured on images per class, applies
     reports_accuracy: ClassVar[bool] = False  # the Runs table's accuracy and class-balanced columns mean something

@@ -31,7 +31,7 @@ class SingleLabel(Task):
     mistakes_title = N_("Misclassified images")
     top_k_choice = True
     per_label_heading = N_("Per class")
-    supports_cross_validation = compares_backbones = reports_accuracy = True
+    compares_backbones = reports_accuracy = True
     python_example = 'best = result["predictions"][0]\nprint(best["label"], best["probability"], result["unsure"])'
 
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from core import i18n
 from core.insight import charts, trust_charts
-from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, IDLE, running_app
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, IDLE, ROOT, running_app
 
 SUNFLOWER, HOSTILE = "向日葵", "<b>玫瑰</b>"
 
@@ -112,6 +112,21 @@ PAGES = {  # address -> the page's heading in Chinese (the Data page, the first,
 }
 
 
+def shoot(page, name: str) -> None:
+    """With TRANSFERLAB_SCREENSHOTS=docs, the README's Chinese screenshots (docs/zh-CN/), once the page is drawn."""
+    import os
+
+    from playwright.sync_api import expect
+
+    folder = os.environ.get("TRANSFERLAB_SCREENSHOTS")
+    if folder:
+        page.wait_for_selector(IDLE)
+        expect(page.locator("[data-testid='stSpinner']")).to_have_count(0, timeout=120_000)
+        page.wait_for_timeout(1500)  # Plotly's charts draw after their data arrives
+        (ROOT / folder / "zh-CN").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ROOT / folder / "zh-CN" / f"{name}.png"), full_page=True)
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_run):
     from playwright.sync_api import expect, sync_playwright
@@ -127,6 +142,7 @@ def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_ru
         expect(page.get_by_text("数据准备好了。下一步，选择训练方式。")).to_be_visible(timeout=180_000)
         expect(page.locator("h1").first).to_have_text("1. 你的图片")
         assert page.locator("[data-testid='stException']").count() == 0
+        shoot(page, "data")
         workspace = parse_qs(urlparse(page.url).query)["ws"][0]
         assert parse_qs(urlparse(page.url).query)["lang"] == ["zh-CN"]
         shutil.copytree(trained_run, tmp_path / "home" / "workspaces" / workspace / "runs" / trained_run.name)
@@ -136,6 +152,7 @@ def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_ru
             page.wait_for_selector(IDLE)
             expect(page.locator("h1").first).to_have_text(heading, timeout=120_000)
             assert page.locator("[data-testid='stException']").count() == 0, address
+            shoot(page, address)
             if address == "classroom":  # a live fragment reruns on its own, without app.py: still in Chinese
                 page.get_by_label("班级名称").fill("七年级")
                 page.get_by_role("button", name="创建班级").click()
@@ -145,3 +162,25 @@ def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_ru
                 assert page.get_by_text("No student has joined yet").count() == 0
         expect(page.get_by_text("这个链接打不开模型")).to_be_visible()
         browser.close()
+
+
+def test_the_notes_on_wide_intervals_are_rebuilt_in_the_reader_s_language():
+    """Stored in English at training time, shown in the reader's language: the same intervals, reworded."""
+    from core import tasks
+    from core.tasks.base import Evaluation
+
+    single = Evaluation("single", ["向日葵", "rose"], 6, {"accuracy": 0.5}, {"accuracy": [0.19, 0.81]},
+                        ["With 6 validation images, the accuracy could be anywhere from 19% to 81%."],
+                        [{"label": "向日葵", "support": 2, "recall_interval": [0.34, 1.0]},
+                         {"label": "rose", "support": 4, "recall_interval": [0.9, 1.0]}])
+    english = tasks.get("single").interval_notes(single)
+    assert english[0] == single.interval_notes[0] and len(english) == 2  # the narrow one says nothing
+    assert english[1] == "With 2 images of '向日葵', its recall could be anywhere from 34% to 100%."
+    with i18n.using("zh_CN"):
+        chinese = tasks.get("single").interval_notes(single)
+    assert chinese[0].startswith("验证集只有 6 张图片，准确率") and "“向日葵”" in chinese[1] and "召回率" in chinese[1]
+    tagged = Evaluation("multi", ["sky"], 1, {}, {"exact_match": [0.0, 1.0]}, [],
+                        [{"label": "sky", "support": 1, "recall_interval": [0.0, 1.0]}])
+    assert tasks.get("multi").interval_notes(tagged) == [
+        "With 1 validation image, the share of images with exactly the right labels could be anywhere from 0% to 100%.",
+        "With 1 image tagged 'sky', its recall could be anywhere from 0% to 100%."]

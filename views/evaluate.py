@@ -40,7 +40,7 @@ if not report.num_images:
     st.stop()
 task = tasks.get(report.task)
 evaluation.headline(report, task)
-for note in report.interval_notes[:6]:
+for note in task.interval_notes(report)[:6]:
     st.info(md(note), icon=":material/straighten:")
 if task.supports_cross_validation and st.checkbox(_("Cross-validate (k folds) for a steadier estimate"), key="cv"):
     cross_validation(run)

@@ -195,7 +195,7 @@ def _sections(run: Run, config: dict[str, Any], report: Evaluation) -> list[str]
         _h2(_("Data")) + _data_summary(config, per_class),
         _h2(_("Settings")) + _table([_("setting"), _("value")], settings_in_words(config)),
         _h2(_("Metrics (validation)")) + _metrics(report) + "".join(f"<p class='note'>{_e(n)}</p>"
-                                                                    for n in report.interval_notes),
+                                                                    for n in task.interval_notes(report)),
         _h2(_("Worst classes")) + _table([_("class"), _("recall"), _("images")],
                                          [[r["label"], _pct(r["recall"]), r["support"]] for r in worst])
         if worst else "",

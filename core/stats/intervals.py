@@ -7,6 +7,8 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
+from core.i18n import _, ngettext, percent, quoted
+
 Z95 = 1.959963984540054
 WIDE = 0.20  # an interval wider than 20 points gets a plain sentence
 BOOTSTRAP_SAMPLES = 1000
@@ -51,6 +53,29 @@ def wide_sentence(what: str, count: int, noun: str, interval: tuple[float, float
     if not is_wide(interval):
         return None
     return f"With {count} {noun}, {what} could be anywhere from {interval[0]:.0%} to {interval[1]:.0%}."
+
+
+def wide_notes(count: int, share_words: str, share: list[float] | None, rows: list[dict], tagged: bool) -> list[str]:
+    """The same sentences as `wide_sentence`, in the reader's language, rebuilt from a stored evaluation: the
+    headline share over `count` validation images (`share_words`, translated here), then each label's recall."""
+    notes = []
+    if share is not None and is_wide(tuple(share)):
+        notes.append(ngettext("With {count} validation image, {what} could be anywhere from {low} to {high}.",
+                              "With {count} validation images, {what} could be anywhere from {low} to {high}.",
+                              count).format(count=count, what=_(share_words), low=percent(share[0]),
+                                            high=percent(share[1])))
+    for row in rows:
+        interval = row.get("recall_interval")
+        if not row.get("support") or interval is None or not is_wide(tuple(interval)):
+            continue
+        said = ngettext("With {count} image tagged {name}, its recall could be anywhere from {low} to {high}.",
+                        "With {count} images tagged {name}, its recall could be anywhere from {low} to {high}.",
+                        row["support"]) if tagged else \
+            ngettext("With {count} image of {name}, its recall could be anywhere from {low} to {high}.",
+                     "With {count} images of {name}, its recall could be anywhere from {low} to {high}.", row["support"])
+        notes.append(said.format(count=row["support"], name=quoted(row["label"]), low=percent(interval[0]),
+                                 high=percent(interval[1])))
+    return notes
 
 
 def bootstrap(statistic: Callable[[np.ndarray], tuple[float, ...]], count: int, seed: int = 0,

@@ -114,6 +114,10 @@ class Task(ABC):
     monitor: ClassVar[str] = "classes"
     truth: ClassVar[str] = "label"  # how a true answer is sent back (/feedback): "label", "tags" or "value"
 
+    def interval_notes(self, evaluation: Evaluation) -> list[str]:
+        """A sentence for each interval too wide to trust, in the reader's language (as stored, by default)."""
+        return list(evaluation.interval_notes)
+
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         """One answer (the JSON a Predictor gives) in plain words, for the Predict page; `guess`: the answer is
         "unknown" or "not sure", so it is said without a claim of confidence."""

@@ -45,6 +45,10 @@ class MultiLabel(Task):
     monitor = "tags"
     truth = "tags"
 
+    def interval_notes(self, evaluation: Evaluation) -> list[str]:
+        return intervals.wide_notes(evaluation.num_images, N_("the share of images with exactly the right labels"),
+                                    evaluation.intervals.get("exact_match"), evaluation.per_label, tagged=True)
+
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         given = answer.get("labels") or []
         return _("tags: {tags}").format(tags=", ".join(given)) if given else _("no tag applies")

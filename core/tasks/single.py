@@ -34,6 +34,10 @@ class SingleLabel(Task):
     compares_backbones = reports_accuracy = True
     python_example = 'best = result["predictions"][0]\nprint(best["label"], best["probability"], result["unsure"])'
 
+    def interval_notes(self, evaluation: Evaluation) -> list[str]:
+        return intervals.wide_notes(evaluation.num_images, N_("the accuracy"), evaluation.intervals.get("accuracy"),
+                                    evaluation.per_label, tagged=False)
+
     def verdict(self, answer: dict[str, Any], guess: bool = False) -> str:
         best = answer["predictions"][0]
         sure = percent(best["probability"])

@@ -3,6 +3,7 @@ as typed, escaped as markup), and every converted page opens in a real browser w
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -112,10 +113,8 @@ PAGES = {  # address -> the page's heading in Chinese (the Data page, the first,
 }
 
 
-def shoot(page, name: str) -> None:
-    """With TRANSFERLAB_SCREENSHOTS=docs, the README's Chinese screenshots (docs/zh-CN/), once the page is drawn."""
-    import os
-
+def shoot(page, name: str, language: str = "zh-CN") -> None:
+    """With TRANSFERLAB_SCREENSHOTS=docs, a screenshot per page and language (docs/zh-CN/, docs/en/), once drawn."""
     from playwright.sync_api import expect
 
     folder = os.environ.get("TRANSFERLAB_SCREENSHOTS")
@@ -123,8 +122,8 @@ def shoot(page, name: str) -> None:
         page.wait_for_selector(IDLE)
         expect(page.locator("[data-testid='stSpinner']")).to_have_count(0, timeout=120_000)
         page.wait_for_timeout(1500)  # Plotly's charts draw after their data arrives
-        (ROOT / folder / "zh-CN").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ROOT / folder / "zh-CN" / f"{name}.png"), full_page=True)
+        (ROOT / folder / language).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ROOT / folder / language / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -161,6 +160,10 @@ def test_every_converted_page_opens_in_chinese_in_a_browser(tmp_path, trained_ru
                 expect(page.get_by_text("还没有学生加入。")).to_be_visible()
                 assert page.get_by_text("No student has joined yet").count() == 0
         expect(page.get_by_text("这个链接打不开模型")).to_be_visible()
+        if os.environ.get("TRANSFERLAB_SCREENSHOTS"):  # refreshing the docs: the same pages in English
+            for address in ["", *PAGES]:
+                page.goto(f"{url}/{address}?ws={workspace}&lang=en" + ("&model=gone" if address == "try" else ""))
+                shoot(page, address or "data", "en")
         browser.close()
 
 

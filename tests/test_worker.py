@@ -164,6 +164,14 @@ def test_every_entry_point_makes_openmp_threads_sleep_before_torch_loads(entry):
     assert out.stdout.strip() == "PASSIVE"
 
 
+def test_a_run_that_finds_no_process_waiting_is_told_to_start_its_own(tmp_path):
+    """Two runs of one slot at once (a shared GPU) or a standby that never started: the hand-over says so."""
+    from core.runs.standby import Standby
+
+    standby = Standby(tmp_path)
+    assert standby.hand_over("cuda:0", tmp_path / "run") is None and standby.start_delay("cuda:0") is None
+
+
 def test_a_waiting_standby_process_takes_the_next_run_and_a_new_one_waits_behind_it(shapes_folder, tmp_path):
     """The app keeps a training process imported and waiting: the run starts without import time, trains for
     real, logs to its own worker log, and another process waits for the run after it."""

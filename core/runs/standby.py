@@ -24,6 +24,7 @@ class Standby:
         self.work_dir = Path(work_dir)
         self._ready: dict[str, subprocess.Popen] = {}
         self._started: dict[str, tuple[float, Path]] = {}  # slot -> (when its process started, its ready marker)
+        self._counted: set[Path] = set()  # markers whose start is remembered already
         self._lock = threading.Lock()
 
     def start(self, slot: str, env: dict[str, str]) -> None:
@@ -46,21 +47,37 @@ class Standby:
         """Seconds before a run of `slot` submitted now would start training: 0 when a process waits with its imports
         done, what is left of a typical start when one is still importing, None when none is there."""
         with self._lock:
-            process, (started, marker) = self._ready.get(slot), self._started.get(slot, (0.0, Path()))
-        if process is None or process.poll() is not None:
+            process, begun = self._ready.get(slot), self._started.get(slot)
+        if process is None or process.poll() is not None or begun is None:
             return None
-        if _count_start(marker, started):
+        if self._is_ready(*begun):
             return 0.0
         # Past the typical start it is nearly there, not there: a second more, not nothing.
-        return max(1.0, starts.process_start_s() - (time.time() - started))
+        return max(1.0, starts.process_start_s() - (time.time() - begun[0]))
+
+    def _is_ready(self, started: float, marker: Path) -> bool:
+        """Whether the process behind `marker` has done its imports; the first time it is seen so, how long that
+        took is remembered (core.training.starts), so a cold start is estimated from this machine's own."""
+        try:
+            done = marker.stat().st_mtime
+        except OSError:
+            return False
+        with self._lock:
+            first = marker not in self._counted
+            self._counted.add(marker)
+        if first:
+            starts.remember_process_start(done - started)
+        return True
 
     def hand_over(self, slot: str, run_dir: Path) -> subprocess.Popen | None:
         """The waiting process of `slot`, now training `run_dir`; None when none is waiting (start a fresh one)."""
         with self._lock:
-            process = self._ready.pop(slot, None)
-            started, marker = self._started.pop(slot, (0.0, Path()))
-        _count_start(marker, started)
-        marker.unlink(missing_ok=True)
+            process, begun = self._ready.pop(slot, None), self._started.pop(slot, None)
+        if begun is not None:  # none when two runs of one slot (a shared GPU) start together: the second starts anew
+            self._is_ready(*begun)
+            with self._lock:
+                self._counted.discard(begun[1])
+            begun[1].unlink(missing_ok=True)
         if process is None or process.poll() is not None:
             return None
         try:
@@ -83,19 +100,6 @@ class Standby:
                 process.stdin.close()
             except OSError:
                 pass
-
-
-def _count_start(marker: Path, started: float) -> bool:
-    """Whether the process behind `marker` has done its imports; the first time it is seen so, how long that took
-    is remembered (core.training.estimate), so a cold start is estimated from this machine's own."""
-    try:
-        info = marker.stat()
-    except OSError:
-        return False
-    if not info.st_size:
-        starts.remember_process_start(info.st_mtime - started)
-        marker.write_text("counted", encoding="utf-8")
-    return True
 
 
 def _forget_others(folder: Path, current: set[Path]) -> None:
